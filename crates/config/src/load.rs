@@ -1,0 +1,264 @@
+//! Reading a configuration: the file (or the embedded default), `DOCKLINE__` environment
+//! overrides merged over it by the `config` crate, then typed deserialization that keeps
+//! going after a bad section so one run reports as many problems as it can.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use config::{Environment, File, FileFormat, Value, ValueKind};
+use serde::de::DeserializeOwned;
+
+use crate::{Config, Problem, Problems, validate};
+
+/// Environment variables `DOCKLINE__SECTION__KEY=value` override the file.
+pub const ENV_PREFIX: &str = "DOCKLINE";
+
+/// The configuration `dockline run` uses without `--config`: a lone node, safe on a laptop.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../../config/default.toml");
+
+/// Environment keys that hold lists, written comma-separated.
+const LIST_KEYS: &[&str] = &[
+    "dns.listen",
+    "dns.forward",
+    "l2.interfaces",
+    "cluster.gossip.seeds",
+];
+
+const SECTIONS: &[&str] = &[
+    "node", "cluster", "network", "admin", "dns", "proxy", "l2", "bgp", "pools", "services",
+];
+
+/// Where a configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Embedded,
+    File(PathBuf),
+}
+
+impl Source {
+    /// How problems name the source.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Embedded => "<embedded default>".into(),
+            Source::File(path) => path.display().to_string(),
+        }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Source::Embedded => None,
+            Source::File(path) => Some(path),
+        }
+    }
+
+    /// The raw text of the source.
+    pub fn read(&self) -> Result<String, Problems> {
+        let path = match self {
+            Source::Embedded => return Ok(EMBEDDED_DEFAULT.to_owned()),
+            Source::File(path) => path,
+        };
+        let name = self.name();
+        let bytes = std::fs::read(path)
+            .map_err(|e| one(&name, format!("cannot read the file: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| one(&name, format!("the file is not UTF-8 text: {e}")))?;
+        if text.trim().is_empty() {
+            return Err(one(
+                &name,
+                "the file is empty; run without --config for the built-in default",
+            ));
+        }
+        Ok(text)
+    }
+}
+
+/// Reads, parses and validates `source`, with overrides from the process environment.
+pub fn load(source: &Source) -> Result<Config, Problems> {
+    load_with_env(source, std::env::vars())
+}
+
+/// Reads, parses and validates `source` with the given environment.
+pub fn load_with_env(
+    source: &Source,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, Problems> {
+    let text = source.read()?;
+    let config = parse(&source.name(), &text, env)?;
+    validate(&config)?;
+    Ok(config)
+}
+
+/// Parses TOML text plus environment overrides into a typed [`Config`] (not yet validated).
+///
+/// The file alone is deserialized first, strictly (a string is not a number, a boolean is
+/// not a port); then the merge with the environment, where every value is text and the
+/// `config` crate converts it.
+pub fn parse(
+    name: &str,
+    text: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, Problems> {
+    let file = match text.parse::<toml::Table>() {
+        Ok(table) => table,
+        Err(e) => {
+            // One `file:line:column: message` line instead of toml's multi-line snippet.
+            let at = e
+                .span()
+                .map(|span| line_column(text, span.start))
+                .map(|(line, col)| format!("{name}:{line}:{col}"))
+                .unwrap_or_else(|| name.to_owned());
+            return Err(one(at, format!("invalid TOML: {}", e.message().trim())));
+        }
+    };
+    from_tree(file)?;
+
+    let env_prefix = format!("{ENV_PREFIX}__");
+    let env: HashMap<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&env_prefix))
+        .collect();
+    let mut environment = Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",")
+        .source(Some(env.into_iter().collect()));
+    for key in LIST_KEYS {
+        environment = environment.with_list_parse_key(key);
+    }
+    let merged = config::Config::builder()
+        .add_source(File::from_str(text, FileFormat::Toml))
+        .add_source(environment)
+        .build()
+        .and_then(|c| c.try_deserialize::<config::Map<String, Value>>())
+        .map_err(|e| one(name, e.to_string()))?;
+    from_tree(merged)
+}
+
+/// A parsed value tree that typed sections are deserialized from: the TOML file alone, or
+/// the `config` crate's merge of file and environment.
+trait Tree: Sized {
+    /// The typed value, or the path inside `self` and the reason it failed.
+    fn into_typed<T: DeserializeOwned>(self) -> Result<T, (String, String)>;
+    /// The elements if `self` is an array.
+    fn into_items(self) -> Option<Vec<Self>>;
+}
+
+impl Tree for toml::Value {
+    fn into_typed<T: DeserializeOwned>(self) -> Result<T, (String, String)> {
+        serde_path_to_error::deserialize(self)
+            .map_err(|e| (e.path().to_string(), e.inner().message().trim().to_owned()))
+    }
+    fn into_items(self) -> Option<Vec<Self>> {
+        match self {
+            toml::Value::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+}
+
+impl Tree for Value {
+    fn into_typed<T: DeserializeOwned>(self) -> Result<T, (String, String)> {
+        serde_path_to_error::deserialize(self)
+            .map_err(|e| (e.path().to_string(), clean_message(&e.inner().to_string())))
+    }
+    fn into_items(self) -> Option<Vec<Self>> {
+        match self.kind {
+            ValueKind::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+}
+
+/// Deserializes each section, and each element of the arrays of tables, on its own, so a
+/// problem in one does not hide the problems in the others.
+fn from_tree<V: Tree>(root: impl IntoIterator<Item = (String, V)>) -> Result<Config, Problems> {
+    let mut config = Config::default();
+    let mut problems = Vec::new();
+    let mut root: Vec<_> = root.into_iter().collect();
+    root.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, value) in root {
+        let p = &mut problems;
+        match key.as_str() {
+            "node" => section(&key, value, &mut config.node, p),
+            "cluster" => section(&key, value, &mut config.cluster, p),
+            "network" => section(&key, value, &mut config.network, p),
+            "admin" => section(&key, value, &mut config.admin, p),
+            "dns" => section(&key, value, &mut config.dns, p),
+            "proxy" => section(&key, value, &mut config.proxy, p),
+            "l2" => section(&key, value, &mut config.l2, p),
+            "bgp" => section(&key, value, &mut config.bgp, p),
+            "pools" => list(&key, value, &mut config.pools, p),
+            "services" => list(&key, value, &mut config.services, p),
+            _ => p.push(Problem::new(
+                key,
+                format!("unknown section; expected one of {}", SECTIONS.join(", ")),
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(Problems(problems))
+    }
+}
+
+fn section<V: Tree, T: DeserializeOwned>(
+    path: &str,
+    value: V,
+    slot: &mut T,
+    problems: &mut Vec<Problem>,
+) {
+    match value.into_typed() {
+        Ok(v) => *slot = v,
+        Err((inner, message)) => problems.push(Problem::new(join(path, &inner), message)),
+    }
+}
+
+fn list<V: Tree, T: DeserializeOwned>(
+    path: &str,
+    value: V,
+    slot: &mut Vec<T>,
+    problems: &mut Vec<Problem>,
+) {
+    let Some(items) = value.into_items() else {
+        problems.push(Problem::new(
+            path,
+            format!("expected an array of tables, written [[{path}]]"),
+        ));
+        return;
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        match item.into_typed() {
+            Ok(v) => slot.push(v),
+            Err((inner, message)) => {
+                problems.push(Problem::new(join(&format!("{path}[{i}]"), &inner), message))
+            }
+        }
+    }
+}
+
+fn join(outer: &str, inner: &str) -> String {
+    match inner {
+        "" | "." => outer.to_owned(),
+        _ if inner.starts_with('[') => format!("{outer}{inner}"),
+        _ => format!("{outer}.{inner}"),
+    }
+}
+
+/// The `config` crate appends where a value came from; our path already says it.
+fn clean_message(message: &str) -> String {
+    let message = message.split(" for key `").next().unwrap_or(message);
+    message.trim().to_owned()
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn one(path: impl Into<String>, message: impl Into<String>) -> Problems {
+    Problems(vec![Problem::new(path, message)])
+}

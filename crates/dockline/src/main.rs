@@ -1,0 +1,63 @@
+//! The `dockline` command: parses the command line and hands over to the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use dockline::{LogFormat, RunOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "dockline", version, about = "Node-level load balancer for bare-metal clusters")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon (on the embedded single-node default without --config).
+    Run {
+        /// The TOML configuration; reloaded on SIGHUP and when the file changes.
+        #[arg(short, long, env = "DOCKLINE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Log lines as text or JSON.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "DOCKLINE_LOG_FORMAT")]
+        log_format: LogFormat,
+        /// A tracing filter such as "info" or "dockline=debug" (RUST_LOG also works).
+        #[arg(long, env = "DOCKLINE_LOG")]
+        log_level: Option<String>,
+    },
+    /// Validate a configuration file and print every problem (exit 1 if any).
+    Check {
+        file: PathBuf,
+    },
+    /// Show a running daemon's status as tables.
+    Status {
+        /// The admin API address.
+        #[arg(long, default_value = "127.0.0.1:9470")]
+        admin: SocketAddr,
+        /// Print the raw JSON document instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config, log_format, log_level } => dockline::run(RunOptions {
+            config,
+            log_format,
+            log_level,
+        }),
+        Command::Check { file } => dockline::check(&file),
+        Command::Status { admin, json } => dockline::status(admin, json),
+        Command::Version => {
+            println!("dockline {}", dockline::VERSION);
+            ExitCode::SUCCESS
+        }
+    }
+}

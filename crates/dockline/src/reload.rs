@@ -1,0 +1,145 @@
+//! Config reload: SIGHUP or a change of the file rebuilds the snapshot.
+//!
+//! Validate, build, then swap: a file that fails any step is logged with the same lines
+//! `dockline check` prints, counted, shown in `/status`, and the running snapshot stays.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dockline_admin::Runtime;
+use dockline_config::{Problems, Source, parse};
+use dockline_model::{Published, Snapshot, build};
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::signal::unix::Signal;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::telemetry;
+
+/// Editors write a file in several steps; wait for them to settle before reading.
+const SETTLE: Duration = Duration::from_millis(150);
+
+/// Reads, parses, validates and builds; environment overrides from the process.
+pub fn load_snapshot(source: &Source) -> Result<(String, Snapshot), Problems> {
+    let text = source.read()?;
+    let snapshot = snapshot_of(source, &text)?;
+    Ok((text, snapshot))
+}
+
+fn snapshot_of(source: &Source, text: &str) -> Result<Snapshot, Problems> {
+    let config = parse(&source.name(), text, std::env::vars())?;
+    build(&config)
+}
+
+/// Runs until `shutdown`, reloading on SIGHUP (always) and on file events (when the text
+/// changed).
+pub async fn run(
+    source: Source,
+    mut last_text: String,
+    published: Arc<Published>,
+    runtime: Arc<Runtime>,
+    mut hangup: Signal,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (events_tx, mut events) = mpsc::channel::<()>(1);
+    // Kept alive for the life of the loop; dropping it stops the watch.
+    let _watcher = source.path().and_then(|path| match watch(path, events_tx) {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            tracing::warn!(file = %path.display(), %error, "cannot watch the config file; reload with SIGHUP");
+            None
+        }
+    });
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = hangup.recv() => {
+                tracing::info!(trigger = "SIGHUP", "reloading config");
+                reload(&source, &published, &runtime, &mut last_text, true);
+            }
+            Some(()) = events.recv() => {
+                tokio::time::sleep(SETTLE).await;
+                while events.try_recv().is_ok() {}
+                reload(&source, &published, &runtime, &mut last_text, false);
+            }
+        }
+    }
+}
+
+fn reload(
+    source: &Source,
+    published: &Published,
+    runtime: &Runtime,
+    last_text: &mut String,
+    forced: bool,
+) {
+    let started = Instant::now();
+    let result = source.read().and_then(|text| {
+        if !forced && text == *last_text {
+            return Ok(None);
+        }
+        if !forced {
+            tracing::info!(trigger = "file change", "reloading config");
+        }
+        *last_text = text;
+        snapshot_of(source, last_text).map(Some)
+    });
+    match result {
+        Ok(None) => {}
+        Ok(Some(snapshot)) => {
+            let elapsed = started.elapsed();
+            let unchanged = snapshot.config_digest == published.load().config_digest;
+            telemetry::record_snapshot(&snapshot);
+            if !unchanged {
+                published.publish(snapshot);
+            }
+            runtime.reload_succeeded(elapsed);
+            metrics::counter!(telemetry::CONFIG_RELOADS, "result" => "ok").increment(1);
+            metrics::gauge!(telemetry::CONFIG_LAST_RELOAD_SUCCESS).set(telemetry::unix_now());
+            metrics::gauge!(telemetry::CONFIG_LOAD_DURATION).set(elapsed.as_secs_f64());
+            tracing::info!(
+                unchanged,
+                digest = %published.load().config_digest,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                "config loaded"
+            );
+        }
+        Err(problems) => {
+            for problem in problems.iter() {
+                tracing::error!(%problem, "invalid config");
+            }
+            tracing::warn!(
+                source = %source.name(),
+                problems = problems.len(),
+                "config reload rejected; the running config stays"
+            );
+            runtime.reload_failed(problems.iter().map(ToString::to_string).collect());
+            metrics::counter!(telemetry::CONFIG_RELOADS, "result" => "error").increment(1);
+        }
+    }
+}
+
+/// Watches the file's directory, not the file: editors and Kubernetes ConfigMaps replace
+/// files by rename, which a watch on the old inode would miss.
+fn watch(path: &Path, events: mpsc::Sender<()>) -> notify::Result<notify::RecommendedWatcher> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => ".".into(),
+    };
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        // Our own reads show up as access events; only writes, creates, renames and removals
+        // can change the text.
+        let relevant = match event.kind {
+            EventKind::Access(notify::event::AccessKind::Close(notify::event::AccessMode::Write)) => true,
+            EventKind::Access(_) => false,
+            _ => true,
+        };
+        if relevant {
+            let _ = events.try_send(());
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}

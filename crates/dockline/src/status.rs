@@ -1,0 +1,165 @@
+//! `dockline status`: fetches `/status` from a running daemon and prints it as tables.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use dockline_admin::StatusReport;
+
+pub fn status(admin: SocketAddr, json: bool) -> ExitCode {
+    match fetch(admin) {
+        Ok(body) if json => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok(body) => match serde_json::from_str::<StatusReport>(&body) {
+            Ok(report) => {
+                print!("{}", render(&report));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("dockline status: unexpected answer from http://{admin}/status: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(error) => {
+            eprintln!("dockline status: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fetch(admin: SocketAddr) -> anyhow::Result<String> {
+    let url = format!("http://{admin}/status");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    agent
+        .get(&url)
+        .call()
+        .with_context(|| format!("cannot reach the admin API at {url} (is dockline running?)"))?
+        .body_mut()
+        .read_to_string()
+        .with_context(|| format!("cannot read the answer of {url}"))
+}
+
+/// Plain-text tables, columns padded to their widest cell.
+fn table(out: &mut String, title: &str, header: &[&str], rows: &[Vec<String>]) {
+    let _ = writeln!(out, "\n{title}");
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
+        let padded: Vec<String> = cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "  {}", padded.join("  ").trim_end());
+    };
+    line(out, &mut header.iter().copied());
+    if rows.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for row in rows {
+        line(out, &mut row.iter().map(String::as_str));
+    }
+}
+
+fn or_dash<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+pub fn render(r: &StatusReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "dockline {} on node {} ({}), {}, up {}s since {}",
+        r.version,
+        r.node.name,
+        r.node.internal_ip,
+        if r.ready { "ready" } else { "NOT READY" },
+        r.uptime_seconds,
+        r.started_at
+    );
+    let c = &r.config;
+    let _ = writeln!(
+        out,
+        "config {} loaded {} in {:.1} ms, digest {}, reloads ok {} / rejected {}",
+        c.source,
+        c.loaded_at,
+        c.load_duration_ms,
+        c.config_digest.get(..12).unwrap_or(&c.config_digest),
+        c.reloads_ok,
+        c.reloads_error
+    );
+    if let Some(e) = &c.last_reload_error {
+        let _ = writeln!(out, "last rejected reload at {}:", e.at);
+        for p in &e.problems {
+            let _ = writeln!(out, "  {p}");
+        }
+    }
+    let rows: Vec<Vec<String>> = r
+        .components
+        .iter()
+        .map(|c| vec![c.name.clone(), c.state.clone(), or_dash(c.error.clone())])
+        .collect();
+    table(&mut out, "COMPONENTS", &["NAME", "STATE", "ERROR"], &rows);
+    let rows: Vec<Vec<String>> = r
+        .services
+        .iter()
+        .map(|s| {
+            let ports: Vec<String> = s
+                .ports
+                .iter()
+                .map(|p| match p.node_port {
+                    Some(np) => format!("{}:{}->{}/{}", p.port, np, p.target_port, p.protocol),
+                    None => format!("{}->{}/{}", p.port, p.target_port, p.protocol),
+                })
+                .collect();
+            let ready = s.endpoints.iter().filter(|e| e.ready).count();
+            vec![
+                format!("{}/{}", s.namespace, s.name),
+                s.kind.clone(),
+                if s.headless { "None".into() } else { or_dash(s.cluster_ip) },
+                or_dash(s.load_balancer_ip.map(|ip| ip.to_string()).or(s.external_name.clone())),
+                if ports.is_empty() { "-".into() } else { ports.join(",") },
+                format!("{ready}/{}", s.endpoints.len()),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        "SERVICES",
+        &["SERVICE", "TYPE", "CLUSTER-IP", "EXTERNAL", "PORTS", "READY"],
+        &rows,
+    );
+    let rows: Vec<Vec<String>> = r
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.endpoints.iter().map(move |e| {
+                vec![
+                    format!("{}/{}", s.namespace, s.name),
+                    e.ip.to_string(),
+                    or_dash(e.node.clone()),
+                    or_dash(e.hostname.clone()),
+                    e.health.clone(),
+                ]
+            })
+        })
+        .collect();
+    table(&mut out, "ENDPOINTS", &["SERVICE", "IP", "NODE", "HOSTNAME", "HEALTH"], &rows);
+    let rows: Vec<Vec<String>> = r
+        .vips
+        .iter()
+        .map(|v| vec![v.ip.to_string(), v.pool.clone(), v.announce.join(","), v.services.join(",")])
+        .collect();
+    table(&mut out, "LOADBALANCER IPS", &["IP", "POOL", "ANNOUNCE", "SERVICES"], &rows);
+    out
+}

@@ -1,0 +1,43 @@
+//! The current snapshot, shared by every component.
+//!
+//! Readers on hot paths call [`Published::load`] (lock-free, `arc-swap`); components that
+//! reconcile wait on [`Published::subscribe`] for the next swap.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use crate::Snapshot;
+
+#[derive(Debug)]
+pub struct Published {
+    current: ArcSwap<Snapshot>,
+    /// Bumped on every swap; carries no data, readers load the snapshot themselves.
+    generation: watch::Sender<u64>,
+}
+
+impl Published {
+    pub fn new(first: Snapshot) -> Self {
+        Published {
+            current: ArcSwap::from_pointee(first),
+            generation: watch::Sender::new(0),
+        }
+    }
+
+    /// The snapshot in force now.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Replaces the snapshot atomically and wakes the subscribers.
+    pub fn publish(&self, next: Snapshot) {
+        self.current.store(Arc::new(next));
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// A receiver that sees a change after every [`Published::publish`].
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+}
