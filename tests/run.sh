@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The one test command of dockline: prepares a fresh machine (Debian packages the tests
+# drive), then checks formatting and lints and runs every test, the network-namespace
+# scenarios included. Run it as root: scenarios build namespaces, veth links and bridges.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "tests/run.sh: run as root (sudo bash tests/run.sh): the scenario tests create network namespaces" >&2
+    exit 1
+fi
+
+# command -> Debian package, for every program a test runs.
+declare -A needs=(
+    [ip]=iproute2
+    [curl]=curl
+    [ping]=iputils-ping
+)
+missing=()
+for cmd in "${!needs[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+    rustup component add clippy rustfmt
+fi
+
+# Namespaces left by an earlier run that was killed (their creator's pid is gone).
+for ns in $(ip netns list 2>/dev/null | awk '/^dl-/{print $1}'); do
+    pid=$(echo "$ns" | cut -d- -f2)
+    kill -0 "$pid" 2>/dev/null || ip netns del "$ns" 2>/dev/null || true
+done
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
