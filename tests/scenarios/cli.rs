@@ -1,6 +1,9 @@
 //! The `dockline` command line without a network: `check` on the shipped files and on bad
 //! input, `version`, `status` without a daemon.
 
+// Test helpers fail the test by panicking, as the tests themselves do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -45,11 +48,17 @@ impl Drop for TempFile {
 
 #[test]
 fn check_accepts_the_reference_and_every_example() {
-    let mut files = vec![repo().join("config/dockline.toml"), repo().join("config/default.toml")];
+    let mut files = vec![
+        repo().join("config/dockline.toml"),
+        repo().join("config/default.toml"),
+    ];
     for entry in std::fs::read_dir(repo().join("config/examples")).unwrap() {
         files.push(entry.unwrap().path());
     }
-    assert!(files.len() >= 6, "the reference, the default and at least four examples");
+    assert!(
+        files.len() >= 6,
+        "the reference, the default and at least four examples"
+    );
     for file in files {
         let out = dockline(&["check", file.to_str().unwrap()]);
         assert!(out.status.success(), "{}: {}", file.display(), text(&out));
@@ -89,7 +98,10 @@ type = "ExternalName"
         "services[2].ports[0].node_port: 80 is outside the NodePort range 30000-32767",
         "services[3].external_name: ExternalName services need external_name",
     ] {
-        assert!(all.lines().any(|l| l == line), "missing {line:?} in:\n{all}");
+        assert!(
+            all.lines().any(|l| l == line),
+            "missing {line:?} in:\n{all}"
+        );
     }
 }
 
@@ -97,10 +109,26 @@ type = "ExternalName"
 fn check_rejects_bad_files_in_one_line_each_without_panicking() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("syntax.toml", b"[node\nname = 1\n".to_vec(), "invalid TOML"),
-        ("type.toml", b"[dns]\nttl = \"five\"\n".to_vec(), "dns.ttl: invalid type"),
-        ("unknown.toml", b"[dns]\nttl = 5\nspeed = 9\n".to_vec(), "dns.speed: unknown field"),
-        ("section.toml", b"[dnss]\nttl = 5\n".to_vec(), "dnss: unknown section"),
-        ("address.toml", b"[admin]\nlisten = \"127.0.0.300:1\"\n".to_vec(), "admin.listen:"),
+        (
+            "type.toml",
+            b"[dns]\nttl = \"five\"\n".to_vec(),
+            "dns.ttl: invalid type",
+        ),
+        (
+            "unknown.toml",
+            b"[dns]\nttl = 5\nspeed = 9\n".to_vec(),
+            "dns.speed: unknown field",
+        ),
+        (
+            "section.toml",
+            b"[dnss]\nttl = 5\n".to_vec(),
+            "dnss: unknown section",
+        ),
+        (
+            "address.toml",
+            b"[admin]\nlisten = \"127.0.0.300:1\"\n".to_vec(),
+            "admin.listen:",
+        ),
         ("empty.toml", b"  \n".to_vec(), "the file is empty"),
         ("binary.toml", vec![0xff, 0xfe, 0x00, 0x41], "not UTF-8"),
     ];
@@ -109,8 +137,15 @@ fn check_rejects_bad_files_in_one_line_each_without_panicking() {
         let out = dockline(&["check", file.path()]);
         assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains(expected), "{name}: {expected:?} not in {stdout:?}");
-        assert_eq!(stdout.lines().count(), 1, "{name}: one line per problem: {stdout:?}");
+        assert!(
+            stdout.contains(expected),
+            "{name}: {expected:?} not in {stdout:?}"
+        );
+        assert_eq!(
+            stdout.lines().count(),
+            1,
+            "{name}: one line per problem: {stdout:?}"
+        );
         assert!(!text(&out).contains("panicked"), "{name}: {}", text(&out));
     }
     let missing = dockline(&["check", "/nonexistent/dockline.toml"]);
@@ -118,7 +153,11 @@ fn check_rejects_bad_files_in_one_line_each_without_panicking() {
     assert!(text(&missing).contains("/nonexistent/dockline.toml: cannot read the file"));
     let directory = dockline(&["check", "/"]);
     assert_eq!(directory.status.code(), Some(1));
-    assert!(text(&directory).contains("cannot read the file"), "{}", text(&directory));
+    assert!(
+        text(&directory).contains("cannot read the file"),
+        "{}",
+        text(&directory)
+    );
 }
 
 #[test]
@@ -136,7 +175,11 @@ fn status_without_a_daemon_says_so() {
     // Port 1 on loopback: nothing listens there.
     let out = dockline(&["status", "--admin", "127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("cannot reach the admin API"), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot reach the admin API"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! good file, keeps serving through a bad one, moves its admin listener, refuses a port in
 //! use, and stops cleanly on SIGTERM and SIGINT.
 
+// Test helpers fail the test by panicking, as the tests themselves do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -42,10 +45,22 @@ fn setup(test: &str, text: &str) -> Setup {
     let mut lab = Lab::new(test);
     let node = lab.netns("node");
     let client = lab.netns("client");
-    lab.link(&node, "eth0", &["172.30.0.11/24"], &client, "eth0", &["172.30.0.100/24"]);
+    lab.link(
+        &node,
+        "eth0",
+        &["172.30.0.11/24"],
+        &client,
+        "eth0",
+        &["172.30.0.100/24"],
+    );
     let file = lab.dir().join("dockline.toml");
     std::fs::write(&file, text).unwrap();
-    Setup { lab, node, client, file }
+    Setup {
+        lab,
+        node,
+        client,
+        file,
+    }
 }
 
 impl Setup {
@@ -59,7 +74,8 @@ impl Setup {
     }
 
     fn status(&self) -> serde_json::Value {
-        let (code, body) = http_get(&self.node, &format!("{ADMIN}/status")).expect("status answers");
+        let (code, body) =
+            http_get(&self.node, &format!("{ADMIN}/status")).expect("status answers");
         assert_eq!(code, 200);
         serde_json::from_str(&body).unwrap()
     }
@@ -98,24 +114,47 @@ fn service_names(status: &serde_json::Value) -> Vec<String> {
 fn serves_health_readiness_status_and_metrics_on_loopback_only() {
     let mut s = setup("serves", &config(&["web"]));
     let _daemon = s.start(&[]);
-    assert_eq!(http_get(&s.node, &format!("{ADMIN}/healthz")).unwrap().0, 200);
+    assert_eq!(
+        http_get(&s.node, &format!("{ADMIN}/healthz")).unwrap().0,
+        200
+    );
     let status = s.status();
     assert_eq!(status["node"]["name"], "node-1");
     assert_eq!(status["ready"], true);
     assert_eq!(service_names(&status), ["web"]);
-    assert!(status["services"][0]["cluster_ip"].as_str().unwrap().starts_with("10.222."));
+    assert!(
+        status["services"][0]["cluster_ip"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.222.")
+    );
     assert_eq!(status["services"][0]["endpoints"][0]["ip"], "10.111.1.5");
-    assert_eq!(status["config"]["config_digest"].as_str().unwrap().len(), 64);
-    assert_eq!(s.metric("dockline_config_reloads_total{result=\"error\"}"), Some(0.0));
+    assert_eq!(
+        status["config"]["config_digest"].as_str().unwrap().len(),
+        64
+    );
+    assert_eq!(
+        s.metric("dockline_config_reloads_total{result=\"error\"}"),
+        Some(0.0)
+    );
     let (_, metrics) = http_get(&s.node, &format!("{ADMIN}/metrics")).unwrap();
-    assert!(metrics.contains("# HELP dockline_config_reloads_total"), "{metrics}");
-    assert!(metrics.contains("dockline_services{type=\"ClusterIP\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("# HELP dockline_config_reloads_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("dockline_services{type=\"ClusterIP\"} 1"),
+        "{metrics}"
+    );
 
     // The CLI renders the same document as tables.
     let out = s.node.exec(DOCKLINE, &["status"]);
     let tables = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{tables}");
-    assert!(tables.contains("SERVICES") && tables.contains("default/web"), "{tables}");
+    assert!(
+        tables.contains("SERVICES") && tables.contains("default/web"),
+        "{tables}"
+    );
 
     // Secure by default: nothing answers on the node's network address.
     assert!(http_get(&s.client, "http://172.30.0.11:9470/healthz").is_none());
@@ -127,9 +166,11 @@ fn a_bad_file_on_reload_leaves_the_old_config_serving() {
     let daemon = s.start(&[]);
 
     std::fs::write(&s.file, "[[services]]\nname = \"api\"\nports = [{ port = 80, node_port = 80 }]\n[dns]\nttl = \"x\"\n").unwrap();
-    wait_until(Duration::from_secs(5), "the file change is noticed and rejected", || {
-        s.status()["config"]["reloads_error"].as_u64() == Some(1)
-    });
+    wait_until(
+        Duration::from_secs(5),
+        "the file change is noticed and rejected",
+        || s.status()["config"]["reloads_error"].as_u64() == Some(1),
+    );
     let status = s.status();
     assert_eq!(service_names(&status), ["web"], "the running config stays");
     let problems: Vec<&str> = status["config"]["last_reload_error"]["problems"]
@@ -138,25 +179,51 @@ fn a_bad_file_on_reload_leaves_the_old_config_serving() {
         .iter()
         .map(|p| p.as_str().unwrap())
         .collect();
-    assert!(problems.contains(&"dns.ttl: invalid type: string \"x\", expected u32"), "{problems:?}");
-    assert_eq!(s.metric("dockline_config_reloads_total{result=\"error\"}"), Some(1.0));
-    assert_eq!(http_get(&s.node, &format!("{ADMIN}/readyz")).unwrap().0, 200);
-    assert!(daemon.log().contains("config reload rejected"), "{}", daemon.log());
-    assert!(daemon.log().contains("dns.ttl: invalid type"), "logged like `check` prints it");
+    assert!(
+        problems.contains(&"dns.ttl: invalid type: string \"x\", expected u32"),
+        "{problems:?}"
+    );
+    assert_eq!(
+        s.metric("dockline_config_reloads_total{result=\"error\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        http_get(&s.node, &format!("{ADMIN}/readyz")).unwrap().0,
+        200
+    );
+    assert!(
+        daemon.log().contains("config reload rejected"),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.log().contains("dns.ttl: invalid type"),
+        "logged like `check` prints it"
+    );
 
     // A semantic error is rejected the same way; SIGHUP forces a reload even of an
     // unchanged file (the file change counts too).
     std::fs::write(&s.file, config(&["web"]).replace("[dns]", "[[services]]\nname = \"c\"\ncluster_ip = \"10.99.0.1\"\nports = [{ port = 80 }]\n[dns]")).unwrap();
-    wait_until(Duration::from_secs(5), "the second bad file is rejected", || {
-        s.status()["config"]["reloads_error"].as_u64() == Some(2)
-    });
+    wait_until(
+        Duration::from_secs(5),
+        "the second bad file is rejected",
+        || s.status()["config"]["reloads_error"].as_u64() == Some(2),
+    );
     daemon.signal("HUP");
-    wait_until(Duration::from_secs(5), "the SIGHUP reload is rejected", || {
-        s.status()["config"]["reloads_error"].as_u64() == Some(3)
-    });
-    assert!(daemon.log().contains("trigger=\"SIGHUP\""), "{}", daemon.log());
+    wait_until(
+        Duration::from_secs(5),
+        "the SIGHUP reload is rejected",
+        || s.status()["config"]["reloads_error"].as_u64() == Some(3),
+    );
     assert!(
-        daemon.log().contains("services[0].cluster_ip: 10.99.0.1 is outside cluster.service_cidr 10.222.0.0/16"),
+        daemon.log().contains("trigger=\"SIGHUP\""),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.log().contains(
+            "services[0].cluster_ip: 10.99.0.1 is outside cluster.service_cidr 10.222.0.0/16"
+        ),
         "{}",
         daemon.log()
     );
@@ -164,10 +231,15 @@ fn a_bad_file_on_reload_leaves_the_old_config_serving() {
 
     // A good file is swapped in on the file change alone.
     std::fs::write(&s.file, config(&["api", "web"])).unwrap();
-    wait_until(Duration::from_secs(5), "the good file is swapped in", || {
-        service_names(&s.status()) == ["api", "web"]
-    });
-    assert_eq!(s.metric("dockline_config_reloads_total{result=\"ok\"}"), Some(1.0));
+    wait_until(
+        Duration::from_secs(5),
+        "the good file is swapped in",
+        || service_names(&s.status()) == ["api", "web"],
+    );
+    assert_eq!(
+        s.metric("dockline_config_reloads_total{result=\"ok\"}"),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -192,7 +264,11 @@ fn sigterm_and_sigint_stop_the_daemon_with_exit_0() {
             .wait_timeout(Duration::from_secs(7))
             .unwrap_or_else(|| panic!("still running 7 s after SIG{signal}:\n{}", daemon.log()));
         assert_eq!(status.code(), Some(0), "SIG{signal}:\n{}", daemon.log());
-        assert!(daemon.log().contains("dockline stopped"), "{}", daemon.log());
+        assert!(
+            daemon.log().contains("dockline stopped"),
+            "{}",
+            daemon.log()
+        );
         assert!(http_get(&s.node, &format!("{ADMIN}/healthz")).is_none());
     }
 }
@@ -208,7 +284,9 @@ fn a_port_in_use_stops_the_start_with_an_error_naming_the_address() {
         .expect("the second daemon gives up");
     assert_eq!(status.code(), Some(1));
     assert!(
-        second.log().contains("admin: cannot listen on 127.0.0.1:9470"),
+        second
+            .log()
+            .contains("admin: cannot listen on 127.0.0.1:9470"),
         "{}",
         second.log()
     );
@@ -218,10 +296,16 @@ fn a_port_in_use_stops_the_start_with_an_error_naming_the_address() {
 fn the_admin_listener_follows_a_reload() {
     let mut s = setup("adminmove", &config(&["web"]));
     let _daemon = s.start(&[]);
-    std::fs::write(&s.file, config(&["web"]).replace("127.0.0.1:9470", "172.30.0.11:9471")).unwrap();
-    wait_until(Duration::from_secs(5), "admin answers on the new address", || {
-        http_get(&s.client, "http://172.30.0.11:9471/healthz").is_some_and(|(c, _)| c == 200)
-    });
+    std::fs::write(
+        &s.file,
+        config(&["web"]).replace("127.0.0.1:9470", "172.30.0.11:9471"),
+    )
+    .unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "admin answers on the new address",
+        || http_get(&s.client, "http://172.30.0.11:9471/healthz").is_some_and(|(c, _)| c == 200),
+    );
     wait_until(Duration::from_secs(5), "the old address is closed", || {
         http_get(&s.node, &format!("{ADMIN}/healthz")).is_none()
     });
@@ -242,7 +326,10 @@ fn runs_on_the_embedded_default_with_environment_overrides() {
         &node,
         DOCKLINE,
         &["run", "--log-format", "json"],
-        &[("DOCKLINE__ADMIN__LISTEN", "127.0.0.1:9999"), ("DOCKLINE__NODE__NAME", "laptop")],
+        &[
+            ("DOCKLINE__ADMIN__LISTEN", "127.0.0.1:9999"),
+            ("DOCKLINE__NODE__NAME", "laptop"),
+        ],
     );
     wait_ready(&node, &other, "http://127.0.0.1:9999");
     let (_, body) = http_get(&node, "http://127.0.0.1:9999/status").unwrap();

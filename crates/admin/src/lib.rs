@@ -5,6 +5,8 @@
 //! A change of `admin.listen` on reload moves the listener: the new address is bound before
 //! the old one is closed, and a failed bind keeps the old one serving.
 
+#![forbid(unsafe_code)]
+
 mod report;
 mod runtime;
 
@@ -101,15 +103,18 @@ pub async fn serve(mut listener: TcpListener, state: AdminState, shutdown: Cance
 
 /// Binds the admin listener, naming the address when that fails.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("admin: cannot listen on {addr}: {e}"))
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("admin: cannot listen on {addr}: {e}")))
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
     state.metrics.run_upkeep();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()
@@ -126,7 +131,11 @@ async fn readyz(State(state): State<AdminState>) -> Response {
             .filter(|(_, s)| *s != ComponentState::Running)
             .map(|(name, s)| format!("{name}: {}\n", s.name()))
             .collect();
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready\n{}", waiting.concat())).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready\n{}", waiting.concat()),
+        )
+            .into_response()
     }
 }
 

@@ -71,7 +71,10 @@ impl Runtime {
 
     /// Records a component's state; the first call registers it (as enabled).
     pub fn set_component(&self, name: &'static str, state: ComponentState) {
-        let mut components = self.components.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut components = self
+            .components
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match components.iter_mut().find(|(n, _)| *n == name) {
             Some((_, s)) => *s = state,
             None => components.push((name, state)),
@@ -87,8 +90,14 @@ impl Runtime {
 
     /// Ready once every registered component runs.
     pub fn ready(&self) -> bool {
-        let components = self.components.lock().unwrap_or_else(PoisonError::into_inner);
-        !components.is_empty() && components.iter().all(|(_, s)| *s == ComponentState::Running)
+        let components = self
+            .components
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        !components.is_empty()
+            && components
+                .iter()
+                .all(|(_, s)| *s == ComponentState::Running)
     }
 
     pub fn config(&self) -> Arc<ConfigHistory> {

@@ -2,6 +2,8 @@
 //! (file plus `DOCKLINE__SECTION__KEY` environment overrides), deserialized into typed structs
 //! and validated. Every problem is reported with its path, all at once.
 
+#![forbid(unsafe_code)]
+
 mod load;
 mod range;
 mod schema;

@@ -58,8 +58,8 @@ impl Source {
             Source::File(path) => path,
         };
         let name = self.name();
-        let bytes = std::fs::read(path)
-            .map_err(|e| one(&name, format!("cannot read the file: {e}")))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| one(&name, format!("cannot read the file: {e}")))?;
         let text = String::from_utf8(bytes)
             .map_err(|e| one(&name, format!("the file is not UTF-8 text: {e}")))?;
         if text.trim().is_empty() {
@@ -110,25 +110,47 @@ pub fn parse(
             return Err(one(at, format!("invalid TOML: {}", e.message().trim())));
         }
     };
-    from_tree(file)?;
+    let strict = from_tree(file)?;
 
+    // Values stay text (no `try_parsing`): guessing a type first would turn a name such as
+    // "007" or "1e5" into a number and round a TTL of "5.5" instead of rejecting it. The
+    // list keys are split here, as the `config` crate only splits when it guesses types.
     let env_prefix = format!("{ENV_PREFIX}__");
-    let env: HashMap<String, String> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(&env_prefix))
-        .collect();
-    let mut environment = Environment::with_prefix(ENV_PREFIX)
+    let mut scalars: HashMap<String, String> = HashMap::new();
+    let mut lists: Vec<(String, Vec<String>)> = Vec::new();
+    for (var, value) in env {
+        let Some(rest) = var.strip_prefix(&env_prefix) else {
+            continue;
+        };
+        let key = rest.to_lowercase().replace("__", ".");
+        if LIST_KEYS.contains(&key.as_str()) {
+            let items = match value.trim() {
+                "" => Vec::new(),
+                v => v.split(',').map(|item| item.trim().to_owned()).collect(),
+            };
+            lists.push((key, items));
+        } else {
+            scalars.insert(var, value);
+        }
+    }
+    // Without overrides the strict result is the answer; skipping the merge halves the work
+    // (and the garbage) of a reload.
+    if scalars.is_empty() && lists.is_empty() {
+        return Ok(strict);
+    }
+    let environment = Environment::with_prefix(ENV_PREFIX)
         .prefix_separator("__")
         .separator("__")
-        .try_parsing(true)
-        .list_separator(",")
-        .source(Some(env.into_iter().collect()));
-    for key in LIST_KEYS {
-        environment = environment.with_list_parse_key(key);
-    }
-    let merged = config::Config::builder()
+        .source(Some(scalars.into_iter().collect()));
+    let mut builder = config::Config::builder()
         .add_source(File::from_str(text, FileFormat::Toml))
-        .add_source(environment)
+        .add_source(environment);
+    for (key, items) in lists {
+        builder = builder
+            .set_override(key, items)
+            .map_err(|e| one(name, e.to_string()))?;
+    }
+    let merged = builder
         .build()
         .and_then(|c| c.try_deserialize::<config::Map<String, Value>>())
         .map_err(|e| one(name, e.to_string()))?;

@@ -52,8 +52,7 @@ impl AddressRange {
 
     /// Where `ip` lies in the range, if inside.
     pub fn index_of(&self, ip: IpAddr) -> Option<u128> {
-        self.contains(ip)
-            .then(|| to_u128(ip) - to_u128(self.first))
+        self.contains(ip).then(|| to_u128(ip) - to_u128(self.first))
     }
 }
 
@@ -98,7 +97,10 @@ impl FromStr for AddressRange {
         let ip: IpAddr = s
             .parse()
             .map_err(|_| format!("{s:?} is not an address range (A-B), a CIDR or an IP address"))?;
-        Ok(AddressRange { first: ip, last: ip })
+        Ok(AddressRange {
+            first: ip,
+            last: ip,
+        })
     }
 }
 
@@ -160,6 +162,9 @@ mod tests {
         assert!(!r("192.0.2.0/28").overlaps(&r("192.0.2.16-192.0.2.20")));
         assert!(!r("192.0.2.0/28").overlaps(&r("2001:db8::/64")));
         assert!(r("2001:db8::/64").contains("2001:db8::5".parse().unwrap()));
-        assert_eq!(r("192.0.2.10-192.0.2.50").index_of("192.0.2.12".parse().unwrap()), Some(2));
+        assert_eq!(
+            r("192.0.2.10-192.0.2.50").index_of("192.0.2.12".parse().unwrap()),
+            Some(2)
+        );
     }
 }

@@ -35,6 +35,10 @@ pub fn validate(config: &Config) -> Result<(), Problems> {
     }
 }
 
+/// LoadBalancer IPs given explicitly: ip -> (sharing key, policy, ports, first service).
+type SharedIps<'c> =
+    BTreeMap<IpAddr, (Option<&'c str>, TrafficPolicy, Vec<(Protocol, u16)>, usize)>;
+
 #[derive(Default)]
 struct Validator {
     problems: Vec<Problem>,
@@ -60,7 +64,10 @@ impl Validator {
         if let Some(ip) = node.internal_ip
             && (ip.is_unspecified() || ip.is_multicast())
         {
-            self.err("node.internal_ip", format!("{ip} is not a unicast host address"));
+            self.err(
+                "node.internal_ip",
+                format!("{ip} is not a unicast host address"),
+            );
         }
         if let Some(value) = node.annotations.get(NODEPORT_BIND_INTERNAL_IP)
             && value != "true"
@@ -84,10 +91,19 @@ impl Validator {
 
     fn pod_range(&mut self, path: &str, range: IpNet, cluster: IpNet) {
         if range.trunc() != range {
-            self.err(path, format!("{range} has host bits set; the network is {}", range.trunc()));
+            self.err(
+                path,
+                format!(
+                    "{range} has host bits set; the network is {}",
+                    range.trunc()
+                ),
+            );
         }
         if !cluster.contains(&range) {
-            self.err(path, format!("{range} is outside cluster.pod_cidr {cluster}"));
+            self.err(
+                path,
+                format!("{range} is outside cluster.pod_cidr {cluster}"),
+            );
         }
     }
 
@@ -96,9 +112,15 @@ impl Validator {
         if let Err(why) = dns_name(&cl.domain) {
             self.err("cluster.domain", why);
         }
-        for (path, net) in [("cluster.pod_cidr", cl.pod_cidr), ("cluster.service_cidr", cl.service_cidr)] {
+        for (path, net) in [
+            ("cluster.pod_cidr", cl.pod_cidr),
+            ("cluster.service_cidr", cl.service_cidr),
+        ] {
             if net.trunc() != net {
-                self.err(path, format!("{net} has host bits set; the network is {}", net.trunc()));
+                self.err(
+                    path,
+                    format!("{net} has host bits set; the network is {}", net.trunc()),
+                );
             }
         }
         if cl.pod_cidr.contains(&cl.service_cidr.network())
@@ -106,7 +128,10 @@ impl Validator {
         {
             self.err(
                 "cluster.service_cidr",
-                format!("{} overlaps cluster.pod_cidr {}", cl.service_cidr, cl.pod_cidr),
+                format!(
+                    "{} overlaps cluster.pod_cidr {}",
+                    cl.service_cidr, cl.pod_cidr
+                ),
             );
         }
         let g = &cl.gossip;
@@ -115,7 +140,10 @@ impl Validator {
         }
         for (i, seed) in g.seeds.iter().enumerate() {
             if Some(*seed) == g.listen {
-                self.err(format!("cluster.gossip.seeds[{i}]"), "is this node's own listen address");
+                self.err(
+                    format!("cluster.gossip.seeds[{i}]"),
+                    "is this node's own listen address",
+                );
             }
         }
     }
@@ -123,7 +151,10 @@ impl Validator {
     fn network(&mut self, c: &Config) {
         let n = &c.network;
         if n.vxlan.vni == 0 || n.vxlan.vni > MAX_VNI {
-            self.err("network.vxlan.vni", format!("{} is outside 1-{MAX_VNI}", n.vxlan.vni));
+            self.err(
+                "network.vxlan.vni",
+                format!("{} is outside 1-{MAX_VNI}", n.vxlan.vni),
+            );
         }
         if n.vxlan.port == 0 {
             self.err("network.vxlan.port", "must not be 0");
@@ -143,15 +174,22 @@ impl Validator {
         if let Some(ip) = c.node.internal_ip {
             ips.insert(ip, "node.internal_ip".into());
         }
-        let mut pod_ranges: Vec<(IpNet, String)> =
-            c.node.pod_cidr.map(|r| (r, "node.pod_cidr".to_owned())).into_iter().collect();
+        let mut pod_ranges: Vec<(IpNet, String)> = c
+            .node
+            .pod_cidr
+            .map(|r| (r, "node.pod_cidr".to_owned()))
+            .into_iter()
+            .collect();
         for (i, peer) in n.nodes.iter().enumerate() {
             let path = format!("network.nodes[{i}]");
             if let Err(why) = dns_label(&peer.name) {
                 self.err(format!("{path}.name"), why);
             }
             if let Some(first) = names.insert(&peer.name, format!("{path}.name")) {
-                self.err(format!("{path}.name"), format!("{:?} is already used by {first}", peer.name));
+                self.err(
+                    format!("{path}.name"),
+                    format!("{:?} is already used by {first}", peer.name),
+                );
             }
             if let Some(first) = ips.insert(peer.internal_ip, format!("{path}.internal_ip")) {
                 self.err(
@@ -163,7 +201,10 @@ impl Validator {
                 Some(range) => {
                     self.pod_range(&format!("{path}.pod_cidr"), range, c.cluster.pod_cidr);
                     if let Some((_, first)) = pod_ranges.iter().find(|(r, _)| overlaps(*r, range)) {
-                        self.err(format!("{path}.pod_cidr"), format!("{range} overlaps {first}"));
+                        self.err(
+                            format!("{path}.pod_cidr"),
+                            format!("{range} overlaps {first}"),
+                        );
                     }
                     pod_ranges.push((range, format!("{path}.pod_cidr")));
                 }
@@ -177,16 +218,25 @@ impl Validator {
 
     fn dns(&mut self, c: &Config) {
         if c.dns.enabled && c.dns.listen.is_empty() {
-            self.err("dns.listen", "needs at least one address while dns.enabled = true");
+            self.err(
+                "dns.listen",
+                "needs at least one address while dns.enabled = true",
+            );
         }
         self.unique_addrs("dns.listen", &c.dns.listen);
         // RFC 2181 section 8: TTLs are 31-bit.
         if c.dns.ttl > i32::MAX as u32 {
-            self.err("dns.ttl", format!("{} is above the maximum {}", c.dns.ttl, i32::MAX));
+            self.err(
+                "dns.ttl",
+                format!("{} is above the maximum {}", c.dns.ttl, i32::MAX),
+            );
         }
         for (i, up) in c.dns.forward.iter().enumerate() {
             if c.dns.listen.contains(&up.0) {
-                self.err(format!("dns.forward[{i}]"), format!("{up} is this server's own listen address"));
+                self.err(
+                    format!("dns.forward[{i}]"),
+                    format!("{up} is this server's own listen address"),
+                );
             }
         }
         if c.admin.listen.port() == 0 {
@@ -210,7 +260,10 @@ impl Validator {
                 self.err(format!("l2.interfaces[{i}]"), why);
             }
             if !seen.insert(name) {
-                self.err(format!("l2.interfaces[{i}]"), format!("{name:?} is listed twice"));
+                self.err(
+                    format!("l2.interfaces[{i}]"),
+                    format!("{name:?} is listed twice"),
+                );
             }
         }
     }
@@ -241,11 +294,17 @@ impl Validator {
             if peer.hold_time != 0 && peer.hold_time < 3 {
                 self.err(
                     format!("{path}.hold_time"),
-                    format!("{} must be 0 or at least 3 seconds (RFC 4271)", peer.hold_time),
+                    format!(
+                        "{} must be 0 or at least 3 seconds (RFC 4271)",
+                        peer.hold_time
+                    ),
                 );
             }
             if !seen.insert(peer.address) {
-                self.err(format!("{path}.address"), format!("{} is listed twice", peer.address));
+                self.err(
+                    format!("{path}.address"),
+                    format!("{} is listed twice", peer.address),
+                );
             }
         }
     }
@@ -259,7 +318,10 @@ impl Validator {
                 self.err(format!("{path}.name"), "must not be empty");
             }
             if let Some(first) = names.insert(pool.name.as_str(), i) {
-                self.err(format!("{path}.name"), format!("{:?} is already used by pools[{first}]", pool.name));
+                self.err(
+                    format!("{path}.name"),
+                    format!("{:?} is already used by pools[{first}]", pool.name),
+                );
             }
             if pool.addresses.is_empty() {
                 self.err(format!("{path}.addresses"), "needs at least one range");
@@ -269,7 +331,10 @@ impl Validator {
                 if let Some((_, other)) = ranges.iter().find(|(r, _)| r.overlaps(range)) {
                     self.err(&here, format!("{range} overlaps {other}"));
                 }
-                for (what, net) in [("cluster.service_cidr", c.cluster.service_cidr), ("cluster.pod_cidr", c.cluster.pod_cidr)] {
+                for (what, net) in [
+                    ("cluster.service_cidr", c.cluster.service_cidr),
+                    ("cluster.pod_cidr", c.cluster.pod_cidr),
+                ] {
                     if range.overlaps(&net.into()) {
                         self.err(&here, format!("{range} overlaps {what} {net}"));
                     }
@@ -283,7 +348,10 @@ impl Validator {
                 }
             }
             if pool.announce.contains(&Announce::Bgp) && c.bgp.asn.is_none() {
-                self.err(format!("{path}.announce"), "\"bgp\" needs bgp.asn and bgp.peers");
+                self.err(
+                    format!("{path}.announce"),
+                    "\"bgp\" needs bgp.asn and bgp.peers",
+                );
             }
             for (j, community) in pool.communities.iter().enumerate() {
                 if !valid_community(community, 2) {
@@ -297,7 +365,9 @@ impl Validator {
                 if !valid_community(community, 3) {
                     self.err(
                         format!("{path}.large_communities[{j}]"),
-                        format!("{community:?} is not a large community of three 32-bit numbers A:B:C"),
+                        format!(
+                            "{community:?} is not a large community of three 32-bit numbers A:B:C"
+                        ),
                     );
                 }
             }
@@ -309,8 +379,7 @@ impl Validator {
         let mut cluster_ips: HashMap<IpAddr, usize> = HashMap::new();
         let mut node_ports: HashMap<(Protocol, u16), String> = HashMap::new();
         // Services sharing a LoadBalancer IP: ip -> (sharing key, policy, ports, first service).
-        let mut lb_ips: BTreeMap<IpAddr, (Option<&str>, TrafficPolicy, Vec<(Protocol, u16)>, usize)> =
-            BTreeMap::new();
+        let mut lb_ips: SharedIps = BTreeMap::new();
         for (i, s) in c.services.iter().enumerate() {
             let path = format!("services[{i}]");
             if let Err(why) = dns_label(&s.name) {
@@ -322,7 +391,10 @@ impl Validator {
             if let Some(first) = names.insert((&s.namespace, &s.name), i) {
                 self.err(
                     format!("{path}.name"),
-                    format!("{}/{} is already defined by services[{first}]", s.namespace, s.name),
+                    format!(
+                        "{}/{} is already defined by services[{first}]",
+                        s.namespace, s.name
+                    ),
                 );
             }
             self.service_kind(s, &path);
@@ -330,15 +402,24 @@ impl Validator {
                 if !c.cluster.service_cidr.contains(&ip) {
                     self.err(
                         format!("{path}.cluster_ip"),
-                        format!("{ip} is outside cluster.service_cidr {}", c.cluster.service_cidr),
+                        format!(
+                            "{ip} is outside cluster.service_cidr {}",
+                            c.cluster.service_cidr
+                        ),
                     );
                 } else if ip == c.cluster.service_cidr.network()
                     || (ip.is_ipv4() && ip == c.cluster.service_cidr.broadcast())
                 {
-                    self.err(format!("{path}.cluster_ip"), format!("{ip} is the network or broadcast address"));
+                    self.err(
+                        format!("{path}.cluster_ip"),
+                        format!("{ip} is the network or broadcast address"),
+                    );
                 }
                 if let Some(first) = cluster_ips.insert(ip, i) {
-                    self.err(format!("{path}.cluster_ip"), format!("{ip} is already used by services[{first}]"));
+                    self.err(
+                        format!("{path}.cluster_ip"),
+                        format!("{ip} is already used by services[{first}]"),
+                    );
                 }
             }
             self.ports(s, &path, &mut node_ports);
@@ -347,7 +428,10 @@ impl Validator {
             for (j, ep) in s.endpoints.iter().enumerate() {
                 let here = format!("{path}.endpoints[{j}]");
                 if ep.ip.is_unspecified() || ep.ip.is_multicast() {
-                    self.err(format!("{here}.ip"), format!("{} is not a unicast host address", ep.ip));
+                    self.err(
+                        format!("{here}.ip"),
+                        format!("{} is not a unicast host address", ep.ip),
+                    );
                 }
                 if let Some(h) = &ep.hostname
                     && let Err(why) = dns_label(h)
@@ -368,7 +452,10 @@ impl Validator {
         match s.kind {
             ServiceType::ExternalName => {
                 match &s.external_name {
-                    None => self.err(format!("{path}.external_name"), "ExternalName services need external_name"),
+                    None => self.err(
+                        format!("{path}.external_name"),
+                        "ExternalName services need external_name",
+                    ),
                     Some(name) => {
                         if let Err(why) = dns_name(name) {
                             self.err(format!("{path}.external_name"), why);
@@ -376,18 +463,30 @@ impl Validator {
                     }
                 }
                 if !s.ports.is_empty() {
-                    self.err(format!("{path}.ports"), "ExternalName services have no ports");
+                    self.err(
+                        format!("{path}.ports"),
+                        "ExternalName services have no ports",
+                    );
                 }
                 if s.cluster_ip.is_some() {
-                    self.err(format!("{path}.cluster_ip"), "ExternalName services have no cluster IP");
+                    self.err(
+                        format!("{path}.cluster_ip"),
+                        "ExternalName services have no cluster IP",
+                    );
                 }
                 if !s.endpoints.is_empty() {
-                    self.err(format!("{path}.endpoints"), "ExternalName services have no endpoints");
+                    self.err(
+                        format!("{path}.endpoints"),
+                        "ExternalName services have no endpoints",
+                    );
                 }
             }
             kind => {
                 if s.external_name.is_some() {
-                    self.err(format!("{path}.external_name"), format!("only for ExternalName services, this one is {kind}"));
+                    self.err(
+                        format!("{path}.external_name"),
+                        format!("only for ExternalName services, this one is {kind}"),
+                    );
                 }
                 if headless && kind != ServiceType::ClusterIP {
                     self.err(
@@ -396,19 +495,28 @@ impl Validator {
                     );
                 }
                 if !headless && s.ports.is_empty() {
-                    self.err(format!("{path}.ports"), "needs at least one port (only headless services may have none)");
+                    self.err(
+                        format!("{path}.ports"),
+                        "needs at least one port (only headless services may have none)",
+                    );
                 }
             }
         }
         if s.kind != ServiceType::LoadBalancer {
             if s.load_balancer_ip.is_some() {
-                self.err(format!("{path}.load_balancer_ip"), "only for LoadBalancer services");
+                self.err(
+                    format!("{path}.load_balancer_ip"),
+                    "only for LoadBalancer services",
+                );
             }
             if s.pool.is_some() {
                 self.err(format!("{path}.pool"), "only for LoadBalancer services");
             }
             if s.sharing_key.is_some() {
-                self.err(format!("{path}.sharing_key"), "only for LoadBalancer services");
+                self.err(
+                    format!("{path}.sharing_key"),
+                    "only for LoadBalancer services",
+                );
             }
         }
         if s.external_traffic_policy == TrafficPolicy::Local
@@ -421,7 +529,12 @@ impl Validator {
         }
     }
 
-    fn ports(&mut self, s: &Service, path: &str, node_ports: &mut HashMap<(Protocol, u16), String>) {
+    fn ports(
+        &mut self,
+        s: &Service,
+        path: &str,
+        node_ports: &mut HashMap<(Protocol, u16), String>,
+    ) {
         let mut seen_ports = HashSet::new();
         let mut seen_names = HashSet::new();
         let takes_node_port = matches!(s.kind, ServiceType::NodePort | ServiceType::LoadBalancer);
@@ -433,12 +546,16 @@ impl Validator {
                         self.err(format!("{here}.name"), why);
                     }
                     if !seen_names.insert(name) {
-                        self.err(format!("{here}.name"), format!("{name:?} is used by another port of this service"));
+                        self.err(
+                            format!("{here}.name"),
+                            format!("{name:?} is used by another port of this service"),
+                        );
                     }
                 }
-                None if s.ports.len() > 1 => {
-                    self.err(format!("{here}.name"), "must be set when a service has several ports")
-                }
+                None if s.ports.len() > 1 => self.err(
+                    format!("{here}.name"),
+                    "must be set when a service has several ports",
+                ),
                 None => {}
             }
             if p.port == 0 {
@@ -448,7 +565,10 @@ impl Validator {
                 self.err(format!("{here}.target_port"), "must be 1-65535");
             }
             if !seen_ports.insert((p.protocol, p.port)) {
-                self.err(format!("{here}.port"), format!("{}/{} is listed twice", p.port, p.protocol));
+                self.err(
+                    format!("{here}.port"),
+                    format!("{}/{} is listed twice", p.port, p.protocol),
+                );
             }
             if let Some(np) = p.node_port {
                 if !takes_node_port {
@@ -465,8 +585,13 @@ impl Validator {
                             NODE_PORT_RANGE.end()
                         ),
                     );
-                } else if let Some(first) = node_ports.insert((p.protocol, np), format!("{here}.node_port")) {
-                    self.err(format!("{here}.node_port"), format!("{np}/{} is already used by {first}", p.protocol));
+                } else if let Some(first) =
+                    node_ports.insert((p.protocol, np), format!("{here}.node_port"))
+                {
+                    self.err(
+                        format!("{here}.node_port"),
+                        format!("{np}/{} is already used by {first}", p.protocol),
+                    );
                 }
             }
         }
@@ -478,7 +603,7 @@ impl Validator {
         s: &'c Service,
         i: usize,
         path: &str,
-        lb_ips: &mut BTreeMap<IpAddr, (Option<&'c str>, TrafficPolicy, Vec<(Protocol, u16)>, usize)>,
+        lb_ips: &mut SharedIps<'c>,
     ) {
         if s.kind != ServiceType::LoadBalancer {
             return;
@@ -495,7 +620,10 @@ impl Validator {
         };
         match s.load_balancer_ip {
             Some(ip) => {
-                let owner = c.pools.iter().find(|p| p.addresses.iter().any(|r| r.contains(ip)));
+                let owner = c
+                    .pools
+                    .iter()
+                    .find(|p| p.addresses.iter().any(|r| r.contains(ip)));
                 match (pool, owner) {
                     (Some(pool), _) if !pool.addresses.iter().any(|r| r.contains(ip)) => self.err(
                         format!("{path}.load_balancer_ip"),
@@ -524,7 +652,8 @@ impl Validator {
                                 format!("{path}.external_traffic_policy"),
                                 format!("services sharing {ip} need the same policy as services[{first}]"),
                             );
-                        } else if let Some((proto, port)) = ports.iter().find(|p| used.contains(p)) {
+                        } else if let Some((proto, port)) = ports.iter().find(|p| used.contains(p))
+                        {
                             self.err(
                                 format!("{path}.ports"),
                                 format!("{port}/{proto} is already served on the shared IP {ip} by services[{first}]"),
@@ -555,7 +684,10 @@ impl Validator {
         if h.timeout_ms == 0 || h.timeout_ms > h.interval_ms {
             self.err(
                 format!("{here}.timeout_ms"),
-                format!("{} must be above 0 and at most interval_ms ({})", h.timeout_ms, h.interval_ms),
+                format!(
+                    "{} must be above 0 and at most interval_ms ({})",
+                    h.timeout_ms, h.interval_ms
+                ),
             );
         }
         if h.rise == 0 {
@@ -571,7 +703,9 @@ impl Validator {
             (HealthCheckKind::Http, Some(p)) if !p.starts_with('/') => {
                 self.err(format!("{here}.path"), format!("{p:?} must start with '/'"))
             }
-            (HealthCheckKind::Tcp, Some(_)) => self.err(format!("{here}.path"), "only for kind = \"http\""),
+            (HealthCheckKind::Tcp, Some(_)) => {
+                self.err(format!("{here}.path"), "only for kind = \"http\"")
+            }
             _ => {}
         }
     }
@@ -586,7 +720,9 @@ fn overlaps(a: IpNet, b: IpNet) -> bool {
 fn dns_label(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
     if ok {
@@ -606,7 +742,8 @@ fn dns_name(name: &str) -> Result<(), String> {
         && trimmed.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
     if ok {
         Ok(())

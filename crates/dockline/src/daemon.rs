@@ -62,6 +62,16 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
+    let reloads = reload::start(
+        source,
+        text,
+        published.clone(),
+        runtime.clone(),
+        hangup,
+        shutdown.clone(),
+    )?;
+    tasks.spawn(with_name("reload", reloads));
+
     let admin_listen = published.load().config.admin.listen;
     runtime.set_component("admin", ComponentState::Starting);
     let listener = dockline_admin::bind(admin_listen).await?;
@@ -79,17 +89,6 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     });
     tracing::info!(listen = %admin_listen, "admin API listening");
 
-    tasks.spawn(with_name(
-        "reload",
-        reload::run(
-            source,
-            text,
-            published.clone(),
-            runtime.clone(),
-            hangup,
-            shutdown.clone(),
-        ),
-    ));
     tracing::info!(node = %published.load().node.name, "dockline running");
 
     let outcome = tokio::select! {
@@ -105,13 +104,20 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     let drained = tokio::time::timeout(GRACE, async {
         while let Some(ended) = tasks.join_next().await {
             if let Ok((name, Err(error))) = ended {
-                tracing::warn!(component = name, error = format!("{error:#}"), "error while stopping");
+                tracing::warn!(
+                    component = name,
+                    error = format!("{error:#}"),
+                    "error while stopping"
+                );
             }
         }
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(grace_s = GRACE.as_secs(), "components did not stop in time; aborting them");
+        tracing::warn!(
+            grace_s = GRACE.as_secs(),
+            "components did not stop in time; aborting them"
+        );
         tasks.abort_all();
     }
     for (name, _) in runtime.components() {

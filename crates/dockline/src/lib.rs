@@ -7,6 +7,7 @@
 mod check;
 mod daemon;
 mod logging;
+mod memory;
 mod reload;
 mod status;
 mod telemetry;

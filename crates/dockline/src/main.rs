@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use dockline::{LogFormat, RunOptions};
 
 #[derive(Debug, Parser)]
-#[command(name = "dockline", version, about = "Node-level load balancer for bare-metal clusters")]
+#[command(
+    name = "dockline",
+    version,
+    about = "Node-level load balancer for bare-metal clusters"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,9 +33,7 @@ enum Command {
         log_level: Option<String>,
     },
     /// Validate a configuration file and print every problem (exit 1 if any).
-    Check {
-        file: PathBuf,
-    },
+    Check { file: PathBuf },
     /// Show a running daemon's status as tables.
     Status {
         /// The admin API address.
@@ -48,7 +50,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config, log_format, log_level } => dockline::run(RunOptions {
+        Command::Run {
+            config,
+            log_format,
+            log_level,
+        } => dockline::run(RunOptions {
             config,
             log_format,
             log_level,

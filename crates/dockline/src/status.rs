@@ -126,9 +126,21 @@ pub fn render(r: &StatusReport) -> String {
             vec![
                 format!("{}/{}", s.namespace, s.name),
                 s.kind.clone(),
-                if s.headless { "None".into() } else { or_dash(s.cluster_ip) },
-                or_dash(s.load_balancer_ip.map(|ip| ip.to_string()).or(s.external_name.clone())),
-                if ports.is_empty() { "-".into() } else { ports.join(",") },
+                if s.headless {
+                    "None".into()
+                } else {
+                    or_dash(s.cluster_ip)
+                },
+                or_dash(
+                    s.load_balancer_ip
+                        .map(|ip| ip.to_string())
+                        .or(s.external_name.clone()),
+                ),
+                if ports.is_empty() {
+                    "-".into()
+                } else {
+                    ports.join(",")
+                },
                 format!("{ready}/{}", s.endpoints.len()),
             ]
         })
@@ -136,7 +148,14 @@ pub fn render(r: &StatusReport) -> String {
     table(
         &mut out,
         "SERVICES",
-        &["SERVICE", "TYPE", "CLUSTER-IP", "EXTERNAL", "PORTS", "READY"],
+        &[
+            "SERVICE",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL",
+            "PORTS",
+            "READY",
+        ],
         &rows,
     );
     let rows: Vec<Vec<String>> = r
@@ -154,12 +173,29 @@ pub fn render(r: &StatusReport) -> String {
             })
         })
         .collect();
-    table(&mut out, "ENDPOINTS", &["SERVICE", "IP", "NODE", "HOSTNAME", "HEALTH"], &rows);
+    table(
+        &mut out,
+        "ENDPOINTS",
+        &["SERVICE", "IP", "NODE", "HOSTNAME", "HEALTH"],
+        &rows,
+    );
     let rows: Vec<Vec<String>> = r
         .vips
         .iter()
-        .map(|v| vec![v.ip.to_string(), v.pool.clone(), v.announce.join(","), v.services.join(",")])
+        .map(|v| {
+            vec![
+                v.ip.to_string(),
+                v.pool.clone(),
+                v.announce.join(","),
+                v.services.join(","),
+            ]
+        })
         .collect();
-    table(&mut out, "LOADBALANCER IPS", &["IP", "POOL", "ANNOUNCE", "SERVICES"], &rows);
+    table(
+        &mut out,
+        "LOADBALANCER IPS",
+        &["IP", "POOL", "ANNOUNCE", "SERVICES"],
+        &rows,
+    );
     out
 }

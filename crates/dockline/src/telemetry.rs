@@ -6,7 +6,8 @@ use metrics::{Unit, describe_counter, describe_gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub const CONFIG_RELOADS: &str = "dockline_config_reloads_total";
-pub const CONFIG_LAST_RELOAD_SUCCESS: &str = "dockline_config_last_reload_success_timestamp_seconds";
+pub const CONFIG_LAST_RELOAD_SUCCESS: &str =
+    "dockline_config_last_reload_success_timestamp_seconds";
 pub const CONFIG_LOAD_DURATION: &str = "dockline_config_load_duration_seconds";
 pub const SERVICES: &str = "dockline_services";
 pub const ENDPOINTS: &str = "dockline_endpoints";
@@ -61,11 +62,14 @@ pub fn record_snapshot(snapshot: &dockline_model::Snapshot) {
         let n = snapshot.services.iter().filter(|s| s.kind == kind).count();
         metrics::gauge!(SERVICES, "type" => kind.to_string()).set(n as f64);
     }
-    let (ready, not_ready) = snapshot
-        .services
-        .iter()
-        .flat_map(|s| &s.endpoints)
-        .fold((0usize, 0usize), |(r, n), e| if e.ready { (r + 1, n) } else { (r, n + 1) });
+    let (ready, not_ready) =
+        snapshot
+            .services
+            .iter()
+            .flat_map(|s| &s.endpoints)
+            .fold((0usize, 0usize), |(r, n), e| {
+                if e.ready { (r + 1, n) } else { (r, n + 1) }
+            });
     metrics::gauge!(ENDPOINTS, "state" => "ready").set(ready as f64);
     metrics::gauge!(ENDPOINTS, "state" => "not_ready").set(not_ready as f64);
     metrics::gauge!(VIPS).set(snapshot.vips.len() as f64);

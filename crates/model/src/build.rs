@@ -21,8 +21,14 @@ const MAX_PROBES: u128 = 1 << 20;
 
 /// Validates `config` and builds its snapshot; all problems, including a pool or range that
 /// has run out of addresses, come back together.
-pub fn build(config: &Config) -> Result<Snapshot, Problems> {
-    validate(config)?;
+///
+/// The services move into [`Snapshot::services`]; the snapshot's copy of the config keeps
+/// every other section (one copy of 10,000 services is enough).
+pub fn build(mut config: Config) -> Result<Snapshot, Problems> {
+    validate(&config)?;
+    let config_digest = digest(&config);
+    let shared_digest = digest(&SharedParts::of(&config));
+    let config = &mut config;
     let mut problems = Vec::new();
     // Config order is kept for problem paths; allocation walks the sorted order.
     let mut order: Vec<usize> = (0..config.services.len()).collect();
@@ -38,45 +44,49 @@ pub fn build(config: &Config) -> Result<Snapshot, Problems> {
         return Err(Problems(problems));
     }
 
+    let mut given: Vec<Option<dockline_config::Service>> = std::mem::take(&mut config.services)
+        .into_iter()
+        .map(Some)
+        .collect();
     let services: Vec<Service> = order
         .iter()
-        .map(|&i| {
-            let s = &config.services[i];
+        .filter_map(|&i| given[i].take().map(|s| (i, s)))
+        .map(|(i, s)| {
             let (load_balancer_ip, pool) = match &lb_ips[i] {
                 Some((ip, pool)) => (Some(*ip), Some(pool.clone())),
                 None => (None, None),
             };
             Service {
-                namespace: s.namespace.clone(),
-                name: s.name.clone(),
+                namespace: s.namespace,
+                name: s.name,
                 kind: s.kind,
                 cluster_ip: cluster_ips[i],
                 headless: s.cluster_ip == Some(ClusterIp::Headless),
                 load_balancer_ip,
                 pool,
                 external_traffic_policy: s.external_traffic_policy,
-                external_name: s.external_name.clone(),
+                external_name: s.external_name,
                 publish_not_ready_addresses: s.publish_not_ready_addresses,
                 ports: s
                     .ports
-                    .iter()
+                    .into_iter()
                     .zip(&node_ports[i])
                     .map(|(p, node_port)| Port {
-                        name: p.name.clone(),
+                        target_port: p.target_port.unwrap_or(p.port),
+                        name: p.name,
                         protocol: p.protocol,
                         port: p.port,
-                        target_port: p.target_port.unwrap_or(p.port),
                         node_port: *node_port,
                     })
                     .collect(),
-                health_check: s.health_check.clone(),
+                health_check: s.health_check,
                 endpoints: s
                     .endpoints
-                    .iter()
+                    .into_iter()
                     .map(|e| Endpoint {
                         ip: e.ip,
-                        node: e.node.clone(),
-                        hostname: e.hostname.clone(),
+                        node: e.node,
+                        hostname: e.hostname,
                         ready: e.ready,
                     })
                     .collect(),
@@ -95,10 +105,10 @@ pub fn build(config: &Config) -> Result<Snapshot, Problems> {
             nodeport_internal_ip_only: config.node.nodeport_binds_internal_ip_only(),
         },
         vips: vips(config, &services),
-        config_digest: digest(config),
-        shared_digest: digest(&SharedParts::of(config)),
+        config_digest,
+        shared_digest,
         services,
-        config: config.clone(),
+        config: std::mem::take(config),
     })
 }
 
@@ -136,7 +146,10 @@ fn allocate_cluster_ips(
             }
             None => problems.push(Problem::new(
                 format!("services[{i}].cluster_ip"),
-                format!("cluster.service_cidr {} has no free address left", config.cluster.service_cidr),
+                format!(
+                    "cluster.service_cidr {} has no free address left",
+                    config.cluster.service_cidr
+                ),
             )),
         }
     }
@@ -224,7 +237,9 @@ fn allocate_load_balancer_ips(
             policy: s.external_traffic_policy,
             ports: HashSet::new(),
         });
-        entry.ports.extend(s.ports.iter().map(|p| (p.protocol, p.port)));
+        entry
+            .ports
+            .extend(s.ports.iter().map(|p| (p.protocol, p.port)));
         result[i] = Some((ip, pool.name.clone()));
     }
     for &i in order {
@@ -232,7 +247,8 @@ fn allocate_load_balancer_ips(
         if s.kind != ServiceType::LoadBalancer || s.load_balancer_ip.is_some() {
             continue;
         }
-        let ports: HashSet<(Protocol, u16)> = s.ports.iter().map(|p| (p.protocol, p.port)).collect();
+        let ports: HashSet<(Protocol, u16)> =
+            s.ports.iter().map(|p| (p.protocol, p.port)).collect();
         let candidates: Vec<_> = match &s.pool {
             Some(name) => config.pools.iter().filter(|p| &p.name == name).collect(),
             None => config.pools.iter().filter(|p| p.auto_assign).collect(),
@@ -261,10 +277,19 @@ fn allocate_load_balancer_ips(
                 .iter()
                 .filter(|r| r.first().is_ipv4() == want_v4)
                 .collect();
-            let ranges = if ranges.is_empty() { pool.addresses.iter().collect() } else { ranges };
-            let size: u128 = ranges.iter().map(|r| r.size()).fold(0, u128::saturating_add);
-            probe(&hash_key, size, &used, MAX_PROBES, |index| nth_in(&ranges, index))
-                .map(|ip| (ip, pool.name.clone()))
+            let ranges = if ranges.is_empty() {
+                pool.addresses.iter().collect()
+            } else {
+                ranges
+            };
+            let size: u128 = ranges
+                .iter()
+                .map(|r| r.size())
+                .fold(0, u128::saturating_add);
+            probe(&hash_key, size, &used, MAX_PROBES, |index| {
+                nth_in(&ranges, index)
+            })
+            .map(|ip| (ip, pool.name.clone()))
         });
         match found {
             Some((ip, pool)) => {

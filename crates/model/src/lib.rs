@@ -3,6 +3,8 @@
 //! tell two nodes' configs apart. Built once per (re)load and published with `arc-swap`, so
 //! readers on hot paths never take a lock.
 
+#![forbid(unsafe_code)]
+
 mod allocate;
 mod build;
 mod published;
@@ -20,7 +22,7 @@ pub use published::Published;
 /// One consistent view of what this node should do.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
-    /// The config the snapshot was built from.
+    /// The config the snapshot was built from, without its services (see `services`).
     #[serde(skip)]
     pub config: Config,
     pub node: NodeInfo,

@@ -30,10 +30,11 @@ impl Published {
         self.current.load_full()
     }
 
-    /// Replaces the snapshot atomically and wakes the subscribers.
-    pub fn publish(&self, next: Snapshot) {
-        self.current.store(Arc::new(next));
+    /// Replaces the snapshot atomically and wakes the subscribers; returns the one replaced.
+    pub fn publish(&self, next: Snapshot) -> Arc<Snapshot> {
+        let previous = self.current.swap(Arc::new(next));
         self.generation.send_modify(|g| *g += 1);
+        previous
     }
 
     /// A receiver that sees a change after every [`Published::publish`].

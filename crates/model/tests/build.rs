@@ -1,6 +1,9 @@
 //! Snapshot building: allocation is deterministic, explicit values win, sharing works, and
 //! exhaustion is a reported problem.
 
+// Test helpers fail the test by panicking, as the tests themselves do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::IpAddr;
 
 use dockline_config::{Config, parse};
@@ -11,7 +14,7 @@ fn config(text: &str) -> Config {
 }
 
 fn snapshot(text: &str) -> Snapshot {
-    build(&config(text)).unwrap_or_else(|p| panic!("{p}"))
+    build(config(text)).unwrap_or_else(|p| panic!("{p}"))
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -62,22 +65,39 @@ fn explicit_addresses_are_taken_first_and_others_avoid_them() {
     let s = snapshot(&text);
     let z = s.services.iter().find(|s| s.name == "z").unwrap();
     assert_eq!(z.load_balancer_ip, Some(ip("192.0.2.10")));
-    let mut all: Vec<_> = s.services.iter().map(|s| s.load_balancer_ip.unwrap()).collect();
+    let mut all: Vec<_> = s
+        .services
+        .iter()
+        .map(|s| s.load_balancer_ip.unwrap())
+        .collect();
     all.sort();
     all.dedup();
-    assert_eq!(all.len(), 4, "four distinct VIPs from a pool of four IPv4 addresses");
+    assert_eq!(
+        all.len(),
+        4,
+        "four distinct VIPs from a pool of four IPv4 addresses"
+    );
 }
 
 #[test]
 fn adding_a_service_does_not_move_the_others() {
     let before = snapshot(&format!("{POOL}{}{}", lb("a", ""), lb("m", "")));
-    let after = snapshot(&format!("{POOL}{}{}{}", lb("a", ""), lb("m", ""), lb("b", "")));
+    let after = snapshot(&format!(
+        "{POOL}{}{}{}",
+        lb("a", ""),
+        lb("m", ""),
+        lb("b", "")
+    ));
     for name in ["a", "m"] {
         let find = |s: &Snapshot| {
             let svc = s.services.iter().find(|x| x.name == name).unwrap();
             (svc.cluster_ip, svc.ports[0].node_port)
         };
-        assert_eq!(find(&before), find(&after), "{name} kept its cluster IP and node port");
+        assert_eq!(
+            find(&before),
+            find(&after),
+            "{name} kept its cluster IP and node port"
+        );
     }
 }
 
@@ -87,10 +107,12 @@ fn a_full_pool_is_a_problem_naming_the_service() {
     for name in ["a", "b", "c", "d", "e"] {
         text += &lb(name, "");
     }
-    let problems = build(&config(&text)).unwrap_err();
+    let problems = build(config(&text)).unwrap_err();
     assert_eq!(problems.len(), 1, "{problems}");
     assert!(
-        problems.to_string().contains("no auto-assign pool has a free address"),
+        problems
+            .to_string()
+            .contains("no auto-assign pool has a free address"),
         "{problems}"
     );
 }
@@ -104,7 +126,10 @@ fn services_with_one_sharing_key_share_an_ip_when_ports_differ() {
             .replace("port = 80 }", "port = 80, protocol = \"UDP\" }")
     );
     let s = snapshot(&text);
-    assert_eq!(s.services[0].load_balancer_ip, s.services[1].load_balancer_ip);
+    assert_eq!(
+        s.services[0].load_balancer_ip,
+        s.services[1].load_balancer_ip
+    );
     assert_eq!(s.vips.len(), 1);
     assert_eq!(s.vips[0].services, ["default/dns-tcp", "default/dns-udp"]);
 }
@@ -117,7 +142,10 @@ fn services_with_one_sharing_key_but_the_same_port_get_two_ips() {
         lb("y", "sharing_key = \"k\"")
     );
     let s = snapshot(&text);
-    assert_ne!(s.services[0].load_balancer_ip, s.services[1].load_balancer_ip);
+    assert_ne!(
+        s.services[0].load_balancer_ip,
+        s.services[1].load_balancer_ip
+    );
 }
 
 #[test]

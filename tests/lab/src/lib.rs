@@ -10,6 +10,8 @@
 //! Needs root and iproute2. Without them [`Lab::new`] panics rather than skipping, so a
 //! CI job that lost its privileges fails loudly instead of passing without testing.
 
+#![forbid(unsafe_code)]
+
 mod cmd;
 mod lab;
 mod netns;
