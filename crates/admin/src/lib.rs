@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use dockline_model::Published;
+use dockline_model::{LiveHealth, Published};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +30,7 @@ pub use runtime::{ComponentState, ConfigHistory, ReloadFailure, Runtime};
 #[derive(Debug, Clone)]
 pub struct AdminState {
     pub published: Arc<Published>,
+    pub health: Arc<LiveHealth>,
     pub runtime: Arc<Runtime>,
     pub metrics: PrometheusHandle,
 }
@@ -140,6 +141,6 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 }
 
 async fn status(State(state): State<AdminState>) -> Response {
-    let report = StatusReport::build(&state.published.load(), &state.runtime);
+    let report = StatusReport::build(&state.published.load(), &state.health.load(), &state.runtime);
     axum::Json(report).into_response()
 }

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use dockline_model::Snapshot;
+use dockline_model::{HealthVerdicts, Snapshot};
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::Runtime;
@@ -86,8 +86,10 @@ pub struct EndpointReport {
     pub ip: IpAddr,
     pub node: Option<String>,
     pub hostname: Option<String>,
+    /// Takes traffic now: ready in the config and not failing its health check.
     pub ready: bool,
-    /// "ready" or "not ready" as configured, or the health check's verdict.
+    /// "not ready" (config), "ready" (no health check), "unchecked" (no verdict yet),
+    /// "passing" or "failing".
     pub health: String,
 }
 
@@ -104,7 +106,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 impl StatusReport {
-    pub fn build(snapshot: &Snapshot, runtime: &Runtime) -> Self {
+    pub fn build(snapshot: &Snapshot, health: &HealthVerdicts, runtime: &Runtime) -> Self {
         let history = runtime.config();
         let lower = |s: String| s.to_lowercase();
         StatusReport {
@@ -174,8 +176,15 @@ impl StatusReport {
                             ip: e.ip,
                             node: e.node.clone(),
                             hostname: e.hostname.clone(),
-                            ready: e.ready,
-                            health: if e.ready { "ready" } else { "not ready" }.to_owned(),
+                            ready: health.is_ready(s, e),
+                            health: match (e.ready, health.get(&s.key(), e.ip)) {
+                                (false, _) => "not ready",
+                                (true, Some(true)) => "passing",
+                                (true, Some(false)) => "failing",
+                                (true, None) if s.health_check.is_some() => "unchecked",
+                                (true, None) => "ready",
+                            }
+                            .to_owned(),
                         })
                         .collect(),
                 })

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use dockline_admin::{AdminState, ComponentState, Runtime};
 use dockline_config::Source;
-use dockline_model::Published;
+use dockline_model::{LiveHealth, Published};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +59,8 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     );
     let runtime = Runtime::new(source.name(), load_duration);
     let published = Arc::new(Published::new(snapshot));
+    // Endpoint health verdicts: written by the health checker, read by everyone else.
+    let health = Arc::new(LiveHealth::default());
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
@@ -72,11 +74,17 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     )?;
     tasks.spawn(with_name("reload", reloads));
 
+    // Every enabled component is registered before any starts, so /readyz stays 503 until
+    // the last one has bound its sockets.
+    for name in enabled_components(&published.load().config) {
+        runtime.set_component(name, ComponentState::Starting);
+    }
+
     let admin_listen = published.load().config.admin.listen;
-    runtime.set_component("admin", ComponentState::Starting);
     let listener = dockline_admin::bind(admin_listen).await?;
     let admin_state = AdminState {
         published: published.clone(),
+        health: health.clone(),
         runtime: runtime.clone(),
         metrics,
     };
@@ -127,6 +135,12 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
         tracing::info!("dockline stopped");
     }
     outcome
+}
+
+/// The components this config turns on, in start order.
+fn enabled_components(config: &dockline_config::Config) -> Vec<&'static str> {
+    let _ = config;
+    vec!["admin"]
 }
 
 type Ended = (&'static str, anyhow::Result<()>);

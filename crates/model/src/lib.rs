@@ -7,6 +7,7 @@
 
 mod allocate;
 mod build;
+mod health;
 mod published;
 
 use std::net::IpAddr;
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 pub use allocate::stable_hash;
 pub use build::build;
+pub use health::{HealthVerdicts, LiveHealth};
 pub use published::Published;
 
 /// One consistent view of what this node should do.
