@@ -80,6 +80,13 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
         runtime.set_component(name, ComponentState::Starting);
     }
 
+    // Routes first: service addresses are local before anything listens on them.
+    let routes = dockline_routes::Routes::start(published.clone()).await?;
+    spawn_component(&mut tasks, &runtime, "routes", {
+        let shutdown = shutdown.clone();
+        async move { Ok(routes.run(shutdown).await?) }
+    });
+
     let admin_listen = published.load().config.admin.listen;
     let listener = dockline_admin::bind(admin_listen).await?;
     let admin_state = AdminState {
@@ -140,7 +147,7 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
 /// The components this config turns on, in start order.
 fn enabled_components(config: &dockline_config::Config) -> Vec<&'static str> {
     let _ = config;
-    vec!["admin"]
+    vec!["routes", "admin"]
 }
 
 type Ended = (&'static str, anyhow::Result<()>);

@@ -47,6 +47,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     }
     metrics::gauge!(BUILD_INFO, "version" => crate::VERSION).set(1.0);
     metrics::gauge!(START_TIME).set(unix_now());
+    dockline_routes::describe_metrics();
     Ok(handle)
 }
 

@@ -1,0 +1,130 @@
+//! The routes component: keeps the kernel's routes in line with the snapshot.
+//!
+//! Today that is the service addresses this node serves (ClusterIPs while the proxy is on,
+//! LoadBalancer IPs), made local by `local` routes on `lo` (see [`netlink`]). It reconciles at
+//! start, after every config swap and every [`RESYNC`] (a route someone deleted by hand comes
+//! back), and removes every route it made when the daemon stops.
+
+#![forbid(unsafe_code)]
+
+mod desired;
+mod netlink;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dockline_model::Published;
+use tokio_util::sync::CancellationToken;
+
+pub use desired::{Diff, diff, local_addresses};
+pub use netlink::PROTOCOL;
+
+/// How often the kernel's routes are compared with the snapshot without a config change.
+pub const RESYNC: Duration = Duration::from_secs(10);
+
+const LOCAL_ROUTES: &str = "dockline_local_routes";
+const ROUTE_ERRORS: &str = "dockline_route_errors_total";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoutesError {
+    #[error("routes: cannot open a netlink socket: {0}")]
+    Connect(std::io::Error),
+    #[error("routes: the loopback interface lo is missing")]
+    NoLoopback,
+    #[error("routes: {0}: {1}")]
+    Netlink(String, rtnetlink::Error),
+    #[error("routes: {0} cannot be a route destination: {1}")]
+    Invalid(IpAddr, String),
+}
+
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        LOCAL_ROUTES,
+        "Service addresses made local by dockline's routes"
+    );
+    metrics::describe_counter!(ROUTE_ERRORS, "Route changes the kernel refused");
+}
+
+/// The routes component, connected and reconciled once.
+#[derive(Debug)]
+pub struct Routes {
+    netlink: netlink::Netlink,
+    published: Arc<Published>,
+}
+
+impl Routes {
+    /// Connects and applies the current snapshot; a route the kernel refuses now (no
+    /// CAP_NET_ADMIN, say) stops the start with the address and the reason.
+    pub async fn start(published: Arc<Published>) -> Result<Self, RoutesError> {
+        let routes = Routes {
+            netlink: netlink::Netlink::connect().await?,
+            published,
+        };
+        let errors = routes.reconcile().await?;
+        match errors.into_iter().next() {
+            Some(first) => Err(first),
+            None => Ok(routes),
+        }
+    }
+
+    /// Follows the snapshot until `shutdown`, then removes dockline's routes.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RoutesError> {
+        let mut changes = self.published.subscribe();
+        let mut resync = tokio::time::interval(RESYNC);
+        resync.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                changed = changes.changed() => if changed.is_err() { break },
+                _ = resync.tick() => {}
+            }
+            for error in self.reconcile().await? {
+                tracing::error!(%error, "route not applied");
+            }
+        }
+        let current = self.netlink.list().await?;
+        for ip in current {
+            if let Err(error) = self.netlink.remove(ip).await {
+                tracing::warn!(%error, "route left behind");
+            }
+        }
+        metrics::gauge!(LOCAL_ROUTES).set(0.0);
+        tracing::info!("local routes removed");
+        Ok(())
+    }
+
+    /// Applies the difference; listing failures end the component, a refused change is
+    /// returned (and counted) so the rest still applies.
+    async fn reconcile(&self) -> Result<Vec<RoutesError>, RoutesError> {
+        let desired: BTreeSet<IpAddr> = local_addresses(&self.published.load());
+        let current = self.netlink.list().await?;
+        let Diff { add, remove } = diff(&current, &desired);
+        let mut errors = Vec::new();
+        for ip in &add {
+            match self.netlink.add(*ip).await {
+                Ok(()) => tracing::debug!(%ip, "local route added"),
+                Err(e) => errors.push(e),
+            }
+        }
+        let missing = errors.len();
+        for ip in &remove {
+            match self.netlink.remove(*ip).await {
+                Ok(()) => tracing::debug!(%ip, "local route removed"),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !add.is_empty() || !remove.is_empty() {
+            tracing::info!(
+                added = add.len(),
+                removed = remove.len(),
+                total = desired.len(),
+                "local routes reconciled"
+            );
+        }
+        metrics::counter!(ROUTE_ERRORS).increment(errors.len() as u64);
+        metrics::gauge!(LOCAL_ROUTES).set((desired.len() - missing) as f64);
+        Ok(errors)
+    }
+}
