@@ -141,6 +141,10 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 }
 
 async fn status(State(state): State<AdminState>) -> Response {
-    let report = StatusReport::build(&state.published.load(), &state.health.load(), &state.runtime);
+    let report = StatusReport::build(
+        &state.published.load(),
+        &state.health.load(),
+        &state.runtime,
+    );
     axum::Json(report).into_response()
 }

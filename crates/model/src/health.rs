@@ -55,7 +55,10 @@ impl HealthVerdicts {
     pub fn ready_endpoints<'s>(&self, service: &'s Service) -> impl Iterator<Item = &'s Endpoint> {
         let verdicts = self.by_service.get(&service.key());
         service.endpoints.iter().filter(move |e| {
-            e.ready && verdicts.and_then(|m| m.get(&e.ip)).is_none_or(|passing| *passing)
+            e.ready
+                && verdicts
+                    .and_then(|m| m.get(&e.ip))
+                    .is_none_or(|passing| *passing)
         })
     }
 }
@@ -137,7 +140,10 @@ mod tests {
         verdicts.set("default/web", "10.0.0.2".parse().unwrap(), false);
         verdicts.set("default/web", "10.0.0.3".parse().unwrap(), true);
         assert_eq!(ready(&verdicts), ["10.0.0.1"]);
-        assert!(!verdicts.is_ready(&svc, &svc.endpoints[2]), "config says not ready");
+        assert!(
+            !verdicts.is_ready(&svc, &svc.endpoints[2]),
+            "config says not ready"
+        );
     }
 
     #[test]
@@ -154,6 +160,9 @@ mod tests {
         let mut v = (*live.load()).clone();
         v.retain(|_, _| false);
         live.publish(v);
-        assert_eq!(live.load().get("default/web", "10.0.0.1".parse().unwrap()), None);
+        assert_eq!(
+            live.load().get("default/web", "10.0.0.1".parse().unwrap()),
+            None
+        );
     }
 }
