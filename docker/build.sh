@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${BASE:-dockline-base:bookworm}
 TAG=${TAG:-dockline:latest}
-command -v docker >/dev/null || { apt-get update -qq && apt-get install -y -qq docker.io; }
+command -v dockerd >/dev/null || { apt-get update -qq && apt-get install -y -qq docker.io; }
 command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap; }
 if ! docker info >/dev/null 2>&1; then
     (dockerd >/tmp/dockerd.log 2>&1 &)
