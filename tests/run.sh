@@ -15,6 +15,14 @@ declare -A needs=(
     [ip]=iproute2
     [curl]=curl
     [ping]=iputils-ping
+    [dig]=bind9-dnsutils
+    [knotd]=knot
+    [arping]=iputils-arping
+    [ndisc6]=ndisc6
+    [tcpdump]=tcpdump
+    [python3]=python3
+    [nginx]=nginx
+    [ss]=iproute2
 )
 missing=()
 for cmd in "${!needs[@]}"; do

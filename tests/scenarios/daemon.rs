@@ -275,7 +275,10 @@ fn sigterm_and_sigint_stop_the_daemon_with_exit_0() {
 
 #[test]
 fn a_port_in_use_stops_the_start_with_an_error_naming_the_address() {
-    let mut s = setup("portinuse", &config(&["web"]));
+    // Without the proxy, whose listeners bind before admin's and would clash first
+    // (tests/scenarios/proxy.rs checks its message).
+    let text = config(&["web"]).replace("[dns]", "[proxy]\nenabled = false\n[dns]");
+    let mut s = setup("portinuse", &text);
     let _first = s.start(&[]);
     let file = s.file.to_str().unwrap().to_owned();
     let mut second = s.lab.spawn(&s.node, DOCKLINE, &["run", "--config", &file]);
@@ -329,6 +332,8 @@ fn runs_on_the_embedded_default_with_environment_overrides() {
         &[
             ("DOCKLINE__ADMIN__LISTEN", "127.0.0.1:9999"),
             ("DOCKLINE__NODE__NAME", "laptop"),
+            // The first daemon holds the default DNS port.
+            ("DOCKLINE__DNS__LISTEN", "127.0.0.1:5354"),
         ],
     );
     wait_ready(&node, &other, "http://127.0.0.1:9999");

@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use dockline_model::{LiveHealth, Published};
+use dockline_model::{LiveHealth, LiveMembers, LiveOwners, Published};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +31,9 @@ pub use runtime::{ComponentState, ConfigHistory, ReloadFailure, Runtime};
 pub struct AdminState {
     pub published: Arc<Published>,
     pub health: Arc<LiveHealth>,
+    /// Cluster members (from the cluster component) and VIP owners (from the L2 announcer).
+    pub members: Arc<LiveMembers>,
+    pub owners: Arc<LiveOwners>,
     pub runtime: Arc<Runtime>,
     pub metrics: PrometheusHandle,
 }
@@ -141,10 +144,11 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 }
 
 async fn status(State(state): State<AdminState>) -> Response {
-    let report = StatusReport::build(
-        &state.published.load(),
-        &state.health.load(),
-        &state.runtime,
+    let snapshot = state.published.load();
+    let report = StatusReport::build(&snapshot, &state.health.load(), &state.runtime).with_cluster(
+        &state.members.load(),
+        &state.owners.load(),
+        &snapshot.shared_digest,
     );
     axum::Json(report).into_response()
 }

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use dockline_model::{HealthVerdicts, Snapshot};
+use dockline_model::{HealthVerdicts, MemberSet, Snapshot, VipOwners};
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::Runtime;
@@ -20,6 +20,30 @@ pub struct StatusReport {
     pub config: ConfigReport,
     pub services: Vec<ServiceReport>,
     pub vips: Vec<VipReport>,
+    /// Cluster members, this node included (empty without gossip).
+    #[serde(default)]
+    pub members: Vec<MemberReport>,
+    /// Owners of the L2-announced VIPs (empty without the L2 announcer).
+    #[serde(default)]
+    pub vip_owners: Vec<VipOwnerReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberReport {
+    pub name: String,
+    pub ip: IpAddr,
+    /// "alive", "suspect" or "down".
+    pub state: String,
+    /// The member gossips the same shared config digest as this node.
+    pub digest_match: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VipOwnerReport {
+    pub ip: IpAddr,
+    /// `None` when no live node is eligible.
+    pub owner: Option<String>,
+    pub owned_by_me: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,6 +130,30 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 impl StatusReport {
+    /// Adds the live member set and VIP owners; `ours` is this node's shared digest.
+    pub fn with_cluster(mut self, members: &MemberSet, owners: &VipOwners, ours: &str) -> Self {
+        self.members = members
+            .members
+            .iter()
+            .map(|m| MemberReport {
+                name: m.name.clone(),
+                ip: m.internal_ip,
+                state: m.state.name().to_owned(),
+                digest_match: m.shared_digest == ours,
+            })
+            .collect();
+        self.vip_owners = owners
+            .vips
+            .iter()
+            .map(|v| VipOwnerReport {
+                ip: v.ip,
+                owner: v.owner.clone(),
+                owned_by_me: v.owned_by_me,
+            })
+            .collect();
+        self
+    }
+
     pub fn build(snapshot: &Snapshot, health: &HealthVerdicts, runtime: &Runtime) -> Self {
         let history = runtime.config();
         let lower = |s: String| s.to_lowercase();
@@ -199,6 +247,8 @@ impl StatusReport {
                     services: v.services.clone(),
                 })
                 .collect(),
+            members: Vec::new(),
+            vip_owners: Vec::new(),
         }
     }
 }

@@ -24,6 +24,7 @@ pub fn validate(config: &Config) -> Result<(), Problems> {
     v.cluster(config);
     v.network(config);
     v.dns(config);
+    v.proxy(config);
     v.l2(config);
     v.bgp(config);
     v.pools(config);
@@ -146,6 +147,28 @@ impl Validator {
                 );
             }
         }
+        let t = g.timing();
+        for (key, value) in [
+            ("probe_interval_ms", t.probe_interval_ms),
+            ("probe_timeout_ms", t.probe_timeout_ms),
+            ("suspect_timeout_ms", t.suspect_timeout_ms),
+        ] {
+            if !(5..=60_000).contains(&value) {
+                self.err(
+                    format!("cluster.gossip.{key}"),
+                    format!("{value} is outside 5-60000"),
+                );
+            }
+        }
+        if t.probe_timeout_ms >= t.probe_interval_ms {
+            self.err(
+                "cluster.gossip.probe_timeout_ms",
+                format!(
+                    "{} must be less than probe_interval_ms ({})",
+                    t.probe_timeout_ms, t.probe_interval_ms
+                ),
+            );
+        }
     }
 
     fn network(&mut self, c: &Config) {
@@ -265,6 +288,22 @@ impl Validator {
                     format!("{name:?} is listed twice"),
                 );
             }
+        }
+        if !c.l2.interfaces.is_empty()
+            && !c.network.nodes.is_empty()
+            && c.cluster.gossip.listen.is_none()
+        {
+            self.err(
+                "cluster.gossip.listen",
+                "must be set when l2.interfaces and network.nodes are: without membership \
+                 every node would answer for every VIP",
+            );
+        }
+        if c.l2.gratuitous_count > 100 {
+            self.err("l2.gratuitous_count", "must be at most 100");
+        }
+        if !(1..=10_000).contains(&c.l2.gratuitous_interval_ms) {
+            self.err("l2.gratuitous_interval_ms", "must be within 1-10000");
         }
     }
 
@@ -425,6 +464,9 @@ impl Validator {
             self.ports(s, &path, &mut node_ports);
             self.load_balancer(c, s, i, &path, &mut lb_ips);
             self.health_check(s, &path);
+            if s.max_connections == Some(0) {
+                self.err(format!("{path}.max_connections"), "must be at least 1");
+            }
             for (j, ep) in s.endpoints.iter().enumerate() {
                 let here = format!("{path}.endpoints[{j}]");
                 if ep.ip.is_unspecified() || ep.ip.is_multicast() {
@@ -671,6 +713,19 @@ impl Validator {
                         "needs a pool or load_balancer_ip: no pool has auto_assign = true",
                     );
                 }
+            }
+        }
+    }
+
+    fn proxy(&mut self, c: &Config) {
+        let p = &c.proxy;
+        for (key, value) in [
+            ("connect_timeout_ms", p.connect_timeout_ms),
+            ("idle_timeout_s", p.idle_timeout_s),
+            ("udp_idle_timeout_s", p.udp_idle_timeout_s),
+        ] {
+            if value == 0 {
+                self.err(format!("proxy.{key}"), "must be above 0");
             }
         }
     }

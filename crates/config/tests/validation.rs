@@ -1281,3 +1281,120 @@ fn env_list_values_are_trimmed_and_may_be_empty() {
         "invalid socket address syntax",
     );
 }
+
+#[test]
+fn gossip_timing_follows_the_profile_and_is_checked() {
+    let base =
+        "[node]\ninternal_ip = \"172.30.0.11\"\n[cluster.gossip]\nlisten = \"172.30.0.11:7946\"\n";
+    let fast = valid(&format!(
+        "{base}profile = \"fast\"\nsuspect_timeout_ms = 50\n"
+    ));
+    let t = fast.cluster.gossip.timing();
+    assert_eq!(
+        (
+            t.probe_interval_ms,
+            t.probe_timeout_ms,
+            t.suspect_timeout_ms
+        ),
+        (30, 15, 50)
+    );
+    assert_only(
+        &format!("{base}probe_interval_ms = 100\nprobe_timeout_ms = 100\n"),
+        "cluster.gossip.probe_timeout_ms",
+        "less than probe_interval_ms",
+    );
+    assert_only(
+        &format!("{base}suspect_timeout_ms = 1\n"),
+        "cluster.gossip.suspect_timeout_ms",
+        "outside 5-60000",
+    );
+    assert_has(
+        &problems(&format!("{base}profile = \"slow\"\n")),
+        "cluster.gossip.profile",
+        "slow",
+    );
+}
+
+#[test]
+fn gratuitous_settings_are_checked() {
+    assert_only(
+        "[l2]\ngratuitous_count = 1000\n",
+        "l2.gratuitous_count",
+        "at most 100",
+    );
+    assert_only(
+        "[l2]\ngratuitous_interval_ms = 0\n",
+        "l2.gratuitous_interval_ms",
+        "1-10000",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Proxy
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn proxy_limits_have_defaults_and_zero_timeouts_are_rejected() {
+    let config = valid("[node]\nname = \"n\"\n");
+    assert_eq!(config.proxy.connect_timeout_ms, 5000);
+    assert_eq!(config.proxy.idle_timeout_s, 3600);
+    assert_eq!(config.proxy.udp_idle_timeout_s, 30);
+    assert_eq!(config.proxy.drain_grace_s, 30);
+    let found = problems(
+        "[node]\nname = \"n\"\n[proxy]\nconnect_timeout_ms = 0\nidle_timeout_s = 0\nudp_idle_timeout_s = 0\n",
+    );
+    assert_has(&found, "proxy.connect_timeout_ms", "must be above 0");
+    assert_has(&found, "proxy.idle_timeout_s", "must be above 0");
+    assert_has(&found, "proxy.udp_idle_timeout_s", "must be above 0");
+    assert_eq!(found.len(), 3, "{}", Problems(found.clone()));
+}
+
+#[test]
+fn load_balancing_and_connection_cap_per_service() {
+    let base = "[node]\nname = \"n\"\n[[services]]\nname = \"web\"\ncluster_ip = \"10.222.0.10\"\nports = [{ port = 80 }]\n";
+    let config = valid(base);
+    assert_eq!(
+        config.services[0].load_balancing,
+        dockline_config::LoadBalancing::RoundRobin
+    );
+    assert_eq!(config.services[0].max_connections, None);
+    let config = valid(&format!(
+        "{base}load_balancing = \"Maglev\"\nmax_connections = 100\n"
+    ));
+    assert_eq!(
+        config.services[0].load_balancing,
+        dockline_config::LoadBalancing::Maglev
+    );
+    assert_eq!(config.services[0].max_connections, Some(100));
+    assert_only(
+        &format!("{base}max_connections = 0\n"),
+        "services[0].max_connections",
+        "must be at least 1",
+    );
+    assert!(!problems(&format!("{base}load_balancing = \"Random\"\n")).is_empty());
+}
+
+#[test]
+fn http_check_path_defaults_to_root() {
+    let config = valid(
+        "[node]\nname = \"n\"\n[[services]]\nname = \"web\"\ncluster_ip = \"10.222.0.10\"\nports = [{ port = 80 }]\nhealth_check = { kind = \"http\" }\n",
+    );
+    assert_eq!(
+        config.services[0]
+            .health_check
+            .as_ref()
+            .unwrap()
+            .http_path(),
+        "/"
+    );
+}
+
+#[test]
+fn l2_with_peers_needs_gossip() {
+    assert_only(
+        "[node]\ninternal_ip = \"172.30.0.11\"\npod_cidr = \"10.111.1.0/24\"\n[l2]\ninterfaces = [\"eth0\"]\n\
+         [[network.nodes]]\nname = \"n2\"\ninternal_ip = \"172.30.0.12\"\npod_cidr = \"10.111.2.0/24\"\n",
+        "cluster.gossip.listen",
+        "every node would answer",
+    );
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use dockline_admin::{AdminState, ComponentState, Runtime};
 use dockline_config::Source;
-use dockline_model::{LiveHealth, Published};
+use dockline_model::{LiveHealth, LiveMembers, LiveOwners, Published};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +45,7 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
         .map_err(|problems| anyhow!("invalid configuration {}:\n{problems}", source.name()))?;
     let load_duration = started.elapsed();
     let metrics = telemetry::install()?;
+    tokio::spawn(telemetry::upkeep(metrics.clone()));
     telemetry::record_snapshot(&snapshot);
     metrics::gauge!(telemetry::CONFIG_LAST_RELOAD_SUCCESS).set(telemetry::unix_now());
     metrics::gauge!(telemetry::CONFIG_LOAD_DURATION).set(load_duration.as_secs_f64());
@@ -61,6 +62,9 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     let published = Arc::new(Published::new(snapshot));
     // Endpoint health verdicts: written by the health checker, read by everyone else.
     let health = Arc::new(LiveHealth::default());
+    // Membership (written by cluster) and VIP owners (written by l2).
+    let members = Arc::new(LiveMembers::default());
+    let owners = Arc::new(LiveOwners::default());
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
@@ -87,11 +91,60 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
         async move { Ok(routes.run(shutdown).await?) }
     });
 
+    // Health before the proxy and DNS: verdicts start flowing as soon as they serve.
+    let checker = dockline_health::HealthChecker::new(published.clone(), health.clone());
+    spawn_component(&mut tasks, &runtime, "health", {
+        let shutdown = shutdown.clone();
+        async move {
+            checker.run(shutdown).await;
+            Ok(())
+        }
+    });
+
+    if dockline_proxy::enabled(&published.load().config) {
+        let proxy = dockline_proxy::Proxy::bind(published.clone(), health.clone())?;
+        spawn_component(&mut tasks, &runtime, "proxy", {
+            let shutdown = shutdown.clone();
+            async move { Ok(proxy.run(shutdown).await?) }
+        });
+    }
+
+    if published.load().config.dns.enabled {
+        let dns = dockline_dns::Dns::bind(published.clone(), health.clone()).await?;
+        spawn_component(&mut tasks, &runtime, "dns", {
+            let shutdown = shutdown.clone();
+            async move { Ok(dns.run(shutdown).await?) }
+        });
+    }
+
+    if dockline_cluster::enabled(&published.load().config) {
+        let cluster = dockline_cluster::Cluster::bind(published.clone(), members.clone()).await?;
+        spawn_component(&mut tasks, &runtime, "cluster", {
+            let shutdown = shutdown.clone();
+            async move { Ok(cluster.run(shutdown).await?) }
+        });
+    }
+
+    if dockline_l2::enabled(&published.load().config) {
+        let l2 = dockline_l2::L2::bind(dockline_l2::Inputs {
+            published: published.clone(),
+            health: health.clone(),
+            members: members.clone(),
+            owners: owners.clone(),
+        })?;
+        spawn_component(&mut tasks, &runtime, "l2", {
+            let shutdown = shutdown.clone();
+            async move { Ok(l2.run(shutdown).await?) }
+        });
+    }
+
     let admin_listen = published.load().config.admin.listen;
     let listener = dockline_admin::bind(admin_listen).await?;
     let admin_state = AdminState {
         published: published.clone(),
         health: health.clone(),
+        members,
+        owners,
         runtime: runtime.clone(),
         metrics,
     };
@@ -146,8 +199,21 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
 
 /// The components this config turns on, in start order.
 fn enabled_components(config: &dockline_config::Config) -> Vec<&'static str> {
-    let _ = config;
-    vec!["routes", "admin"]
+    let mut components = vec!["routes", "health"];
+    if dockline_proxy::enabled(config) {
+        components.push("proxy");
+    }
+    if config.dns.enabled {
+        components.push("dns");
+    }
+    if dockline_cluster::enabled(config) {
+        components.push("cluster");
+    }
+    if dockline_l2::enabled(config) {
+        components.push("l2");
+    }
+    components.push("admin");
+    components
 }
 
 type Ended = (&'static str, anyhow::Result<()>);

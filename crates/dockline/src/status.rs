@@ -197,5 +197,38 @@ pub fn render(r: &StatusReport) -> String {
         &["IP", "POOL", "ANNOUNCE", "SERVICES"],
         &rows,
     );
+    let yes_no = |b: bool| if b { "yes" } else { "NO" }.to_owned();
+    let rows: Vec<Vec<String>> = r
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                m.ip.to_string(),
+                m.state.clone(),
+                yes_no(m.digest_match),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        "MEMBERS",
+        &["NAME", "IP", "STATE", "SAME CONFIG"],
+        &rows,
+    );
+    let rows: Vec<Vec<String>> = r
+        .vip_owners
+        .iter()
+        .map(|v| {
+            let mine = if v.owned_by_me { "yes" } else { "no" };
+            vec![v.ip.to_string(), or_dash(v.owner.as_ref()), mine.to_owned()]
+        })
+        .collect();
+    table(
+        &mut out,
+        "VIP OWNERS",
+        &["IP", "OWNER", "OWNED BY ME"],
+        &rows,
+    );
     out
 }

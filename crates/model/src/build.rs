@@ -80,6 +80,8 @@ pub fn build(mut config: Config) -> Result<Snapshot, Problems> {
                     })
                     .collect(),
                 health_check: s.health_check,
+                load_balancing: s.load_balancing,
+                max_connections: s.max_connections,
                 endpoints: s
                     .endpoints
                     .into_iter()

@@ -117,6 +117,8 @@ mod tests {
             publish_not_ready_addresses: false,
             ports: Vec::new(),
             health_check: None,
+            load_balancing: Default::default(),
+            max_connections: None,
             endpoints: endpoints
                 .iter()
                 .map(|(ip, ready)| Endpoint {

@@ -8,17 +8,23 @@
 mod allocate;
 mod build;
 mod health;
+mod members;
 mod published;
 
 use std::net::IpAddr;
 
-use dockline_config::{Announce, Config, HealthCheck, Protocol, ServiceType, TrafficPolicy};
+use dockline_config::{
+    Announce, Config, HealthCheck, LoadBalancing, Protocol, ServiceType, TrafficPolicy,
+};
 use ipnet::IpNet;
 use serde::Serialize;
 
 pub use allocate::stable_hash;
 pub use build::build;
 pub use health::{HealthVerdicts, LiveHealth};
+pub use members::{
+    Live, LiveMembers, LiveOwners, Member, MemberSet, MemberState, VipOwner, VipOwners,
+};
 pub use published::Published;
 
 /// One consistent view of what this node should do.
@@ -64,6 +70,8 @@ pub struct Service {
     pub publish_not_ready_addresses: bool,
     pub ports: Vec<Port>,
     pub health_check: Option<HealthCheck>,
+    pub load_balancing: LoadBalancing,
+    pub max_connections: Option<u32>,
     pub endpoints: Vec<Endpoint>,
 }
 

@@ -1,0 +1,51 @@
+//! The identity each node gossips: its name, gossip address, internal IP and the digest of
+//! the config every node must share. foca spreads identities with every membership update,
+//! so a digest change (a reload) is a change of identity.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NodeId {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub internal_ip: IpAddr,
+    pub shared_digest: String,
+    /// Grows with every restart and identity change so the newest identity of an address
+    /// wins (seconds since the epoch at start, then +1 per change).
+    pub bump: u64,
+}
+
+impl NodeId {
+    /// An identity standing for whoever listens at `addr`: foca accepts an announce to any
+    /// identity with the receiver's address, so joining needs no name.
+    pub fn placeholder(addr: SocketAddr) -> Self {
+        NodeId {
+            name: String::new(),
+            addr,
+            internal_ip: addr.ip(),
+            shared_digest: String::new(),
+            bump: 0,
+        }
+    }
+}
+
+impl foca::Identity for NodeId {
+    type Addr = SocketAddr;
+
+    fn renew(&self) -> Option<Self> {
+        Some(NodeId {
+            bump: self.bump.wrapping_add(1),
+            ..self.clone()
+        })
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn win_addr_conflict(&self, adversary: &Self) -> bool {
+        self.bump > adversary.bump
+    }
+}

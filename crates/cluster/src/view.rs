@@ -1,0 +1,136 @@
+//! Turns foca's member list into the published [`MemberSet`]: one entry per node name (a
+//! restarted node shows up under its newest identity), this node included.
+//!
+//! Static `network.nodes` that gossip has not (or no longer) heard of count as suspect
+//! while the node is joining and as down after: a starting node must not claim every VIP
+//! before it has met its peers, nor wait forever for a peer that never comes.
+
+use dockline_config::PeerNode;
+use dockline_model::{Member, MemberSet, MemberState};
+use foca::State;
+
+use crate::identity::NodeId;
+
+pub fn member_set<'a>(
+    me: &NodeId,
+    known: impl Iterator<Item = (&'a NodeId, State)>,
+    statics: &[PeerNode],
+    joining: bool,
+) -> MemberSet {
+    let mut newest: Vec<(&NodeId, State)> = Vec::new();
+    for (id, state) in known {
+        if id.name.is_empty() || id.name == me.name {
+            continue;
+        }
+        match newest.iter_mut().find(|(seen, _)| seen.name == id.name) {
+            Some(entry) if id.bump > entry.0.bump => *entry = (id, state),
+            Some(_) => {}
+            None => newest.push((id, state)),
+        }
+    }
+    let member = |id: &NodeId, state| Member {
+        name: id.name.clone(),
+        internal_ip: id.internal_ip,
+        state,
+        shared_digest: id.shared_digest.clone(),
+    };
+    let mut members: Vec<Member> = newest
+        .into_iter()
+        .map(|(id, state)| {
+            let state = match state {
+                State::Alive => MemberState::Alive,
+                State::Suspect => MemberState::Suspect,
+                State::Down => MemberState::Down,
+            };
+            member(id, state)
+        })
+        .collect();
+    members.push(member(me, MemberState::Alive));
+    for peer in statics {
+        if members.iter().all(|m| m.name != peer.name) {
+            members.push(Member {
+                name: peer.name.clone(),
+                internal_ip: peer.internal_ip,
+                state: if joining {
+                    MemberState::Suspect
+                } else {
+                    MemberState::Down
+                },
+                shared_digest: String::new(),
+            });
+        }
+    }
+    MemberSet::new(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(name: &str, bump: u64) -> NodeId {
+        NodeId {
+            name: name.into(),
+            addr: "10.0.0.1:7946".parse().unwrap(),
+            internal_ip: "10.0.0.1".parse().unwrap(),
+            shared_digest: format!("d{bump}"),
+            bump,
+        }
+    }
+
+    #[test]
+    fn a_restarted_node_is_listed_once_under_its_newest_identity() {
+        let me = id("a", 1);
+        let old = id("b", 1);
+        let new = id("b", 2);
+        let set = member_set(
+            &me,
+            [
+                (&new, State::Alive),
+                (&old, State::Down),
+                (&me, State::Alive),
+            ]
+            .into_iter(),
+            &[],
+            false,
+        );
+        let got: Vec<_> = set
+            .members
+            .iter()
+            .map(|m| (m.name.as_str(), m.state, m.shared_digest.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", MemberState::Alive, "d1"),
+                ("b", MemberState::Alive, "d2")
+            ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod static_peers {
+    use super::*;
+
+    #[test]
+    fn unheard_static_peers_are_suspect_while_joining_then_down() {
+        let me = NodeId::placeholder("10.0.0.1:7946".parse().unwrap());
+        let peer = PeerNode {
+            name: "b".into(),
+            internal_ip: "10.0.0.2".parse().unwrap(),
+            pod_cidr: None,
+        };
+        let state = |joining| {
+            member_set(
+                &me,
+                std::iter::empty(),
+                std::slice::from_ref(&peer),
+                joining,
+            )
+            .members[1]
+                .state
+        };
+        assert_eq!(state(true), MemberState::Suspect);
+        assert_eq!(state(false), MemberState::Down);
+    }
+}

@@ -1,0 +1,169 @@
+//! The dns component: an authoritative responder for the cluster domain per the Kubernetes
+//! DNS-Based Service Discovery specification 1.1.0, on UDP and TCP at every `dns.listen`
+//! address, with names outside the cluster forwarded to `dns.forward` or REFUSED.
+//!
+//! [`zone`] turns a snapshot and the endpoint health verdicts into an index of precomputed
+//! records; [`answer`] answers one query from it (sans-IO); `server` is the socket I/O. The
+//! zone is rebuilt and swapped in on every config or health change, so the next query sees
+//! it; listeners are only opened and closed when `dns.listen` changes.
+
+#![forbid(unsafe_code)]
+
+pub mod answer;
+mod edns;
+mod fast;
+mod forward;
+mod metrics;
+mod server;
+pub mod zone;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dockline_model::{LiveHealth, Published};
+use hickory_proto::ProtoError;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use answer::{Action, Transport, Verdict, answer};
+pub use metrics::{QUERY_DURATION, QUERY_DURATION_BUCKETS, describe as describe_metrics};
+pub use zone::Zone;
+
+use server::{Listener, Shared};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("dns: cannot listen on {addr}: {error}")]
+    Listen {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("dns: cannot build the zone: {0}")]
+    Zone(#[from] ProtoError),
+}
+
+/// The dns component with its sockets bound.
+#[derive(Debug)]
+pub struct Dns {
+    published: Arc<Published>,
+    health: Arc<LiveHealth>,
+    config_changes: watch::Receiver<u64>,
+    health_changes: watch::Receiver<u64>,
+    shared: Arc<Shared>,
+    listeners: BTreeMap<SocketAddr, Listener>,
+    /// SOA serial: start time plus one per rebuild, so secondaries and caches see changes.
+    serial: u32,
+}
+
+impl Dns {
+    /// Builds the zone and binds every `dns.listen` address (an error names the address).
+    pub async fn bind(
+        published: Arc<Published>,
+        health: Arc<LiveHealth>,
+    ) -> Result<Self, DnsError> {
+        // Subscribe before the first load, so no change between the two is missed.
+        let config_changes = published.subscribe();
+        let health_changes = health.subscribe();
+        // The SOA serial is a 32-bit sequence number (RFC 1982): seconds since the epoch
+        // wrap around, which serial arithmetic allows.
+        let serial = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs() as u32);
+        let snapshot = published.load();
+        let zone = Zone::build(&snapshot, &health.load(), serial)?;
+        let shared = Arc::new(Shared::new(zone));
+        let mut listeners = BTreeMap::new();
+        for addr in wanted(&snapshot.config.dns) {
+            listeners.insert(addr, Listener::start(addr, &shared)?);
+            tracing::info!(listen = %addr, "dns listening");
+        }
+        Ok(Dns {
+            published,
+            health,
+            config_changes,
+            health_changes,
+            shared,
+            listeners,
+            serial,
+        })
+    }
+
+    /// Follows config and health changes until `shutdown`; the listeners close with it.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), DnsError> {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                changed = self.config_changes.changed() => {
+                    if changed.is_err() { break }
+                    self.rebuild();
+                    self.relisten();
+                }
+                changed = self.health_changes.changed() => {
+                    if changed.is_err() { break }
+                    self.rebuild();
+                }
+            }
+        }
+        self.listeners.clear();
+        Ok(())
+    }
+
+    /// Swaps in a zone built from the snapshot and verdicts in force; on failure the old
+    /// zone keeps answering.
+    fn rebuild(&mut self) {
+        self.serial = self.serial.wrapping_add(1);
+        match Zone::build(&self.published.load(), &self.health.load(), self.serial) {
+            Ok(zone) => {
+                if zone.skipped() > 0 {
+                    tracing::warn!(
+                        services = zone.skipped(),
+                        "dns: services left out: their names are not valid DNS names"
+                    );
+                }
+                self.shared.zone.store(Arc::new(zone));
+            }
+            Err(error) => tracing::error!(error = %error, "dns: zone not rebuilt, old one kept"),
+        }
+    }
+
+    /// Opens new listen addresses before closing old ones; if one cannot be opened, every
+    /// old one stays open, so a typo in a reload never takes DNS down.
+    fn relisten(&mut self) {
+        let wanted = wanted(&self.published.load().config.dns);
+        let mut failed = false;
+        for addr in &wanted {
+            if self.listeners.contains_key(addr) {
+                continue;
+            }
+            match Listener::start(*addr, &self.shared) {
+                Ok(listener) => {
+                    self.listeners.insert(*addr, listener);
+                    tracing::info!(listen = %addr, "dns listening");
+                }
+                Err(error) => {
+                    failed = true;
+                    tracing::error!(error = %error, "dns: new listen address not opened");
+                }
+            }
+        }
+        if failed {
+            return;
+        }
+        self.listeners.retain(|addr, _| {
+            let keep = wanted.contains(addr);
+            if !keep {
+                tracing::info!(listen = %addr, "dns stopped listening");
+            }
+            keep
+        });
+    }
+}
+
+fn wanted(dns: &dockline_config::Dns) -> Vec<SocketAddr> {
+    match dns.enabled {
+        true => dns.listen.clone(),
+        false => Vec::new(),
+    }
+}

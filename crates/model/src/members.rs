@@ -1,0 +1,169 @@
+//! Live inputs published by the cluster and L2 components: the member set (who is alive,
+//! with which shared-config digest) and the owner of every L2-announced VIP.
+//!
+//! Like [`crate::LiveHealth`], each is swapped whole through `arc-swap` and announced on a
+//! `watch`; one component writes it, the others read.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// A member's SWIM state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    Alive,
+    /// Missed probes; still counted live until declared down (SWIM's suspicion).
+    Suspect,
+    Down,
+}
+
+impl MemberState {
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberState::Alive => "alive",
+            MemberState::Suspect => "suspect",
+            MemberState::Down => "down",
+        }
+    }
+
+    pub fn is_live(self) -> bool {
+        self != MemberState::Down
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub internal_ip: IpAddr,
+    pub state: MemberState,
+    /// The member's `Snapshot::shared_digest` as it gossips it.
+    pub shared_digest: String,
+}
+
+/// Every known member, this node included, sorted by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberSet {
+    pub members: Vec<Member>,
+}
+
+impl MemberSet {
+    pub fn new(mut members: Vec<Member>) -> Self {
+        members.sort_by(|a, b| a.name.cmp(&b.name));
+        MemberSet { members }
+    }
+
+    /// Names of the members that count as up.
+    pub fn live_names(&self) -> impl Iterator<Item = &str> {
+        self.members
+            .iter()
+            .filter(|m| m.state.is_live())
+            .map(|m| m.name.as_str())
+    }
+
+    /// A live member gossips a shared digest other than `ours` (split config). Members not
+    /// heard from yet (empty digest) do not count.
+    pub fn digest_mismatch(&self, ours: &str) -> bool {
+        self.members
+            .iter()
+            .any(|m| m.state.is_live() && !m.shared_digest.is_empty() && m.shared_digest != ours)
+    }
+}
+
+/// The owner of one L2-announced VIP, as this node computes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipOwner {
+    pub ip: IpAddr,
+    /// `None` when no live node is eligible.
+    pub owner: Option<String>,
+    pub owned_by_me: bool,
+}
+
+/// Owners of every L2-announced VIP, sorted by address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VipOwners {
+    pub vips: Vec<VipOwner>,
+}
+
+/// A value one component publishes and others read without locking.
+#[derive(Debug)]
+pub struct Live<T> {
+    current: ArcSwap<T>,
+    generation: watch::Sender<u64>,
+}
+
+impl<T: Default> Default for Live<T> {
+    fn default() -> Self {
+        Live::new(T::default())
+    }
+}
+
+impl<T> Live<T> {
+    pub fn new(first: T) -> Self {
+        Live {
+            current: ArcSwap::from_pointee(first),
+            generation: watch::Sender::new(0),
+        }
+    }
+
+    pub fn load(&self) -> Arc<T> {
+        self.current.load_full()
+    }
+
+    /// A receiver that sees a change after every publish that changed something.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+}
+
+impl<T: PartialEq> Live<T> {
+    /// Publishes `next` if it differs from the value in force.
+    pub fn publish(&self, next: T) {
+        if *self.current.load_full() != next {
+            self.current.store(Arc::new(next));
+            self.generation.send_modify(|g| *g += 1);
+        }
+    }
+}
+
+pub type LiveMembers = Live<MemberSet>;
+pub type LiveOwners = Live<VipOwners>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, state: MemberState, digest: &str) -> Member {
+        Member {
+            name: name.into(),
+            internal_ip: "10.0.0.1".parse().unwrap(),
+            state,
+            shared_digest: digest.into(),
+        }
+    }
+
+    #[test]
+    fn down_members_neither_count_live_nor_flag_a_split_config() {
+        let set = MemberSet::new(vec![
+            member("b", MemberState::Suspect, "d1"),
+            member("a", MemberState::Alive, "d1"),
+            member("c", MemberState::Down, "d2"),
+        ]);
+        assert_eq!(set.live_names().collect::<Vec<_>>(), ["a", "b"]);
+        assert!(!set.digest_mismatch("d1"));
+        assert!(set.digest_mismatch("d2"));
+    }
+
+    #[test]
+    fn publish_wakes_only_on_change() {
+        let live = LiveMembers::default();
+        let rx = live.subscribe();
+        live.publish(MemberSet::default());
+        assert!(!rx.has_changed().unwrap());
+        live.publish(MemberSet::new(vec![member("a", MemberState::Alive, "d")]));
+        assert!(rx.has_changed().unwrap());
+    }
+}

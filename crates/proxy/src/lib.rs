@@ -1,0 +1,293 @@
+//! The L4 service proxy: listeners on every service's ClusterIP, NodePort and
+//! LoadBalancer IP forward TCP connections and UDP flows to the service's ready endpoints
+//! (config readiness plus health verdicts), balanced per service.
+//!
+//! Reload is prepare -> swap: the routing table is rebuilt and swapped whole, listeners are
+//! opened and closed by difference, and open connections keep going. Connections to a
+//! removed endpoint are closed after `proxy.drain_grace_s`.
+
+mod balance;
+mod frontends;
+mod listeners;
+mod metrics;
+mod pool;
+mod splice;
+mod tcp;
+mod udp;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use dockline_config::{Config, Protocol};
+use dockline_model::{LiveHealth, Published, Snapshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use frontends::Frontend;
+pub use frontends::ListenAddr;
+pub use metrics::describe as describe_metrics;
+use pool::Pool;
+
+/// The proxy runs when `proxy.enabled`.
+pub fn enabled(config: &Config) -> bool {
+    config.proxy.enabled
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("proxy: cannot listen on {at}: {source}")]
+    Listen {
+        at: ListenAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Timeouts in force, from `[proxy]`.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    udp_idle_timeout: Duration,
+}
+
+/// What a listener forwards to, swapped whole on reload.
+#[derive(Debug)]
+struct Route {
+    frontend: Frontend,
+    pool: Arc<Pool>,
+    /// This node's name, for `external_traffic_policy = "Local"`.
+    node: String,
+    limits: Limits,
+    metrics: metrics::PerPort,
+}
+
+/// What every listener and connection task reads.
+#[derive(Debug)]
+struct Shared {
+    routes: ArcSwap<HashMap<ListenAddr, Arc<Route>>>,
+    health: Arc<LiveHealth>,
+    metrics: metrics::Global,
+    pipes: splice::PipePool,
+}
+
+impl Shared {
+    fn route(&self, at: &ListenAddr) -> Option<Arc<Route>> {
+        self.routes.load().get(at).cloned()
+    }
+}
+
+enum Socket {
+    Tcp(tokio::net::TcpListener),
+    Udp(tokio::net::UdpSocket),
+}
+
+#[derive(Debug)]
+pub struct Proxy {
+    published: Arc<Published>,
+    shared: Arc<Shared>,
+    pools: HashMap<String, Arc<Pool>>,
+    /// Open listeners: the token that stops each and its task.
+    listeners: BTreeMap<ListenAddr, (CancellationToken, JoinHandle<()>)>,
+    /// Bound at start, served once `run` starts.
+    pending: Vec<(ListenAddr, Socket)>,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Socket::Tcp(_) => "tcp listener",
+            Socket::Udp(_) => "udp socket",
+        })
+    }
+}
+
+impl Proxy {
+    /// Binds every listener of the current snapshot; any failure is a start error naming
+    /// the address.
+    pub fn bind(published: Arc<Published>, health: Arc<LiveHealth>) -> Result<Proxy, Error> {
+        let mut proxy = Proxy {
+            published,
+            shared: Arc::new(Shared {
+                routes: ArcSwap::default(),
+                health,
+                metrics: metrics::Global::new(),
+                pipes: splice::PipePool::default(),
+            }),
+            pools: HashMap::new(),
+            listeners: BTreeMap::new(),
+            pending: Vec::new(),
+        };
+        let snapshot = proxy.published.load();
+        let desired = frontends::desired(&snapshot);
+        for at in desired.keys() {
+            let socket = bind(*at)?;
+            proxy.pending.push((*at, socket));
+        }
+        proxy.swap_routes(&snapshot, desired, Duration::ZERO);
+        Ok(proxy)
+    }
+
+    /// Serves and follows reloads until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
+        for (at, socket) in std::mem::take(&mut self.pending) {
+            self.serve(at, socket, &shutdown);
+        }
+        let mut reloads = self.published.subscribe();
+        let mut verdicts = self.shared.health.subscribe();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                changed = reloads.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    self.reload(&shutdown).await;
+                }
+                changed = verdicts.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    self.report_backends();
+                }
+            }
+        }
+    }
+
+    async fn reload(&mut self, shutdown: &CancellationToken) {
+        let snapshot = self.published.load();
+        let desired = frontends::desired(&snapshot);
+        // Close first: a NodePort moving between the internal IP and the wildcard address
+        // must free its port before the new socket binds it.
+        let gone: Vec<ListenAddr> = self
+            .listeners
+            .keys()
+            .filter(|at| !desired.contains_key(at))
+            .copied()
+            .collect();
+        for at in gone {
+            if let Some((stop, task)) = self.listeners.remove(&at) {
+                stop.cancel();
+                // Closed only when the task has dropped the socket.
+                let _ = task.await;
+                tracing::info!(listen = %at, "proxy listener closed");
+            }
+        }
+        let grace = Duration::from_secs(snapshot.config.proxy.drain_grace_s);
+        self.swap_routes(&snapshot, desired.clone(), grace);
+        for at in desired.keys() {
+            if self.listeners.contains_key(at) {
+                continue;
+            }
+            match bind(*at) {
+                Ok(socket) => self.serve(*at, socket, shutdown),
+                Err(error) => {
+                    self.shared.metrics.listen_errors.increment(1);
+                    tracing::error!(error = %error, "proxy listener not opened");
+                }
+            }
+        }
+        tracing::info!(listeners = self.listeners.len(), "proxy reloaded");
+    }
+
+    fn serve(&mut self, at: ListenAddr, socket: Socket, shutdown: &CancellationToken) {
+        let stop = shutdown.child_token();
+        let shared = self.shared.clone();
+        let task = match socket {
+            Socket::Tcp(listener) => tokio::spawn(tcp::serve(listener, at, shared, stop.clone())),
+            Socket::Udp(socket) => tokio::spawn(udp::serve(socket, at, shared, stop.clone())),
+        };
+        self.listeners.insert(at, (stop, task));
+        tracing::info!(listen = %at, "proxy listening");
+    }
+
+    /// Builds the new routing table (keeping each service's pool), swaps it in and
+    /// schedules the drain of endpoints and services that went.
+    fn swap_routes(
+        &mut self,
+        snapshot: &Snapshot,
+        desired: BTreeMap<ListenAddr, Frontend>,
+        grace: Duration,
+    ) {
+        let mut pools = HashMap::new();
+        // Endpoints to drain; `None`: the whole service went.
+        let mut gone: Vec<(Arc<Pool>, Option<IpAddr>)> = Vec::new();
+        for service in &snapshot.services {
+            let key = service.key();
+            let pool = match self.pools.remove(&key) {
+                Some(pool) => {
+                    let removed = pool.update(service.clone());
+                    gone.extend(removed.into_iter().map(|ip| (pool.clone(), Some(ip))));
+                    pool
+                }
+                None => Pool::new(service.clone()),
+            };
+            pools.insert(key, pool);
+        }
+        // Services removed entirely: every endpoint drains.
+        gone.extend(self.pools.drain().map(|(_, pool)| (pool, None)));
+        self.pools = pools;
+        let limits = Limits {
+            connect_timeout: Duration::from_millis(snapshot.config.proxy.connect_timeout_ms),
+            idle_timeout: Duration::from_secs(snapshot.config.proxy.idle_timeout_s),
+            udp_idle_timeout: Duration::from_secs(snapshot.config.proxy.udp_idle_timeout_s),
+        };
+        let routes = desired
+            .into_iter()
+            .filter_map(|(at, frontend)| {
+                let pool = self.pools.get(&frontend.service)?.clone();
+                let metrics = metrics::PerPort::new(&frontend.service, frontend.port.port);
+                Some((
+                    at,
+                    Arc::new(Route {
+                        frontend,
+                        pool,
+                        node: snapshot.node.name.clone(),
+                        limits,
+                        metrics,
+                    }),
+                ))
+            })
+            .collect();
+        self.shared.routes.store(Arc::new(routes));
+        if !gone.is_empty() {
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                for (pool, endpoint) in gone {
+                    match endpoint {
+                        Some(ip) => pool.drain(ip),
+                        None => pool.drain_all(),
+                    }
+                }
+            });
+        }
+        self.report_backends();
+    }
+
+    /// `dockline_proxy_backend_up` for every endpoint of every proxied service.
+    fn report_backends(&self) {
+        let verdicts = self.shared.health.load();
+        for pool in self.pools.values() {
+            let service = pool.service();
+            if service.cluster_ip.is_none() {
+                continue;
+            }
+            let key = service.key();
+            for endpoint in &service.endpoints {
+                let up = verdicts.is_ready(&service, endpoint);
+                ::metrics::gauge!(metrics::BACKEND_UP, "service" => key.clone(), "endpoint" => endpoint.ip.to_string())
+                    .set(if up { 1.0 } else { 0.0 });
+            }
+        }
+    }
+}
+
+fn bind(at: ListenAddr) -> Result<Socket, Error> {
+    let error = |source| Error::Listen { at, source };
+    Ok(match at.protocol {
+        Protocol::Tcp => Socket::Tcp(listeners::tcp(at.addr).map_err(error)?),
+        Protocol::Udp => Socket::Udp(listeners::udp(at.addr).map_err(error)?),
+    })
+}

@@ -1,0 +1,39 @@
+//! Listening sockets. IP_FREEBIND lets a listener bind a ClusterIP or LoadBalancer IP
+//! before the routes component has made it local; the backlog is set explicitly because
+//! the default is small for a proxy.
+
+use std::io;
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, UdpSocket};
+
+const BACKLOG: i32 = 4096;
+
+fn socket(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), kind, Some(protocol))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+        socket.set_freebind_v6(true)?;
+    } else {
+        socket.set_freebind_v4(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+pub fn tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket(addr, Type::STREAM, Protocol::TCP)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+pub fn udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = socket(addr, Type::DGRAM, Protocol::UDP)?;
+    // Room for bursts while the single receive loop is busy.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}

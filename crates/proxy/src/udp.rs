@@ -1,0 +1,196 @@
+//! UDP: a flow table keyed by client address. The first datagram of a client picks an
+//! endpoint and opens a connected upstream socket; replies from it go back to the client
+//! from the service address. A flow idle for `udp_idle_timeout_s` is forgotten.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::frontends::ListenAddr;
+use crate::pool::{Lease, Refusal};
+use crate::{Route, Shared};
+
+type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<Flow>>>>;
+
+#[derive(Debug)]
+struct Flow {
+    upstream: UdpSocket,
+    /// Milliseconds after `start` of the last datagram either way.
+    last: AtomicU64,
+    start: Instant,
+}
+
+impl Flow {
+    fn touch(&self) {
+        self.last
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+pub async fn serve(
+    socket: UdpSocket,
+    at: ListenAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    let socket = Arc::new(socket);
+    let flows: Flows = Arc::default();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (len, client) = tokio::select! {
+            () = stop.cancelled() => return,
+            received = socket.recv_from(&mut buf) => match received {
+                Ok(received) => received,
+                Err(error) => {
+                    shared.metrics.listen_errors.increment(1);
+                    tracing::warn!(listen = %at, %error, "cannot receive a datagram");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let existing = flows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&client)
+            .cloned();
+        let flow = match existing {
+            Some(flow) => flow,
+            None => {
+                let Some(route) = shared.route(&at) else {
+                    continue;
+                };
+                match open(&route, &shared, client, &socket, &flows, &stop).await {
+                    Some(flow) => flow,
+                    None => continue,
+                }
+            }
+        };
+        flow.touch();
+        // UDP sends wait only for socket buffer room, which a busy backend link frees fast.
+        if flow.upstream.send(&buf[..len]).await.is_ok() {
+            shared.metrics.to_backend.increment(len as u64);
+        }
+    }
+}
+
+async fn open(
+    route: &Arc<Route>,
+    shared: &Arc<Shared>,
+    client: SocketAddr,
+    socket: &Arc<UdpSocket>,
+    flows: &Flows,
+    stop: &CancellationToken,
+) -> Option<Arc<Flow>> {
+    let health = shared.health.load();
+    let lease = match route.pool.lease(
+        client.ip(),
+        route.frontend.external,
+        &route.node,
+        &health,
+        &[],
+    ) {
+        Ok(lease) => lease,
+        Err(Refusal::NoEndpoint) => {
+            shared.metrics.no_endpoint.increment(1);
+            return None;
+        }
+        Err(Refusal::OverLimit) => {
+            shared.metrics.over_limit.increment(1);
+            return None;
+        }
+    };
+    let target = SocketAddr::new(lease.endpoint, route.frontend.port.target_port);
+    let local: SocketAddr = if target.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let upstream = match UdpSocket::bind(local).await {
+        Ok(upstream) => upstream,
+        Err(error) => {
+            shared.metrics.listen_errors.increment(1);
+            tracing::error!(backend = %target, %error, "cannot open an upstream socket");
+            return None;
+        }
+    };
+    if let Err(error) = upstream.connect(target).await {
+        shared.metrics.connect_errors.increment(1);
+        tracing::warn!(backend = %target, %error, "cannot connect to the backend");
+        return None;
+    }
+    let flow = Arc::new(Flow {
+        upstream,
+        last: AtomicU64::new(0),
+        start: Instant::now(),
+    });
+    flows
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(client, flow.clone());
+    route.metrics.connections.increment(1);
+    route.metrics.active.increment(1.0);
+    let relay = Relay {
+        client,
+        socket: socket.clone(),
+        flows: flows.clone(),
+        route: route.clone(),
+        shared: shared.clone(),
+        stop: stop.clone(),
+    };
+    tokio::spawn(relay.replies(flow.clone(), lease));
+    Some(flow)
+}
+
+/// What the reply task of one flow needs.
+struct Relay {
+    client: SocketAddr,
+    socket: Arc<UdpSocket>,
+    flows: Flows,
+    route: Arc<Route>,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+}
+
+impl Relay {
+    /// Relays the backend's replies to the client until the flow idles out, its endpoint
+    /// is drained or the listener stops; then removes the flow.
+    async fn replies(self, flow: Arc<Flow>, lease: Lease) {
+        let idle = self.route.limits.udp_idle_timeout;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let last = flow.start + Duration::from_millis(flow.last.load(Ordering::Relaxed));
+            tokio::select! {
+                () = self.stop.cancelled() => break,
+                () = lease.drain.cancelled() => break,
+                () = tokio::time::sleep_until(last + idle) => {
+                    let last = flow.start + Duration::from_millis(flow.last.load(Ordering::Relaxed));
+                    if Instant::now() >= last + idle {
+                        break;
+                    }
+                }
+                received = flow.upstream.recv(&mut buf) => {
+                    // An ICMP error from the backend (port unreachable) surfaces here; the
+                    // flow stays until it idles out.
+                    if let Ok(len) = received {
+                        flow.touch();
+                        if self.socket.send_to(&buf[..len], self.client).await.is_ok() {
+                            self.shared.metrics.to_client.increment(len as u64);
+                        }
+                    }
+                }
+            }
+        }
+        self.flows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.client);
+        self.route.metrics.active.decrement(1.0);
+    }
+}

@@ -1,0 +1,569 @@
+//! The DNS responder against `dig` (and knot as an upstream): every name of the Kubernetes
+//! DNS specification over UDP and TCP, headless round-robin, truncation and TCP fallback,
+//! EDNS and header rules, REFUSED and forwarding for outside names, answers that follow
+//! reloads without restarting listeners, and bad input that is counted and survived.
+//!
+//! Each test runs its own daemon in its own namespace, on 127.0.0.1:5353 there.
+
+// Test helpers fail the test by panicking, as the tests themselves do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dockline_lab::{Lab, Netns, Process, http_get, wait_until};
+
+const DOCKLINE: &str = env!("CARGO_BIN_EXE_dockline");
+const ADMIN: &str = "http://127.0.0.1:9470";
+
+const BASE: &str = r#"
+[node]
+name = "node-1"
+[admin]
+listen = "127.0.0.1:9470"
+[proxy]
+enabled = false
+[cluster]
+pod_cidr = "fd00:10::/64"
+"#;
+
+/// The services most tests query.
+const SERVICES: &str = r#"
+[[services]]
+name = "web"
+cluster_ip = "10.222.0.10"
+ports = [{ name = "http", port = 80, target_port = 8080 }]
+[[services.endpoints]]
+ip = "10.111.1.5"
+[[services]]
+name = "plain"
+cluster_ip = "10.222.0.11"
+ports = [{ port = 81 }]
+[[services]]
+name = "db"
+namespace = "prod"
+cluster_ip = "None"
+ports = [{ name = "pg", port = 5432, target_port = 5433 }]
+[[services.endpoints]]
+ip = "fd00:10::5"
+hostname = "db-0"
+[[services.endpoints]]
+ip = "10.111.1.6"
+hostname = "db-1"
+[[services.endpoints]]
+ip = "10.111.1.7"
+ready = false
+[[services]]
+name = "ext"
+type = "ExternalName"
+external_name = "www.example.org"
+"#;
+
+struct Dns {
+    lab: Lab,
+    ns: Netns,
+    file: PathBuf,
+    daemon: Process,
+}
+
+fn start(test: &str, config: &str) -> Dns {
+    let mut lab = Lab::new(test);
+    let ns = lab.netns("node");
+    let file = lab.dir().join("dockline.toml");
+    std::fs::write(&file, config).unwrap();
+    let daemon = lab.spawn(&ns, DOCKLINE, &["run", "--config", file.to_str().unwrap()]);
+    wait_until(Duration::from_secs(10), "dockline answers /readyz", || {
+        http_get(&ns, &format!("{ADMIN}/readyz")).is_some_and(|(code, _)| code == 200)
+    });
+    Dns {
+        lab,
+        ns,
+        file,
+        daemon,
+    }
+}
+
+impl Dns {
+    /// `dig` at the daemon with `args`, full output.
+    fn dig(&self, args: &str) -> String {
+        self.dig_port(5353, args)
+    }
+
+    fn dig_port(&self, port: u16, args: &str) -> String {
+        self.ns
+            .sh(&format!("dig +time=2 +tries=1 -p {port} @127.0.0.1 {args}"))
+            .stdout
+            .iter()
+            .map(|b| *b as char)
+            .collect()
+    }
+
+    /// The answer section's data, one record a line (`dig +short`).
+    fn short(&self, args: &str) -> Vec<String> {
+        self.dig(&format!("+short {args}"))
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn metric(&self, line_start: &str) -> f64 {
+        let (_, body) = http_get(&self.ns, &format!("{ADMIN}/metrics")).expect("metrics");
+        body.lines()
+            .filter(|l| l.starts_with(line_start))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Runs a bash script in the namespace (for /dev/udp and /dev/tcp).
+    fn bash(&self, script: &str) -> String {
+        let out = self.ns.exec("bash", &["-c", script]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn reload(&self, config: &str) {
+        std::fs::write(&self.file, config).unwrap();
+        self.daemon.signal("HUP");
+    }
+}
+
+fn status(output: &str) -> &str {
+    output
+        .split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("(no answer)")
+}
+
+fn flags(output: &str) -> Vec<&str> {
+    output
+        .lines()
+        .find(|l| l.starts_with(";; flags:"))
+        .map(|l| {
+            l.trim_start_matches(";; flags:")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whitespace runs as one space, so record lines compare whatever dig's alignment.
+fn squeeze(output: &str) -> String {
+    output.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn answers_the_kubernetes_names_over_udp_and_tcp() {
+    let dns = start("dns-names", &format!("{BASE}{SERVICES}"));
+    for transport in ["+notcp", "+tcp"] {
+        let q = |args: &str| dns.short(&format!("{transport} {args}"));
+        assert_eq!(q("web.default.svc.cluster.local A"), ["10.222.0.10"]);
+        // Names are case-insensitive.
+        assert_eq!(q("WEB.Default.SVC.cluster.LOCAL A"), ["10.222.0.10"]);
+        assert_eq!(
+            q("_http._tcp.web.default.svc.cluster.local SRV"),
+            ["0 100 80 web.default.svc.cluster.local."]
+        );
+        // Headless: ready endpoints only, A and AAAA by family, names by hostname.
+        assert_eq!(q("db.prod.svc.cluster.local A"), ["10.111.1.6"]);
+        assert_eq!(q("db.prod.svc.cluster.local AAAA"), ["fd00:10::5"]);
+        assert_eq!(q("db-0.db.prod.svc.cluster.local AAAA"), ["fd00:10::5"]);
+        assert_eq!(q("db-1.db.prod.svc.cluster.local A"), ["10.111.1.6"]);
+        assert_eq!(
+            sorted(q("_pg._tcp.db.prod.svc.cluster.local SRV")),
+            [
+                "0 50 5433 db-0.db.prod.svc.cluster.local.",
+                "0 50 5433 db-1.db.prod.svc.cluster.local."
+            ]
+        );
+        assert_eq!(
+            q("-x 10.222.0.10"),
+            ["web.default.svc.cluster.local."],
+            "PTR of a cluster IP"
+        );
+        assert_eq!(
+            q("-x fd00:10::5"),
+            ["db-0.db.prod.svc.cluster.local."],
+            "PTR of an endpoint, full-nibble IPv6"
+        );
+        assert_eq!(
+            q("ext.default.svc.cluster.local A"),
+            ["www.example.org."],
+            "ExternalName is a CNAME"
+        );
+        assert_eq!(q("dns-version.cluster.local TXT"), ["\"1.1.0\""]);
+        assert_eq!(q("cluster.local NS"), ["ns.dns.cluster.local."]);
+        assert_eq!(q("ns.dns.cluster.local A"), ["127.0.0.1"]);
+        let soa = q("cluster.local SOA");
+        assert!(
+            soa.len() == 1 && soa[0].starts_with("ns.dns.cluster.local. hostmaster.cluster.local."),
+            "{soa:?}"
+        );
+    }
+
+    // The SRV targets' addresses ride along; TTL is dns.ttl; AA set, RD copied, no RA.
+    let srv = squeeze(&dns.dig("_pg._tcp.db.prod.svc.cluster.local SRV"));
+    assert!(
+        srv.contains("db-0.db.prod.svc.cluster.local. 5 IN AAAA fd00:10::5"),
+        "{srv}"
+    );
+    assert!(
+        srv.contains("db-1.db.prod.svc.cluster.local. 5 IN A 10.111.1.6"),
+        "{srv}"
+    );
+    assert_eq!(
+        flags(&dns.dig("_pg._tcp.db.prod.svc.cluster.local SRV")),
+        ["qr", "aa", "rd"]
+    );
+    assert_eq!(
+        flags(&dns.dig("+norec web.default.svc.cluster.local")),
+        ["qr", "aa"]
+    );
+
+    // NXDOMAIN for unknown names, NODATA for a known name and another type, both with the
+    // SOA; an empty non-terminal is NODATA; the unnamed port has no SRV; no SRV for
+    // ExternalName; an unknown type is NODATA.
+    for (query, expected) in [
+        ("nope.default.svc.cluster.local A", "NXDOMAIN"),
+        ("_http._tcp.plain.default.svc.cluster.local SRV", "NXDOMAIN"),
+        ("_http._tcp.ext.default.svc.cluster.local SRV", "NXDOMAIN"),
+        ("db-2.db.prod.svc.cluster.local A", "NXDOMAIN"),
+        ("9.9.222.10.in-addr.arpa PTR", "NXDOMAIN"),
+        ("web.default.svc.cluster.local AAAA", "NOERROR"),
+        ("web.default.svc.cluster.local TYPE65280", "NOERROR"),
+        ("prod.svc.cluster.local A", "NOERROR"),
+        ("cluster.local A", "NOERROR"),
+    ] {
+        let out = dns.dig(query);
+        assert_eq!(status(&out), expected, "{query}: {out}");
+        assert!(out.contains("ANSWER: 0,"), "{query}: {out}");
+        assert!(
+            out.contains("AUTHORITY: 1,") && out.contains("IN\tSOA\tns.dns.cluster.local."),
+            "{query}: SOA in authority: {out}"
+        );
+        assert!(flags(&out).contains(&"aa"), "{query}: {out}");
+    }
+}
+
+#[test]
+fn headless_answers_rotate_over_every_ready_endpoint() {
+    let mut config = format!(
+        "{BASE}[[services]]\nname = \"pool\"\ncluster_ip = \"None\"\nports = [{{ port = 80 }}]\n"
+    );
+    for i in 1..=4 {
+        config += &format!("[[services.endpoints]]\nip = \"10.111.1.{i}\"\n");
+    }
+    config += "[[services]]\nname = \"down\"\ncluster_ip = \"None\"\nports = [{ port = 80 }]\n\
+               [[services.endpoints]]\nip = \"10.111.2.1\"\nready = false\n";
+    config += "[[services]]\nname = \"eager\"\ncluster_ip = \"None\"\n\
+               publish_not_ready_addresses = true\nports = [{ port = 80 }]\n\
+               [[services.endpoints]]\nip = \"10.111.3.1\"\nready = false\n";
+    let dns = start("dns-rotation", &config);
+    let all: Vec<String> = (1..=4).map(|i| format!("10.111.1.{i}")).collect();
+    let mut firsts = Vec::new();
+    for _ in 0..8 {
+        let answer = dns.short("pool.default.svc.cluster.local A");
+        assert_eq!(
+            sorted(answer.clone()),
+            all,
+            "every endpoint in every answer"
+        );
+        firsts.push(answer[0].clone());
+    }
+    for pair in firsts.windows(2) {
+        assert_ne!(
+            pair[0], pair[1],
+            "consecutive answers start differently: {firsts:?}"
+        );
+    }
+    assert_eq!(
+        sorted(firsts[..4].to_vec()),
+        all,
+        "each endpoint comes first in turn"
+    );
+
+    let down = dns.dig("down.default.svc.cluster.local A");
+    assert_eq!(status(&down), "NXDOMAIN", "no ready endpoint: {down}");
+    assert_eq!(
+        dns.short("eager.default.svc.cluster.local A"),
+        ["10.111.3.1"],
+        "publish_not_ready_addresses"
+    );
+}
+
+#[test]
+fn large_answers_truncate_over_udp_and_complete_over_tcp() {
+    let mut config = format!(
+        "{BASE}[[services]]\nname = \"big\"\ncluster_ip = \"None\"\nports = [{{ port = 80 }}]\n"
+    );
+    for i in 0..100 {
+        config += &format!(
+            "[[services.endpoints]]\nip = \"10.111.{}.{}\"\n",
+            i / 50,
+            i % 50 + 1
+        );
+    }
+    let dns = start("dns-tc", &config);
+    let plain = dns.dig("+noedns +ignore big.default.svc.cluster.local A");
+    assert!(flags(&plain).contains(&"tc"), "TC over 512 bytes: {plain}");
+    assert!(plain.contains("ANSWER: 0,"), "{plain}");
+    let edns = dns.dig("+ignore +bufsize=1232 big.default.svc.cluster.local A");
+    assert!(flags(&edns).contains(&"tc"), "TC over 1232 bytes: {edns}");
+    assert_eq!(dns.short("+tcp big.default.svc.cluster.local A").len(), 100);
+    // dig retries over TCP by itself on TC.
+    assert_eq!(dns.short("big.default.svc.cluster.local A").len(), 100);
+    let roomy = dns.dig("+bufsize=4096 +ignore big.default.svc.cluster.local A");
+    assert!(roomy.contains("ANSWER: 100,"), "fits in 4096: {roomy}");
+}
+
+#[test]
+fn edns_and_header_rules() {
+    let dns = start("dns-edns", &format!("{BASE}{SERVICES}"));
+    let name = "web.default.svc.cluster.local";
+    let plain = dns.dig(&format!("+noedns {name}"));
+    assert!(
+        !plain.contains("OPT PSEUDOSECTION"),
+        "no OPT without EDNS: {plain}"
+    );
+    let edns = dns.dig(&format!("+edns=0 +ednsopt=100:abcd +ednsflags=0x40 {name}"));
+    assert_eq!(status(&edns), "NOERROR", "{edns}");
+    assert!(
+        edns.contains("; EDNS: version: 0, flags:; udp: 1232"),
+        "OPT echoed, unknown flags and options dropped: {edns}"
+    );
+    assert!(!edns.contains("OPT=100"), "{edns}");
+    let badvers = dns.dig(&format!("+edns=1 +noednsneg {name}"));
+    assert_eq!(status(&badvers), "BADVERS", "{badvers}");
+    assert!(badvers.contains("; EDNS: version: 0"), "{badvers}");
+    assert!(badvers.contains("ANSWER: 0,"), "{badvers}");
+    let dnssec = dns.dig(&format!("+dnssec {name}"));
+    assert!(
+        dnssec.contains("; EDNS: version: 0, flags: do;"),
+        "DO copied: {dnssec}"
+    );
+    let zflag = dns.dig(&format!("+zflag {name}"));
+    assert_eq!(status(&zflag), "NOERROR", "{zflag}");
+    assert!(!zflag.contains("MBZ"), "Z clear in the answer: {zflag}");
+    for opcode in [1, 2, 4, 5, 15] {
+        let out = dns.dig(&format!("+opcode={opcode} {name}"));
+        assert_eq!(status(&out), "NOTIMP", "opcode {opcode}: {out}");
+    }
+    let chaos = dns.dig("version.bind CH TXT");
+    assert_eq!(status(&chaos), "REFUSED", "{chaos}");
+    assert!(
+        dns.metric("dockline_dns_queries_total{qtype=\"A\",rcode=\"BADVERS\",transport=\"udp\"}")
+            >= 1.0
+    );
+}
+
+#[test]
+fn outside_names_are_refused_without_forwarders() {
+    let dns = start("dns-refused", &format!("{BASE}{SERVICES}"));
+    for transport in ["+notcp", "+tcp"] {
+        let out = dns.dig(&format!("{transport} www.example.org A"));
+        assert_eq!(status(&out), "REFUSED", "{out}");
+        assert!(
+            !flags(&out).contains(&"ra") && !flags(&out).contains(&"aa"),
+            "{out}"
+        );
+        assert!(out.contains("ANSWER: 0,"), "{out}");
+    }
+    // Reverse names outside service_cidr and pod_cidr are not ours either.
+    assert_eq!(status(&dns.dig("-x 192.0.2.1")), "REFUSED");
+    assert!(
+        dns.metric("dockline_dns_queries_total{qtype=\"A\",rcode=\"REFUSED\",transport=\"tcp\"}")
+            >= 1.0
+    );
+}
+
+#[test]
+fn outside_names_are_forwarded_to_knot() {
+    let mut lab_config = format!("{BASE}{SERVICES}");
+    lab_config = lab_config.replace("[proxy]", "[dns]\nforward = [\"127.0.0.1:5300\"]\n[proxy]");
+    let mut dns = start("dns-forward", &lab_config);
+    let dir = dns.lab.dir().join("knot");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("example.test.zone"),
+        "$ORIGIN example.test.\n$TTL 300\n\
+         @ SOA ns admin 1 3600 900 604800 300\n@ NS ns\nns A 127.0.0.1\nwww A 192.0.2.80\n",
+    )
+    .unwrap();
+    let d = dir.display();
+    std::fs::write(
+        dir.join("knot.conf"),
+        format!(
+            "server:\n  listen: 127.0.0.1@5300\n  rundir: {d}\n\
+             database:\n  storage: {d}\n\
+             template:\n  - id: default\n    storage: {d}\n\
+             zone:\n  - domain: example.test\n    file: example.test.zone\n"
+        ),
+    )
+    .unwrap();
+    let conf = dir.join("knot.conf");
+    let _knot = dns
+        .lab
+        .spawn(&dns.ns, "knotd", &["-c", conf.to_str().unwrap()]);
+    wait_until(Duration::from_secs(10), "knot answers", || {
+        dns.dig_port(5300, "+short www.example.test A").trim() == "192.0.2.80"
+    });
+    for transport in ["+notcp", "+tcp"] {
+        let out = dns.dig(&format!("{transport} www.example.test A"));
+        assert_eq!(status(&out), "NOERROR", "{out}");
+        assert!(
+            out.contains("www.example.test.\t300\tIN\tA\t192.0.2.80"),
+            "relayed as is: {out}"
+        );
+        assert!(flags(&out).contains(&"aa"), "the upstream's flags: {out}");
+        let missing = dns.dig(&format!("{transport} nope.example.test A"));
+        assert_eq!(status(&missing), "NXDOMAIN", "{missing}");
+    }
+    // Cluster names are still ours.
+    assert_eq!(dns.short("web.default.svc.cluster.local"), ["10.222.0.10"]);
+}
+
+#[test]
+fn answers_follow_reloads_and_listeners_move_without_restart() {
+    let config = format!("{BASE}{SERVICES}");
+    let dns = start("dns-reload", &config);
+    let pid = dns.daemon.pid();
+    assert_eq!(dns.short("db.prod.svc.cluster.local A"), ["10.111.1.6"]);
+    let serial = |dns: &Dns, port| {
+        dns.dig_port(port, "+short cluster.local SOA")
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let before = serial(&dns, 5353);
+
+    // Readiness flips, ttl changes, and a second listen address appears.
+    let next = config
+        .replace("ip = \"10.111.1.7\"\nready = false", "ip = \"10.111.1.7\"")
+        .replace(
+            "[proxy]",
+            "[dns]\nttl = 30\nlisten = [\"127.0.0.1:5353\", \"127.0.0.1:5354\"]\n[proxy]",
+        );
+    dns.reload(&next);
+    wait_until(Duration::from_secs(5), "the reload reaches DNS", || {
+        dns.short("db.prod.svc.cluster.local A").len() == 2
+    });
+    assert!(
+        squeeze(&dns.dig("web.default.svc.cluster.local"))
+            .contains("web.default.svc.cluster.local. 30 IN A 10.222.0.10"),
+        "ttl follows the reload"
+    );
+    assert_ne!(
+        serial(&dns, 5353),
+        before,
+        "the SOA serial changes on reload"
+    );
+    assert_eq!(
+        dns.dig_port(5354, "+short web.default.svc.cluster.local"),
+        "10.222.0.10\n"
+    );
+
+    // The first address goes away; the second stays.
+    dns.reload(&next.replace("\"127.0.0.1:5353\", ", ""));
+    wait_until(Duration::from_secs(5), "5353 closes", || {
+        !dns.dig("web.default.svc.cluster.local").contains("status:")
+    });
+    assert_eq!(
+        dns.dig_port(5354, "+tcp +short web.default.svc.cluster.local"),
+        "10.222.0.10\n"
+    );
+    assert_eq!(dns.daemon.pid(), pid, "no restart");
+
+    // A listen address that cannot be bound keeps the old ones serving.
+    dns.reload(&next.replace("\"127.0.0.1:5353\", ", "\"192.0.2.99:53\", "));
+    wait_until(Duration::from_secs(5), "the failed bind is logged", || {
+        dns.daemon
+            .log()
+            .contains("dns: cannot listen on 192.0.2.99:53")
+    });
+    assert_eq!(
+        dns.dig_port(5354, "+short web.default.svc.cluster.local"),
+        "10.222.0.10\n"
+    );
+}
+
+#[test]
+fn bad_input_is_counted_and_never_stalls_others() {
+    let mut dns = start("dns-bad", &format!("{BASE}{SERVICES}"));
+    // A slow TCP client holds a connection with half a frame...
+    let slow = dns.lab.spawn(
+        &dns.ns,
+        "bash",
+        &[
+            "-c",
+            "exec 3<>/dev/tcp/127.0.0.1/5353; printf '\\x00\\x30\\x00' >&3; sleep 30",
+        ],
+    );
+    // ...garbage, a short packet, a response, a query with two questions...
+    dns.bash(
+        "printf 'garbage-garbage-garbage' > /dev/udp/127.0.0.1/5353; \
+         printf '\\x01\\x02\\x03' > /dev/udp/127.0.0.1/5353; \
+         printf '\\x12\\x34\\x81\\x80\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00' > /dev/udp/127.0.0.1/5353",
+    );
+    // ...an oversized TCP frame gets the connection closed at once.
+    let oversized = dns.bash(
+        "exec 3<>/dev/tcp/127.0.0.1/5353; printf '\\xff\\xff' >&3; timeout 3 cat <&3; echo closed",
+    );
+    assert!(oversized.contains("closed"), "{oversized}");
+    // Everyone else is still answered, over UDP and TCP.
+    assert_eq!(dns.short("web.default.svc.cluster.local"), ["10.222.0.10"]);
+    assert_eq!(
+        dns.short("+tcp web.default.svc.cluster.local"),
+        ["10.222.0.10"]
+    );
+    // A truncated question is FORMERR.
+    let formerr = dns.bash(
+        "exec 3<>/dev/tcp/127.0.0.1/5353; \
+         printf '\\x00\\x0e\\xab\\xcd\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x03w' >&3; \
+         timeout 3 head -c 6 <&3 | od -An -tx1",
+    );
+    assert!(
+        formerr.contains("ab cd 81 01"),
+        "FORMERR, RD copied: {formerr}"
+    );
+    wait_until(Duration::from_secs(5), "bad queries counted", || {
+        dns.metric("dockline_dns_bad_queries_total{reason=\"malformed\"}") >= 2.0
+            && dns.metric("dockline_dns_bad_queries_total{reason=\"response\"}") >= 1.0
+            && dns.metric("dockline_dns_bad_queries_total{reason=\"tcp_frame\"}") >= 1.0
+    });
+    assert!(dns.metric("dockline_dns_query_duration_seconds_count") >= 2.0);
+    assert!(dns.daemon.is_running(), "{}", dns.daemon.log());
+    drop(slow);
+}
+
+#[test]
+fn a_dns_port_in_use_stops_the_start_naming_the_address() {
+    let mut dns = start("dns-inuse", &format!("{BASE}{SERVICES}"));
+    let second_config = format!("{BASE}{SERVICES}").replace("127.0.0.1:9470", "127.0.0.1:9471");
+    let file = dns.lab.dir().join("second.toml");
+    std::fs::write(&file, second_config).unwrap();
+    let mut second = dns.lab.spawn(
+        &dns.ns,
+        DOCKLINE,
+        &["run", "--config", file.to_str().unwrap()],
+    );
+    let status = second
+        .wait_timeout(Duration::from_secs(5))
+        .expect("the second daemon gives up");
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        second
+            .log()
+            .contains("dns: cannot listen on 127.0.0.1:5353: Address already in use"),
+        "{}",
+        second.log()
+    );
+    assert_eq!(dns.short("web.default.svc.cluster.local"), ["10.222.0.10"]);
+}
