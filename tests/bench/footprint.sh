@@ -76,11 +76,26 @@ done
 sleep 1
 big_rss_after=$(rss_kib "$big_pid")
 median_reload=$(printf '%s\n' "${reload_ms[@]}" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
+kill -TERM "$big_pid"; wait "$big_pid" || true
+
+# Where the memory goes: the same file with the DNS zone, the proxy's listeners, or both off.
+parts=()
+for off in "DNS" "PROXY" "DNS PROXY"; do
+    envs=()
+    for c in $off; do envs+=("DOCKLINE__${c}__ENABLED=false"); done
+    env "${envs[@]}" ip netns exec "$NS" "$BIN" run --config "$WORK/big.toml" >"$WORK/part.log" 2>&1 &
+    part_pid=$!; pids+=("$part_pid")
+    wait_ready 9470
+    sleep 2
+    parts+=("$(printf '%-44s %10s' "dockline idle, $N services, ${off// /+} off" "$(rss_kib "$part_pid")")")
+    kill -TERM "$part_pid"; wait "$part_pid" || true
+done
 
 printf '\n== footprint (KiB RSS; reload = read + validate + build, ms)\n'
 printf '%-44s %10s\n' "knot idle, no zones (anchor)" "$knot_rss"
 printf '%-44s %10s   ratio to knot %.2f\n' "dockline idle, embedded default" "$default_rss" "$(echo "$default_rss / $knot_rss" | bc -l)"
 printf '%-44s %10s   ratio to knot %.2f\n' "dockline idle, $N services" "$big_rss" "$(echo "$big_rss / $knot_rss" | bc -l)"
 printf '%-44s %10s\n' "dockline after $RELOADS reloads of $N services" "$big_rss_after"
+printf '%s\n' "${parts[@]}"
 printf '%-44s %10.1f\n' "dockline start-up load of $N services (ms)" "$start_ms"
 printf '%-44s %10s   (all: %s)\n' "dockline reload of $N services, median (ms)" "$median_reload" "${reload_ms[*]}"
