@@ -55,13 +55,21 @@ pub struct Dns {
     listeners: BTreeMap<SocketAddr, Listener>,
     /// SOA serial: start time plus one per rebuild, so secondaries and caches see changes.
     serial: u32,
+    /// Called after a rebuild has dropped the old zone, to give its memory back (a zone of
+    /// 10,000 services is tens of MB, and health changes can rebuild it often).
+    after_rebuild: fn(),
 }
+
+/// Health verdicts change in bursts (a backend going down fails every check of every
+/// service it serves); one rebuild per burst is enough.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Dns {
     /// Builds the zone and binds every `dns.listen` address (an error names the address).
     pub async fn bind(
         published: Arc<Published>,
         health: Arc<LiveHealth>,
+        after_rebuild: fn(),
     ) -> Result<Self, DnsError> {
         // Subscribe before the first load, so no change between the two is missed.
         let config_changes = published.subscribe();
@@ -87,6 +95,7 @@ impl Dns {
             shared,
             listeners,
             serial,
+            after_rebuild,
         })
     }
 
@@ -102,6 +111,8 @@ impl Dns {
                 }
                 changed = self.health_changes.changed() => {
                     if changed.is_err() { break }
+                    tokio::time::sleep(SETTLE).await;
+                    self.health_changes.mark_unchanged();
                     self.rebuild();
                 }
             }
@@ -122,7 +133,8 @@ impl Dns {
                         "dns: services left out: their names are not valid DNS names"
                     );
                 }
-                self.shared.zone.store(Arc::new(zone));
+                drop(self.shared.zone.swap(Arc::new(zone)));
+                (self.after_rebuild)();
             }
             Err(error) => tracing::error!(error = %error, "dns: zone not rebuilt, old one kept"),
         }

@@ -110,7 +110,12 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     }
 
     if published.load().config.dns.enabled {
-        let dns = dockline_dns::Dns::bind(published.clone(), health.clone()).await?;
+        let dns = dockline_dns::Dns::bind(
+            published.clone(),
+            health.clone(),
+            crate::memory::release_free_heap,
+        )
+        .await?;
         spawn_component(&mut tasks, &runtime, "dns", {
             let shutdown = shutdown.clone();
             async move { Ok(dns.run(shutdown).await?) }
