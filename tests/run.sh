@@ -23,6 +23,7 @@ declare -A needs=(
     [python3]=python3
     [nginx]=nginx
     [ss]=iproute2
+    [prlimit]=util-linux
 )
 missing=()
 for cmd in "${!needs[@]}"; do

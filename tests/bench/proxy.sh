@@ -26,7 +26,11 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    for ns in "$CLIENT" "$NODE" "$BACKEND"; do ip netns del "$ns" 2>/dev/null || true; done
+    # Whatever still runs inside (nginx workers outlive a killed master) goes first.
+    for ns in "$CLIENT" "$NODE" "$BACKEND"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+        ip netns del "$ns" 2>/dev/null || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -3,6 +3,11 @@
 //! only by default, every address with the annotation "false") and the LoadBalancer IP;
 //! a killed backend leaves the rotation within the health-check window; a long transfer
 //! survives a reload; UDP flows echo; with no ready endpoint a connection is reset.
+//! Limits and balancing: a removed endpoint drains for the grace period; idle TCP
+//! connections and UDP flows time out; max_connections resets the one over the cap;
+//! least-connections and Maglev pick as they promise; a hanging or unreachable backend
+//! blocks nobody else; running out of descriptors is survived; the PROXY protocol header
+//! shows the client's address to the endpoint.
 
 // Test helpers fail the test by panicking, as the tests themselves do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -29,6 +34,11 @@ struct Setup {
 /// Node, client and two backend namespaces on one switch; the client routes service
 /// addresses via the node.
 fn setup(test: &str) -> Setup {
+    setup_with(test, &BACKENDS)
+}
+
+/// [`setup`] with the given backends (name, address).
+fn setup_with(test: &str, backends: &[(&str, &str)]) -> Setup {
     let mut lab = Lab::new(test);
     let lan = lab.switch("lan");
     let node = lab.netns("node");
@@ -43,7 +53,7 @@ fn setup(test: &str) -> Setup {
     client.sh_ok(&format!(
         "ip route add 10.222.0.0/16 via {NODE_IP} && ip route add 192.0.2.0/24 via {NODE_IP}"
     ));
-    let backends = BACKENDS
+    let backends = backends
         .iter()
         .map(|(name, ip)| {
             let ns = lab.netns(name);
@@ -70,12 +80,21 @@ fn nginx(lab: &mut Lab, ns: &Netns, name: &str, ip: &str, big_mib: usize) -> Pro
         std::fs::write(www.join("big"), vec![b'x'; big_mib << 20]).unwrap();
     }
     let d = dir.to_str().unwrap();
+    let server = format!("listen {ip}:8080; root {d}/www; location /big {{ limit_rate 2m; }}");
+    nginx_serving(lab, ns, name, ip, &server)
+}
+
+/// nginx in `ns` with one `server { ... }` block that listens on `ip:8080`.
+fn nginx_serving(lab: &mut Lab, ns: &Netns, name: &str, ip: &str, server: &str) -> Process {
+    let dir = lab.dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
     let conf = format!(
         "user root;\nmaster_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
          events {{ worker_connections 512; }}\n\
          http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
           fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-          server {{ listen {ip}:8080; root {d}/www; location /big {{ limit_rate 2m; }} }}\n}}\n"
+          server {{ {server} }}\n}}\n"
     );
     let file = dir.join("nginx.conf");
     std::fs::write(&file, conf).unwrap();
@@ -344,4 +363,719 @@ endpoints = [{{ ip = "172.30.0.21", ready = false }}]
         "{}",
         failed.log()
     );
+}
+
+/// The `web` service (LoadBalancer 192.0.2.10, ClusterIP 10.222.0.10, port 80 -> 8080,
+/// HTTP checks) on `endpoints`, with extra service keys and `[proxy]` keys.
+fn web(endpoints: &[&str], service_keys: &str, proxy_keys: &str) -> String {
+    let endpoints: Vec<String> = endpoints
+        .iter()
+        .map(|ip| format!("{{ ip = \"{ip}\" }}"))
+        .collect();
+    format!(
+        r#"
+[node]
+name = "node-1"
+internal_ip = "{NODE_IP}"
+[dns]
+enabled = false
+[proxy]
+{proxy_keys}
+[[pools]]
+name = "public"
+addresses = ["192.0.2.10-192.0.2.20"]
+[[services]]
+name = "web"
+type = "LoadBalancer"
+cluster_ip = "10.222.0.10"
+load_balancer_ip = "192.0.2.10"
+ports = [{{ port = 80, target_port = 8080 }}]
+health_check = {{ kind = "http", interval_ms = 200, timeout_ms = 150, rise = 1, fall = 2 }}
+endpoints = [{}]
+{service_keys}
+"#,
+        endpoints.join(", ")
+    )
+}
+
+/// A client holding `n` keep-alive HTTP connections to `host:port` (from `source`, if
+/// given). Each asks once on connect; then every `every` seconds it asks again on each
+/// (0: never, it only waits for the proxy to close them). It prints `I BODY` per answer on
+/// connection I and `I closed` when that connection ends; it exits when all have.
+const HOLD: &str = r#"
+import select, socket, sys
+host, port, every, n, source = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+def ask(s, f):
+    s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    length = 0
+    while True:
+        line = f.readline()
+        if not line:
+            raise EOFError
+        if line.strip() == b"":
+            break
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == b"content-length":
+            length = int(value)
+    body = f.read(length)
+    if len(body) < length:
+        raise EOFError
+    return body.decode()
+conns = {}
+for i in range(n):
+    s = socket.create_connection((host, port), source_address=(source, 0) if source else None)
+    f = s.makefile("rb")
+    print(i, ask(s, f), flush=True)
+    conns[i] = (s, f)
+while conns:
+    if every > 0:
+        select.select([], [], [], every)
+        ready = list(conns)
+    else:
+        readable, _, _ = select.select([s for s, _ in conns.values()], [], [])
+        ready = [i for i, (s, _) in conns.items() if s in readable]
+    for i in ready:
+        s, f = conns[i]
+        try:
+            if every <= 0:
+                raise EOFError
+            print(i, ask(s, f), flush=True)
+        except (OSError, EOFError):
+            print(i, "closed", flush=True)
+            del conns[i]
+"#;
+
+fn hold(lab: &mut Lab, client: &Netns, host: &str, every: f64, n: usize) -> Process {
+    hold_from(lab, client, host, every, n, "")
+}
+
+fn hold_from(
+    lab: &mut Lab,
+    client: &Netns,
+    host: &str,
+    every: f64,
+    n: usize,
+    source: &str,
+) -> Process {
+    let p = lab.spawn(
+        client,
+        "python3",
+        &[
+            "-c",
+            HOLD,
+            host,
+            "80",
+            &every.to_string(),
+            &n.to_string(),
+            source,
+        ],
+    );
+    wait_until(Duration::from_secs(5), "held connections answered", || {
+        (0..n).all(|i| !answers(&p, i).is_empty())
+    });
+    p
+}
+
+/// The backends that answered on connection `conn` of a `hold` process, in order.
+fn answers(p: &Process, conn: usize) -> Vec<String> {
+    let prefix = format!("{conn} ");
+    p.log()
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter(|b| *b != "closed")
+        .map(str::to_owned)
+        .collect()
+}
+
+fn closed(p: &Process, conn: usize) -> bool {
+    p.log().lines().any(|l| l == format!("{conn} closed"))
+}
+
+/// The value of the sample `series` (name and labels, exactly as exported).
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// curl's exit code for one request: 7 (cannot connect) or 56 (connection reset) mean
+/// refused at once, 28 would be its own timeout (a hang).
+fn curl_exit_code(client: &Netns, url: &str) -> Option<i32> {
+    client.exec("curl", &["-sS", "-m", "3", url]).status.code()
+}
+
+#[test]
+fn a_removed_endpoint_drains_its_connections_for_the_grace_period() {
+    let Setup {
+        mut lab,
+        node,
+        client,
+        backends,
+    } = setup("proxy-drain");
+    let _b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 0);
+    let _b2 = nginx(&mut lab, &backends[1], "b2", BACKENDS[1].1, 0);
+    let both = [BACKENDS[0].1, BACKENDS[1].1];
+    let grace = Duration::from_secs(4);
+    let proxy = format!("drain_grace_s = {}", grace.as_secs());
+    let (_daemon, file) = start(&mut lab, &node, &web(&both, "", &proxy));
+
+    // An interactive connection asking every 200 ms.
+    let mut held = hold(&mut lab, &client, "192.0.2.10", 0.2, 1);
+    let old = answers(&held, 0)[0].clone();
+    let (kept, kept_ip) = if old == "b1" {
+        BACKENDS[1]
+    } else {
+        BACKENDS[0]
+    };
+
+    let reloaded = std::time::Instant::now();
+    std::fs::write(&file, web(&[kept_ip], "", &proxy)).unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "new connections avoid the removed endpoint",
+        || served_by(&client, "http://192.0.2.10/", 4) == HashSet::from([kept.to_owned()]),
+    );
+    // The established connection keeps talking to its old backend meanwhile.
+    let before = answers(&held, 0).len();
+    wait_until(
+        Duration::from_secs(2),
+        "the drained connection still passes data",
+        || answers(&held, 0).len() >= before + 3,
+    );
+    assert!(
+        answers(&held, 0).iter().all(|b| *b == old),
+        "{}",
+        held.log()
+    );
+    assert!(
+        !closed(&held, 0),
+        "closed before the grace ended: {}",
+        held.log()
+    );
+
+    // Closed once the grace is over (it started after the file was written).
+    wait_until(
+        grace + Duration::from_secs(5),
+        "the drained connection is closed",
+        || closed(&held, 0),
+    );
+    assert!(
+        reloaded.elapsed() >= grace,
+        "closed {:?} after the reload, before the grace of {grace:?}",
+        reloaded.elapsed()
+    );
+    held.wait_timeout(Duration::from_secs(2))
+        .expect("the client ends");
+    assert_eq!(body(&client, "http://192.0.2.10/").as_deref(), Some(kept));
+}
+
+#[test]
+fn idle_tcp_connections_and_udp_flows_time_out_and_active_ones_stay() {
+    let Setup {
+        mut lab,
+        node,
+        client,
+        backends,
+    } = setup("proxy-idle");
+    let _b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 0);
+    // Answers each datagram with the source port it came from: a new port is a new flow.
+    let echo = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('172.30.0.22',5300))\nwhile True:\n d,a=s.recvfrom(65536)\n s.sendto(b'%d'%a[1],a)\n";
+    let _echo = lab.spawn(&backends[1], "python3", &["-c", echo]);
+    let idle = Duration::from_secs(2);
+    let udp = "[[services]]\nname = \"echo\"\ncluster_ip = \"10.222.0.30\"\nports = [{ protocol = \"UDP\", port = 53, target_port = 5300 }]\nendpoints = [{ ip = \"172.30.0.22\" }]\n";
+    let proxy = format!(
+        "idle_timeout_s = {}\nudp_idle_timeout_s = 1",
+        idle.as_secs()
+    );
+    let config = web(&[BACKENDS[0].1], udp, &proxy);
+    let (_daemon, _) = start(&mut lab, &node, &config);
+
+    let active = hold(&mut lab, &client, "192.0.2.10", 0.3, 1);
+    let quiet = hold(&mut lab, &client, "192.0.2.10", 0.0, 1);
+    let quiet_since = std::time::Instant::now();
+    wait_until(
+        idle + Duration::from_secs(5),
+        "the idle connection is closed",
+        || closed(&quiet, 0),
+    );
+    assert!(
+        quiet_since.elapsed() >= idle - Duration::from_millis(500),
+        "closed after {:?}, idle timeout {idle:?}",
+        quiet_since.elapsed()
+    );
+    // The active one outlives twice the idle timeout.
+    wait_until(
+        idle * 3 + Duration::from_secs(3),
+        "the active connection keeps going",
+        || answers(&active, 0).len() >= 15,
+    );
+    assert!(!closed(&active, 0), "{}", active.log());
+
+    // Two datagrams from one client port share a flow (one upstream port at the echo
+    // server); once the flow has idled out, the next datagram opens a new one.
+    let ask = "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('172.30.0.100',40000))\ns.settimeout(1)\n\
+               for i in range(int(sys.argv[1])):\n s.sendto(b'x',('10.222.0.30',53))\n print(s.recvfrom(100)[0].decode())\n";
+    let ports = |n: &str| -> Vec<String> {
+        let out = client.exec("python3", &["-c", ask, n]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut first = Vec::new();
+    wait_until(Duration::from_secs(5), "UDP echo", || {
+        first = ports("2");
+        first.len() == 2
+    });
+    assert_eq!(first[0], first[1], "one flow for one client address");
+    let flows = r#"dockline_proxy_active_connections{service="default/echo",port="53"}"#;
+    wait_until(Duration::from_secs(5), "the UDP flow idles out", || {
+        sample(&metrics(&node), flows) == Some(0.0)
+    });
+    let again = ports("1");
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0], first[0], "a new flow after the idle timeout");
+}
+
+#[test]
+fn max_connections_resets_the_one_over_the_cap_and_metrics_count_it() {
+    let Setup {
+        mut lab,
+        node,
+        client,
+        backends,
+    } = setup("proxy-cap");
+    let _b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 0);
+    let _b2 = nginx(&mut lab, &backends[1], "b2", BACKENDS[1].1, 0);
+    let config = web(&[BACKENDS[0].1, BACKENDS[1].1], "max_connections = 3", "");
+    let (_daemon, _) = start(&mut lab, &node, &config);
+
+    let held: Vec<Process> = (0..3)
+        .map(|_| hold(&mut lab, &client, "192.0.2.10", 0.2, 1))
+        .collect();
+    let code = curl_exit_code(&client, "http://192.0.2.10/");
+    assert!(
+        matches!(code, Some(7 | 56)),
+        "the 4th connection: curl exit {code:?}"
+    );
+    let counts: Vec<usize> = held.iter().map(|p| answers(p, 0).len()).collect();
+    wait_until(
+        Duration::from_secs(3),
+        "the 3 held connections keep working",
+        || {
+            held.iter()
+                .zip(&counts)
+                .all(|(p, c)| answers(p, 0).len() >= c + 2)
+        },
+    );
+
+    let m = metrics(&node);
+    let web_port = r#"{service="default/web",port="80"}"#;
+    let value = |series: &str| sample(&m, series).unwrap_or_else(|| panic!("{series}: {m}"));
+    assert_eq!(
+        value(&format!("dockline_proxy_active_connections{web_port}")),
+        3.0
+    );
+    assert!(value(&format!("dockline_proxy_connections_total{web_port}")) >= 4.0);
+    assert!(value(r#"dockline_proxy_refused_total{reason="max_connections"}"#) >= 1.0);
+    assert!(value(r#"dockline_proxy_bytes_total{direction="to_backend"}"#) > 0.0);
+    assert!(value(r#"dockline_proxy_bytes_total{direction="to_client"}"#) > 0.0);
+    assert_eq!(value("dockline_proxy_connect_errors_total"), 0.0);
+    for (_, ip) in BACKENDS {
+        let up = format!(r#"dockline_proxy_backend_up{{service="default/web",endpoint="{ip}"}}"#);
+        assert_eq!(value(&up), 1.0);
+    }
+
+    // Closing one frees a place.
+    held[0].signal("KILL");
+    wait_until(
+        Duration::from_secs(5),
+        "a new connection fits again",
+        || body(&client, "http://192.0.2.10/").is_some(),
+    );
+    let counts: Vec<usize> = held[1..].iter().map(|p| answers(p, 0).len()).collect();
+    wait_until(Duration::from_secs(3), "the other two still work", || {
+        held[1..]
+            .iter()
+            .zip(&counts)
+            .all(|(p, c)| answers(p, 0).len() >= c + 2)
+    });
+}
+
+#[test]
+fn least_connections_sends_new_connections_to_the_less_busy_backend() {
+    let Setup {
+        mut lab,
+        node,
+        client,
+        backends,
+    } = setup("proxy-leastconn");
+    let _b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 0);
+    let _b2 = nginx(&mut lab, &backends[1], "b2", BACKENDS[1].1, 0);
+    let lc = "load_balancing = \"LeastConnections\"";
+    let (_daemon, file) = start(&mut lab, &node, &web(&[BACKENDS[0].1], lc, ""));
+
+    // Three long-held connections on b1, the only endpoint for now.
+    let mut on_b1 = hold(&mut lab, &client, "192.0.2.10", 0.0, 3);
+    assert!(
+        (0..3).all(|i| answers(&on_b1, i) == ["b1"]),
+        "{}",
+        on_b1.log()
+    );
+    // b2 joins: every new connection goes there while b1 holds more.
+    std::fs::write(&file, web(&[BACKENDS[0].1, BACKENDS[1].1], lc, "")).unwrap();
+    wait_until(Duration::from_secs(5), "b2 takes connections", || {
+        body(&client, "http://192.0.2.10/").as_deref() == Some("b2")
+    });
+    assert_eq!(
+        served_by(&client, "http://192.0.2.10/", 6),
+        HashSet::from(["b2".to_owned()])
+    );
+    let on_b2 = hold(&mut lab, &client, "192.0.2.10", 0.0, 2);
+    assert!(
+        (0..2).all(|i| answers(&on_b2, i) == ["b2"]),
+        "{}",
+        on_b2.log()
+    );
+
+    // Once b1's connections close, the two are even again and share.
+    on_b1.signal("KILL");
+    on_b1
+        .wait_timeout(Duration::from_secs(2))
+        .expect("client ends");
+    wait_until(Duration::from_secs(5), "b1 takes connections again", || {
+        body(&client, "http://192.0.2.10/").as_deref() == Some("b1")
+    });
+}
+
+/// `n` answers to GET `url` from the client's address `source`.
+fn bodies_from(client: &Netns, source: &str, url: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let out = client.exec("curl", &["-s", "-m", "2", "--interface", source, url]);
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn maglev_keeps_each_client_on_its_backend_when_another_goes() {
+    let three = [BACKENDS[0], BACKENDS[1], ("b3", "172.30.0.23")];
+    let Setup {
+        mut lab,
+        node,
+        client,
+        backends,
+    } = setup_with("proxy-maglev", &three);
+    for ((name, ip), ns) in three.iter().zip(&backends) {
+        nginx(&mut lab, ns, name, ip, 0);
+    }
+    // Eight client addresses.
+    let sources: Vec<String> = (101..=108).map(|i| format!("172.30.0.{i}")).collect();
+    for source in &sources {
+        client.ip(&["addr", "add", &format!("{source}/24"), "dev", "eth0"]);
+    }
+    let ips: Vec<&str> = three.iter().map(|(_, ip)| *ip).collect();
+    let maglev = "load_balancing = \"Maglev\"";
+    let (_daemon, file) = start(&mut lab, &node, &web(&ips, maglev, ""));
+    wait_until(Duration::from_secs(5), "all three backends up", || {
+        let m = metrics(&node);
+        ips.iter().all(|ip| {
+            m.contains(&format!(
+                r#"dockline_proxy_backend_up{{service="default/web",endpoint="{ip}"}} 1"#
+            ))
+        })
+    });
+
+    // Each client address always reaches one backend.
+    let url = "http://192.0.2.10/";
+    let backend_of = |source: &str| -> String {
+        let seen = bodies_from(&client, source, url, 5);
+        assert!(seen.iter().all(|b| *b == seen[0]), "{source}: {seen:?}");
+        seen[0].clone()
+    };
+    let before: Vec<String> = sources.iter().map(|s| backend_of(s)).collect();
+    let used: HashSet<&String> = before.iter().collect();
+    assert!(
+        used.len() >= 2,
+        "all clients hash to one backend: {before:?}"
+    );
+
+    // The backend of the first client goes.
+    let gone = before[0].clone();
+    let kept: Vec<&str> = three
+        .iter()
+        .filter(|(name, _)| *name != gone)
+        .map(|(_, ip)| *ip)
+        .collect();
+    std::fs::write(&file, web(&kept, maglev, "")).unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "the removed backend gets no client",
+        || bodies_from(&client, &sources[0], url, 1)[0] != gone,
+    );
+    for (source, old) in sources.iter().zip(&before) {
+        let now = backend_of(source);
+        if *old == gone {
+            assert_ne!(now, gone, "{source}");
+        } else {
+            assert_eq!(now, *old, "{source} moved off a backend that stayed");
+        }
+    }
+}
+
+#[test]
+fn a_hanging_or_unreachable_backend_does_not_block_other_services() {
+    let Setup {
+        mut lab,
+        node,
+        client,
+        backends,
+    } = setup("proxy-hang");
+    let _b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 0);
+    // "mute" accepts connections and never answers; "hole" points at an address nobody
+    // has, so no SYN-ACK ever comes and the connect times out.
+    let mute = "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('172.30.0.22',9000))\ns.listen(64)\nheld=[]\nwhile True:\n held.append(s.accept())\n";
+    let _mute = lab.spawn(&backends[1], "python3", &["-c", mute]);
+    wait_until(Duration::from_secs(5), "mute listens", || {
+        backends[1]
+            .sh("ss -Hltn 'sport = :9000' | grep -q LISTEN")
+            .status
+            .success()
+    });
+    let others = "[[services]]\nname = \"hole\"\ncluster_ip = \"10.222.0.50\"\nports = [{ port = 80, target_port = 8080 }]\nendpoints = [{ ip = \"172.30.0.99\" }]\n\
+                  [[services]]\nname = \"mute\"\ncluster_ip = \"10.222.0.51\"\nports = [{ port = 80, target_port = 9000 }]\nendpoints = [{ ip = \"172.30.0.22\" }]\n";
+    let config = web(&[BACKENDS[0].1], others, "connect_timeout_ms = 500");
+    let (daemon, _) = start(&mut lab, &node, &config);
+
+    let mut stuck: Vec<Process> = Vec::new();
+    for url in ["http://10.222.0.50/", "http://10.222.0.51/"] {
+        for _ in 0..4 {
+            stuck.push(lab.spawn(&client, "curl", &["-sS", "-m", "20", url]));
+        }
+    }
+    // Meanwhile the web service answers every request (each within curl's 2 s limit).
+    for _ in 0..10 {
+        assert_eq!(body(&client, "http://10.222.0.10/").as_deref(), Some("b1"));
+    }
+    // The unreachable backend's clients are reset once the connect times out.
+    for curl in &mut stuck[..4] {
+        let status = curl
+            .wait_timeout(Duration::from_secs(5))
+            .expect("reset, not hung");
+        assert!(
+            matches!(status.code(), Some(7 | 56)),
+            "{status}: {}",
+            curl.log()
+        );
+    }
+    // The mute backend's clients wait on it, and only they do.
+    assert!(stuck[4..].iter_mut().all(Process::is_running));
+    assert_eq!(body(&client, "http://10.222.0.10/").as_deref(), Some("b1"));
+    let errors = sample(&metrics(&node), "dockline_proxy_connect_errors_total").unwrap();
+    assert!(errors >= 4.0, "connect errors: {errors}");
+    assert!(
+        daemon.log().contains("connect timed out"),
+        "{}",
+        daemon.log()
+    );
+}
+
+/// CPU time (user + system, in clock ticks) the process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn running_out_of_descriptors_is_logged_and_survived() {
+    let Setup {
+        mut lab,
+        node,
+        client,
+        backends,
+    } = setup("proxy-nofile");
+    let _b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 0);
+    let config = web(&[BACKENDS[0].1], "", "").replace("health_check", "# health_check");
+    let (mut daemon, _) = start(&mut lab, &node, &config);
+    let pid = daemon.pid();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    // Room for a dozen proxied connections, then no more.
+    let limit = (open + 48).to_string();
+    node.sh_ok(&format!("prlimit --pid {pid} --nofile={limit}:{limit}"));
+
+    // Far more connections than descriptors, each asking once and then held.
+    let flood = "import socket,time\nsocks=[]\nfor i in range(200):\n s=socket.create_connection(('192.0.2.10',80))\n s.sendall(b'GET / HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n')\n socks.append(s)\nprint('open',flush=True)\ntime.sleep(600)\n";
+    let flood = lab.spawn(&client, "python3", &["-c", flood]);
+    wait_until(Duration::from_secs(10), "the flood is open", || {
+        flood.log().contains("open")
+    });
+    wait_until(
+        Duration::from_secs(10),
+        "the daemon logs the exhaustion",
+        || daemon.log().contains("Too many open files"),
+    );
+    // Out of descriptors, it waits rather than spins: well under half a core.
+    let ticks = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - ticks;
+    assert!(
+        used < 100,
+        "{used} ticks of CPU in 2 s while out of descriptors"
+    );
+    assert!(daemon.is_running(), "{}", daemon.log());
+
+    // Once the clients go, it serves again.
+    flood.signal("KILL");
+    wait_until(
+        Duration::from_secs(15),
+        "new connections are served again",
+        || body(&client, "http://192.0.2.10/").as_deref() == Some("b1"),
+    );
+    let m = metrics(&node);
+    assert!(
+        sample(&m, "dockline_proxy_listen_errors_total").unwrap() >= 1.0,
+        "{m}"
+    );
+    // Logged, not flooded: about once a second while it lasted.
+    let logged = daemon.log().matches("Too many open files").count();
+    assert!((1..=10).contains(&logged), "{logged} errors logged");
+}
+
+#[test]
+fn the_proxy_protocol_shows_the_client_address_to_a_local_endpoint() {
+    let Setup {
+        mut lab,
+        node,
+        client,
+        backends,
+    } = setup("proxy-pp");
+    // IPv6 too: the client and the backend have addresses in fd00::/64, the node routes.
+    node.ip(&["-6", "addr", "add", "fd00::11/64", "dev", "eth0", "nodad"]);
+    client.ip(&["-6", "addr", "add", "fd00::100/64", "dev", "eth0", "nodad"]);
+    client.ip(&["-6", "route", "add", "2001:db8:1::/64", "via", "fd00::11"]);
+    backends[0].ip(&["-6", "addr", "add", "fd00::21/64", "dev", "eth0", "nodad"]);
+    // nginx expects the header and answers with what it learnt from it.
+    let server = format!(
+        "listen {}:8080 proxy_protocol; listen [fd00::21]:8080 proxy_protocol; \
+         return 200 \"$proxy_protocol_addr:$proxy_protocol_port>$proxy_protocol_server_addr:$proxy_protocol_server_port\";",
+        BACKENDS[0].1
+    );
+    let _b1 = nginx_serving(&mut lab, &backends[0], "b1", BACKENDS[0].1, &server);
+    let service = |version: &str| {
+        format!(
+            r#"
+[node]
+name = "node-1"
+internal_ip = "{NODE_IP}"
+[dns]
+enabled = false
+[[pools]]
+name = "public"
+addresses = ["192.0.2.10-192.0.2.20", "2001:db8:1::/124"]
+[[services]]
+name = "web"
+type = "LoadBalancer"
+cluster_ip = "10.222.0.10"
+load_balancer_ip = "192.0.2.10"
+external_traffic_policy = "Local"
+proxy_protocol = "{version}"
+ports = [{{ port = 80, target_port = 8080, node_port = 30080 }}]
+endpoints = [{{ ip = "{}", node = "node-1" }}]
+[[services]]
+name = "web6"
+type = "LoadBalancer"
+cluster_ip = "10.222.0.11"
+load_balancer_ip = "2001:db8:1::a"
+external_traffic_policy = "Local"
+proxy_protocol = "{version}"
+ports = [{{ port = 80, target_port = 8080, node_port = 30081 }}]
+endpoints = [{{ ip = "fd00::21", node = "node-1" }}]
+"#,
+            BACKENDS[0].1
+        )
+    };
+    let (daemon, file) = start(&mut lab, &node, &service("v2"));
+    client.ip(&["addr", "add", "172.30.0.101/24", "dev", "eth0"]);
+
+    // The client's own address and port, and the service address it connected to.
+    let seen = |source: &str, url: &str| -> (String, String) {
+        let out = client.exec(
+            "curl",
+            &[
+                "-gsS",
+                "-m",
+                "2",
+                "--interface",
+                source,
+                "--local-port",
+                "40100-40199",
+                url,
+            ],
+        );
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (from, to) = body
+            .split_once('>')
+            .unwrap_or_else(|| panic!("{url}: {body:?} {out:?}"));
+        let (ip, port) = from.rsplit_once(':').unwrap();
+        assert!(
+            (40100..40200).contains(&port.parse::<u16>().unwrap()),
+            "{body}"
+        );
+        (ip.to_owned(), to.to_owned())
+    };
+    assert_eq!(
+        seen("172.30.0.100", "http://192.0.2.10/"),
+        ("172.30.0.100".to_owned(), "192.0.2.10:80".to_owned())
+    );
+    assert_eq!(
+        seen("172.30.0.101", "http://192.0.2.10/"),
+        ("172.30.0.101".to_owned(), "192.0.2.10:80".to_owned())
+    );
+    assert_eq!(
+        seen("172.30.0.101", &format!("http://{NODE_IP}:30080/")),
+        ("172.30.0.101".to_owned(), format!("{NODE_IP}:30080"))
+    );
+    // IPv6 end to end, and an IPv4 client of an IPv6 endpoint: the header carries
+    // IPv4-mapped addresses, which nginx shows as IPv4.
+    assert_eq!(
+        seen("fd00::100", "http://[2001:db8:1::a]/"),
+        ("fd00::100".to_owned(), "2001:db8:1::a:80".to_owned())
+    );
+    assert_eq!(
+        seen("172.30.0.100", "http://10.222.0.11/"),
+        ("172.30.0.100".to_owned(), "10.222.0.11:80".to_owned())
+    );
+
+    // Version 1 (text) after a reload; without the header nginx refuses the request.
+    let daemon = &daemon;
+    let reloaded = |n: usize| move || daemon.log().matches("proxy reloaded").count() >= n;
+    std::fs::write(&file, service("v1")).unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "the reload to v1 applies",
+        reloaded(1),
+    );
+    assert_eq!(
+        seen("172.30.0.101", "http://192.0.2.10/"),
+        ("172.30.0.101".to_owned(), "192.0.2.10:80".to_owned())
+    );
+    std::fs::write(&file, service("none")).unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "the reload to none applies",
+        reloaded(2),
+    );
+    assert_eq!(http_get(&client, "http://192.0.2.10/"), None);
+    let errors = std::fs::read_to_string(lab.dir().join("b1/error.log")).unwrap();
+    assert!(errors.contains("broken header"), "{errors}");
 }

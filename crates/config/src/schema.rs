@@ -445,6 +445,10 @@ pub struct Service {
     /// At most this many proxied connections at once; more are reset.
     #[serde(default)]
     pub max_connections: Option<u32>,
+    /// A PROXY protocol header the proxy sends to the endpoint before the client's bytes
+    /// (TCP ports), so the endpoint learns the client's address.
+    #[serde(default)]
+    pub proxy_protocol: ProxyProtocol,
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
 }
@@ -456,6 +460,16 @@ pub enum LoadBalancing {
     LeastConnections,
     /// Consistent hashing on the client address (Maglev).
     Maglev,
+}
+
+/// HAProxy's PROXY protocol, version 1 (text) or 2 (binary), or none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    #[default]
+    None,
+    V1,
+    V2,
 }
 
 fn default_namespace() -> String {

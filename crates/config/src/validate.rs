@@ -467,6 +467,15 @@ impl Validator {
             if s.max_connections == Some(0) {
                 self.err(format!("{path}.max_connections"), "must be at least 1");
             }
+            if s.proxy_protocol != ProxyProtocol::None
+                && (s.kind == ServiceType::ExternalName
+                    || s.cluster_ip == Some(ClusterIp::Headless))
+            {
+                self.err(
+                    format!("{path}.proxy_protocol"),
+                    "only for services the proxy forwards (not headless or ExternalName)",
+                );
+            }
             for (j, ep) in s.endpoints.iter().enumerate() {
                 let here = format!("{path}.endpoints[{j}]");
                 if ep.ip.is_unspecified() || ep.ip.is_multicast() {

@@ -1375,6 +1375,34 @@ fn load_balancing_and_connection_cap_per_service() {
 }
 
 #[test]
+fn proxy_protocol_per_service() {
+    let base = "[node]\nname = \"n\"\n[[services]]\nname = \"web\"\ncluster_ip = \"10.222.0.10\"\nports = [{ port = 80 }]\n";
+    assert_eq!(
+        valid(base).services[0].proxy_protocol,
+        dockline_config::ProxyProtocol::None
+    );
+    for (text, want) in [
+        ("none", dockline_config::ProxyProtocol::None),
+        ("v1", dockline_config::ProxyProtocol::V1),
+        ("v2", dockline_config::ProxyProtocol::V2),
+    ] {
+        let config = valid(&format!("{base}proxy_protocol = \"{text}\"\n"));
+        assert_eq!(config.services[0].proxy_protocol, want);
+    }
+    assert!(!problems(&format!("{base}proxy_protocol = \"v3\"\n")).is_empty());
+    assert_only(
+        "[node]\nname = \"n\"\n[[services]]\nname = \"db\"\ncluster_ip = \"None\"\nproxy_protocol = \"v2\"\n",
+        "services[0].proxy_protocol",
+        "only for services the proxy forwards (not headless or ExternalName)",
+    );
+    assert_only(
+        "[node]\nname = \"n\"\n[[services]]\nname = \"ext\"\ntype = \"ExternalName\"\nexternal_name = \"example.org\"\nproxy_protocol = \"v1\"\n",
+        "services[0].proxy_protocol",
+        "only for services the proxy forwards (not headless or ExternalName)",
+    );
+}
+
+#[test]
 fn http_check_path_defaults_to_root() {
     let config = valid(
         "[node]\nname = \"n\"\n[[services]]\nname = \"web\"\ncluster_ip = \"10.222.0.10\"\nports = [{ port = 80 }]\nhealth_check = { kind = \"http\" }\n",

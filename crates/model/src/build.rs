@@ -82,6 +82,7 @@ pub fn build(mut config: Config) -> Result<Snapshot, Problems> {
                 health_check: s.health_check,
                 load_balancing: s.load_balancing,
                 max_connections: s.max_connections,
+                proxy_protocol: s.proxy_protocol,
                 endpoints: s
                     .endpoints
                     .into_iter()

@@ -119,6 +119,7 @@ mod tests {
             health_check: None,
             load_balancing: Default::default(),
             max_connections: None,
+            proxy_protocol: Default::default(),
             endpoints: endpoints
                 .iter()
                 .map(|(ip, ready)| Endpoint {

@@ -14,7 +14,8 @@ mod published;
 use std::net::IpAddr;
 
 use dockline_config::{
-    Announce, Config, HealthCheck, LoadBalancing, Protocol, ServiceType, TrafficPolicy,
+    Announce, Config, HealthCheck, LoadBalancing, Protocol, ProxyProtocol, ServiceType,
+    TrafficPolicy,
 };
 use ipnet::IpNet;
 use serde::Serialize;
@@ -72,6 +73,7 @@ pub struct Service {
     pub health_check: Option<HealthCheck>,
     pub load_balancing: LoadBalancing,
     pub max_connections: Option<u32>,
+    pub proxy_protocol: ProxyProtocol,
     pub endpoints: Vec<Endpoint>,
 }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use dockline_config::Protocol;
+use dockline_config::{Protocol, ProxyProtocol};
 use dockline_model::{Port, Snapshot};
 
 /// One listening socket.
@@ -30,6 +30,8 @@ pub struct Frontend {
     pub port: Port,
     /// NodePort or LoadBalancer traffic, which `external_traffic_policy` applies to.
     pub external: bool,
+    /// The header sent to the endpoint first on TCP connections.
+    pub proxy_protocol: ProxyProtocol,
 }
 
 pub fn desired(snapshot: &Snapshot) -> BTreeMap<ListenAddr, Frontend> {
@@ -56,6 +58,7 @@ pub fn desired(snapshot: &Snapshot) -> BTreeMap<ListenAddr, Frontend> {
                     service: service.key(),
                     port: port.clone(),
                     external,
+                    proxy_protocol: service.proxy_protocol,
                 });
             };
             add(cluster_ip, port.port, false);

@@ -5,14 +5,19 @@
 //! Reload is prepare -> swap: the routing table is rebuilt and swapped whole, listeners are
 //! opened and closed by difference, and open connections keep going. Connections to a
 //! removed endpoint are closed after `proxy.drain_grace_s`.
+//!
+//! A service may ask for a PROXY protocol header on its TCP connections, so endpoints
+//! learn the client's address, which a userspace proxy otherwise replaces with the node's.
 
 mod balance;
 mod frontends;
 mod listeners;
 mod metrics;
 mod pool;
+mod proxy_protocol;
 mod splice;
 mod tcp;
+mod throttle;
 mod udp;
 
 use std::collections::{BTreeMap, HashMap};
@@ -71,6 +76,8 @@ struct Shared {
     health: Arc<LiveHealth>,
     metrics: metrics::Global,
     pipes: splice::PipePool,
+    /// Logging of running out of descriptors or memory, which fails in bursts.
+    exhausted: throttle::Throttle,
 }
 
 impl Shared {
@@ -115,6 +122,7 @@ impl Proxy {
                 health,
                 metrics: metrics::Global::new(),
                 pipes: splice::PipePool::default(),
+                exhausted: throttle::Throttle::new(Duration::from_secs(1)),
             }),
             pools: HashMap::new(),
             listeners: BTreeMap::new(),

@@ -39,7 +39,7 @@ pub fn describe() {
     );
     metrics::describe_counter!(
         LISTEN_ERRORS,
-        "Failures to bind a listener or accept a connection (e.g. out of descriptors)"
+        "Failures to bind a listener, accept a connection or open a backend socket (e.g. out of descriptors)"
     );
 }
 

@@ -1,7 +1,8 @@
 //! TCP: accept, pick a ready endpoint, connect with a timeout (trying another endpoint
-//! when one refuses), then forward both directions with splice(2) until both ends close,
-//! the connection idles out or its endpoint is drained. With no endpoint to take it, the
-//! client is reset (SO_LINGER 0), never left hanging.
+//! when one refuses), send the PROXY protocol header if the service asks for one, then
+//! forward both directions (small messages through a stack buffer, bulk data with
+//! splice(2)) until both ends close, the connection idles out or its endpoint is drained. With no endpoint to take it, the client is reset
+//! (SO_LINGER 0), never left hanging.
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,16 +11,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use dockline_config::ProxyProtocol;
 use metrics::Counter;
 use socket2::SockRef;
-use tokio::io::Interest;
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::frontends::ListenAddr;
 use crate::pool::Refusal;
-use crate::splice::PipePool;
+use crate::proxy_protocol;
+use crate::splice::{Pipe, PipePool};
 use crate::{Route, Shared};
 
 /// Endpoints tried for one connection before giving up.
@@ -31,6 +35,9 @@ pub async fn serve(
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) {
+    // Out of descriptors or memory, the pending connection stays queued and accept fails
+    // again at once: back off, doubling up to a second.
+    let mut backoff = Duration::ZERO;
     loop {
         let accepted = tokio::select! {
             () = stop.cancelled() => return,
@@ -38,6 +45,7 @@ pub async fn serve(
         };
         match accepted {
             Ok((client, peer)) => {
+                backoff = Duration::ZERO;
                 let Some(route) = shared.route(&at) else {
                     reset(client);
                     continue;
@@ -46,20 +54,25 @@ pub async fn serve(
                 tokio::spawn(async move { handle(client, peer, route, shared).await });
             }
             Err(error) => {
-                // Out of descriptors or memory: say so and breathe, the listener lives on.
                 shared.metrics.listen_errors.increment(1);
-                tracing::error!(listen = %at, %error, "cannot accept a connection");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+                if let Some(held_back) = shared.exhausted.admit(std::time::Instant::now()) {
+                    tracing::error!(listen = %at, %error, held_back, "cannot accept a connection");
+                }
+                tokio::time::sleep(backoff).await;
             }
         }
     }
 }
 
-async fn handle(client: TcpStream, peer: SocketAddr, route: Arc<Route>, shared: Arc<Shared>) {
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+async fn handle(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, shared: Arc<Shared>) {
     route.metrics.connections.increment(1);
     let health = shared.health.load();
     let mut tried = Vec::new();
-    let (backend, lease) = loop {
+    let (mut backend, lease) = loop {
         let lease = match route.pool.lease(
             peer.ip(),
             route.frontend.external,
@@ -79,8 +92,31 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: Arc<Route>, shared: 
             }
         };
         let target = SocketAddr::new(lease.endpoint, route.frontend.port.target_port);
-        match connect(target, route.limits.connect_timeout).await {
-            Ok(backend) => break (backend, lease),
+        // No socket to connect with (out of descriptors) is this node's trouble, not the
+        // backend's: neither counted against it nor worth trying another.
+        let socket = match new_socket(target) {
+            Ok(socket) => socket,
+            Err(error) => {
+                shared.metrics.listen_errors.increment(1);
+                if let Some(held_back) = shared.exhausted.admit(std::time::Instant::now()) {
+                    tracing::error!(service = %route.frontend.service, backend = %target, %error, held_back, "cannot open a backend socket");
+                }
+                reset(client);
+                return;
+            }
+        };
+        match connect(socket, target, route.limits.connect_timeout).await {
+            Ok(backend) => {
+                match introduce(backend, &client, peer, route.frontend.proxy_protocol).await {
+                    Ok(backend) => break (backend, lease),
+                    Err(error) => {
+                        shared.metrics.connect_errors.increment(1);
+                        tracing::warn!(service = %route.frontend.service, backend = %target, %error, "cannot send the PROXY protocol header");
+                        reset(client);
+                        return;
+                    }
+                }
+            }
             Err(error) => {
                 shared.metrics.connect_errors.increment(1);
                 tracing::warn!(service = %route.frontend.service, backend = %target, %error, "cannot connect to the backend");
@@ -101,7 +137,7 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: Arc<Route>, shared: 
     let idle = route.limits.idle_timeout;
     let metrics = &shared.metrics;
     tokio::select! {
-        _ = forward(&client, &backend, &last, start, (&metrics.to_backend, &metrics.to_client), &shared.pipes) => {}
+        _ = forward(&mut client, &mut backend, &last, start, (&metrics.to_backend, &metrics.to_client), &shared.pipes) => {}
         () = idle_out(&last, start, idle) => {
             tracing::debug!(service = %route.frontend.service, client = %peer, "idle connection closed");
         }
@@ -112,15 +148,40 @@ async fn handle(client: TcpStream, peer: SocketAddr, route: Arc<Route>, shared: 
     route.metrics.active.decrement(1.0);
 }
 
-async fn connect(target: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    let socket = if target.is_ipv4() {
-        TcpSocket::new_v4()?
+fn new_socket(target: SocketAddr) -> io::Result<TcpSocket> {
+    if target.is_ipv4() {
+        TcpSocket::new_v4()
     } else {
-        TcpSocket::new_v6()?
-    };
+        TcpSocket::new_v6()
+    }
+}
+
+async fn connect(
+    socket: TcpSocket,
+    target: SocketAddr,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
     tokio::time::timeout(timeout, socket.connect(target))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+}
+
+/// Sends the PROXY protocol header, if the service wants one, before any client byte.
+async fn introduce(
+    mut backend: TcpStream,
+    client: &TcpStream,
+    peer: SocketAddr,
+    version: ProxyProtocol,
+) -> io::Result<TcpStream> {
+    if version != ProxyProtocol::None {
+        // Where the client connected: for a NodePort on every address the listener's own
+        // address is the wildcard, the accepted socket's is the real one.
+        let service = client.local_addr()?;
+        backend
+            .write_all(&proxy_protocol::header(version, peer, service))
+            .await?;
+    }
+    Ok(backend)
 }
 
 /// Closes with a RST instead of a FIN: the client learns at once that nobody is there.
@@ -130,67 +191,183 @@ fn reset(stream: TcpStream) {
 
 /// Both directions until both have ended; an error in one ends both.
 async fn forward(
-    client: &TcpStream,
-    backend: &TcpStream,
+    client: &mut TcpStream,
+    backend: &mut TcpStream,
     last: &AtomicU64,
     start: Instant,
     (to_backend, to_client): (&Counter, &Counter),
     pipes: &PipePool,
 ) -> io::Result<()> {
-    let up = one_way(client, backend, last, start, to_backend, pipes);
-    let down = one_way(backend, client, last, start, to_client, pipes);
+    let (client_read, client_write) = client.split();
+    let (backend_read, backend_write) = backend.split();
+    let up = one_way(client_read, backend_write, last, start, to_backend, pipes);
+    let down = one_way(backend_read, client_write, last, start, to_client, pipes);
     tokio::try_join!(up, down).map(|_| ())
 }
 
-/// One direction, with splice through a pipe; a userspace buffer if no pipe can be had.
+/// Bytes read per call while a direction carries small messages.
+const SMALL: usize = 16 * 1024;
+
+/// One direction. Small messages (requests, most responses) are read into a buffer on the
+/// stack and written straight on: one read and one write each, and no pipe held by an idle
+/// connection. Once a read fills the buffer, the direction carries bulk data and moves to
+/// splice(2) for the rest of the connection (HAProxy's splice-auto works alike).
 async fn one_way(
-    from: &TcpStream,
-    to: &TcpStream,
+    from: ReadHalf<'_>,
+    to: WriteHalf<'_>,
     last: &AtomicU64,
     start: Instant,
     bytes: &Counter,
     pipes: &PipePool,
 ) -> io::Result<()> {
-    let pipe = pipes.take();
-    let mut buf = if pipe.is_err() {
-        vec![0u8; 64 * 1024]
-    } else {
-        Vec::new()
+    let (from, to) = (from.as_ref(), to.as_ref());
+    loop {
+        from.readable().await?;
+        match copy_small(from, to)? {
+            Copied::Nothing => continue,
+            Copied::End => return end_of_stream(to),
+            Copied::All(n) => bytes.increment(n as u64),
+            Copied::Part(rest) => {
+                bytes.increment(rest.len() as u64);
+                write_rest(to, &rest).await?;
+            }
+            Copied::Full => {
+                bytes.increment(SMALL as u64);
+                break;
+            }
+        }
+        last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    match pipes.take() {
+        Ok(pipe) => spliced(from, to, last, start, bytes, pipe, pipes).await,
+        Err(_) => buffered(from, to, last, start, bytes).await,
+    }
+}
+
+enum Copied {
+    /// Not readable after all.
+    Nothing,
+    End,
+    /// A short read, written whole.
+    All(usize),
+    /// A short read the writer did not take whole: what is left to write.
+    Part(Vec<u8>),
+    /// A full buffer, written whole: bulk data.
+    Full,
+}
+
+/// One read into a stack buffer and a write of what came. A short read means the socket's
+/// receive queue is empty: its readiness is cleared then (as tokio's own reads do), which
+/// saves the read that would only say EAGAIN.
+fn copy_small(from: &TcpStream, to: &TcpStream) -> io::Result<Copied> {
+    let mut buf = [0u8; SMALL];
+    let mut short = 0;
+    let read = from.try_io(Interest::READABLE, || {
+        let n = socket_read(from, &mut buf)?;
+        if n > 0 && n < SMALL {
+            short = n;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    let n = match read {
+        Ok(0) => return Ok(Copied::End),
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && short > 0 => short,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Copied::Nothing),
+        Err(e) => return Err(e),
     };
+    let wrote = match to.try_write(&buf[..n]) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    Ok(match (wrote == n, n == SMALL) {
+        (true, true) => Copied::Full,
+        (true, false) => Copied::All(n),
+        (false, _) => Copied::Part(buf[wrote..n].to_vec()),
+    })
+}
+
+fn socket_read(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    (&*SockRef::from(stream)).read(buf)
+}
+
+async fn write_rest(to: &TcpStream, mut rest: &[u8]) -> io::Result<()> {
+    while !rest.is_empty() {
+        to.writable().await?;
+        match to.try_write(rest) {
+            Ok(m) => rest = &rest[m..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn end_of_stream(to: &TcpStream) -> io::Result<()> {
+    let _ = SockRef::from(to).shutdown(std::net::Shutdown::Write);
+    Ok(())
+}
+
+/// Bulk data through a pipe, zero-copy.
+async fn spliced(
+    from: &TcpStream,
+    to: &TcpStream,
+    last: &AtomicU64,
+    start: Instant,
+    bytes: &Counter,
+    pipe: Pipe,
+    pipes: &PipePool,
+) -> io::Result<()> {
     loop {
         let n = loop {
             from.readable().await?;
-            let read = match &pipe {
-                Ok(pipe) => from.try_io(Interest::READABLE, || pipe.fill(from.as_raw_fd())),
-                Err(_) => from.try_read(&mut buf),
-            };
-            match read {
+            match from.try_io(Interest::READABLE, || pipe.fill(from.as_raw_fd())) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
         };
         if n == 0 {
-            let _ = SockRef::from(to).shutdown(std::net::Shutdown::Write);
             // Every byte read was written: the pipe is empty and can serve again.
-            if let Ok(pipe) = pipe {
-                pipes.put(pipe);
-            }
-            return Ok(());
+            pipes.put(pipe);
+            return end_of_stream(to);
         }
         let mut sent = 0;
         while sent < n {
             to.writable().await?;
-            let wrote = match &pipe {
-                Ok(pipe) => to.try_io(Interest::WRITABLE, || pipe.drain(to.as_raw_fd(), n - sent)),
-                Err(_) => to.try_write(&buf[sent..n]),
-            };
-            match wrote {
+            match to.try_io(Interest::WRITABLE, || pipe.drain(to.as_raw_fd(), n - sent)) {
                 Ok(m) => sent += m,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
         }
+        bytes.increment(n as u64);
+        last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Bulk data through a heap buffer, when no pipe can be had (out of descriptors, say).
+async fn buffered(
+    from: &TcpStream,
+    to: &TcpStream,
+    last: &AtomicU64,
+    start: Instant,
+    bytes: &Counter,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        from.readable().await?;
+        let n = match from.try_read(&mut buf) {
+            Ok(0) => return end_of_stream(to),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        write_rest(to, &buf[..n]).await?;
         bytes.increment(n as u64);
         last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }

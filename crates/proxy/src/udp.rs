@@ -55,11 +55,16 @@ pub async fn serve(
                 }
             },
         };
-        let existing = flows
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&client)
-            .cloned();
+        let existing = {
+            let flows = flows.lock().unwrap_or_else(|p| p.into_inner());
+            let flow = flows.get(&client).cloned();
+            // Touched under the lock: the reply task expires a flow under it too, so either
+            // it sees this datagram or the flow is gone and a new one opens.
+            if let Some(flow) = &flow {
+                flow.touch();
+            }
+            flow
+        };
         let flow = match existing {
             Some(flow) => flow,
             None => {
@@ -72,7 +77,6 @@ pub async fn serve(
                 }
             }
         };
-        flow.touch();
         // UDP sends wait only for socket buffer room, which a busy backend link frees fast.
         if flow.upstream.send(&buf[..len]).await.is_ok() {
             shared.metrics.to_backend.increment(len as u64);
@@ -116,7 +120,9 @@ async fn open(
         Ok(upstream) => upstream,
         Err(error) => {
             shared.metrics.listen_errors.increment(1);
-            tracing::error!(backend = %target, %error, "cannot open an upstream socket");
+            if let Some(held_back) = shared.exhausted.admit(std::time::Instant::now()) {
+                tracing::error!(backend = %target, %error, held_back, "cannot open an upstream socket");
+            }
             return None;
         }
     };
@@ -170,8 +176,10 @@ impl Relay {
                 () = self.stop.cancelled() => break,
                 () = lease.drain.cancelled() => break,
                 () = tokio::time::sleep_until(last + idle) => {
+                    let mut flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
                     let last = flow.start + Duration::from_millis(flow.last.load(Ordering::Relaxed));
                     if Instant::now() >= last + idle {
+                        forget(&mut flows, self.client, &flow);
                         break;
                     }
                 }
@@ -187,10 +195,18 @@ impl Relay {
                 }
             }
         }
-        self.flows
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.client);
+        forget(
+            &mut self.flows.lock().unwrap_or_else(|p| p.into_inner()),
+            self.client,
+            &flow,
+        );
         self.route.metrics.active.decrement(1.0);
+    }
+}
+
+/// Removes `flow` from the table, and not a newer flow of the same client.
+fn forget(flows: &mut HashMap<SocketAddr, Arc<Flow>>, client: SocketAddr, flow: &Arc<Flow>) {
+    if flows.get(&client).is_some_and(|f| Arc::ptr_eq(f, flow)) {
+        flows.remove(&client);
     }
 }
