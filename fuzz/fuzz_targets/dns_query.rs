@@ -1,11 +1,11 @@
 //! The DNS query path on arbitrary bytes, over both transports, against a zone with every
-//! kind of name (fast path, general path, truncation, forwarding): any answer is fine, a
-//! panic is not, and whatever is answered must parse as a DNS message.
+//! kind of name (fast path, general path, pod names, truncation, forwarding): any answer is
+//! fine, a panic is not, and whatever is answered must parse as a DNS message.
 #![no_main]
 
 use std::sync::OnceLock;
 
-use dockline_dns::{Action, Transport, Zone, answer};
+use dockline_dns::{Action, Pods, Transport, Zone, answer_with_pods};
 
 const CONFIG: &str = r#"
 [dns]
@@ -29,20 +29,26 @@ type = "ExternalName"
 external_name = "example.org"
 "#;
 
-fn zone() -> &'static Zone {
-    static ZONE: OnceLock<Zone> = OnceLock::new();
+/// The zone and the pod names of `CONFIG`.
+fn zone() -> &'static (Zone, Pods) {
+    static ZONE: OnceLock<(Zone, Pods)> = OnceLock::new();
     ZONE.get_or_init(|| {
         let config = dockline_config::parse("fuzz.toml", CONFIG, std::iter::empty())
             .expect("the fuzz config is valid");
         let snapshot = dockline_model::build(config).expect("the fuzz config builds");
-        Zone::build(&snapshot, &Default::default(), 1).expect("the fuzz zone builds")
+        let zone = Zone::build(&snapshot, &Default::default(), 1).expect("the fuzz zone builds");
+        (
+            zone,
+            Pods::build(&snapshot).expect("the fuzz pod names build"),
+        )
     })
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
+    let (zone, pods) = zone();
     for transport in [Transport::Udp, Transport::Tcp] {
-        let verdict = answer(data, zone(), transport, &mut out);
+        let verdict = answer_with_pods(data, zone, pods, transport, &mut out);
         if verdict.action == Action::Reply {
             assert!(out.len() >= 12, "an answer has at least a header");
             assert_eq!(out[..2], data[..2], "the answer carries the query's ID");

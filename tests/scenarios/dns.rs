@@ -1,7 +1,8 @@
 //! The DNS responder against `dig` (and knot as an upstream): every name of the Kubernetes
 //! DNS specification over UDP and TCP, headless round-robin, truncation and TCP fallback,
-//! EDNS and header rules, REFUSED and forwarding for outside names, answers that follow
-//! reloads without restarting listeners, and bad input that is counted and survived.
+//! EDNS and header rules (and the checks of ISC's EDNS compliance tester), pod names,
+//! REFUSED and forwarding for outside names (failover, negative answers, TCP), answers that
+//! follow reloads without restarting listeners, and bad input that is counted and survived.
 //!
 //! Each test runs its own daemon in its own namespace, on 127.0.0.1:5353 there.
 
@@ -383,24 +384,24 @@ fn outside_names_are_refused_without_forwarders() {
     );
 }
 
-#[test]
-fn outside_names_are_forwarded_to_knot() {
-    let mut lab_config = format!("{BASE}{SERVICES}");
-    lab_config = lab_config.replace("[proxy]", "[dns]\nforward = [\"127.0.0.1:5300\"]\n[proxy]");
-    let mut dns = start("dns-forward", &lab_config);
-    let dir = dns.lab.dir().join("knot");
+/// knot on 127.0.0.1:`port` in the daemon's namespace, authoritative for `example.test`.
+fn start_knot(dns: &mut Dns, port: u16) -> Process {
+    let dir = dns.lab.dir().join(format!("knot-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("example.test.zone"),
+    let mut zone = String::from(
         "$ORIGIN example.test.\n$TTL 300\n\
          @ SOA ns admin 1 3600 900 604800 300\n@ NS ns\nns A 127.0.0.1\nwww A 192.0.2.80\n",
-    )
-    .unwrap();
+    );
+    // Too large for 512 bytes.
+    for i in 1..=60 {
+        zone += &format!("big A 192.0.2.{i}\n");
+    }
+    std::fs::write(dir.join("example.test.zone"), zone).unwrap();
     let d = dir.display();
     std::fs::write(
         dir.join("knot.conf"),
         format!(
-            "server:\n  listen: 127.0.0.1@5300\n  rundir: {d}\n\
+            "server:\n  listen: 127.0.0.1@{port}\n  rundir: {d}\n\
              database:\n  storage: {d}\n\
              template:\n  - id: default\n    storage: {d}\n\
              zone:\n  - domain: example.test\n    file: example.test.zone\n"
@@ -408,12 +409,26 @@ fn outside_names_are_forwarded_to_knot() {
     )
     .unwrap();
     let conf = dir.join("knot.conf");
-    let _knot = dns
+    let knot = dns
         .lab
         .spawn(&dns.ns, "knotd", &["-c", conf.to_str().unwrap()]);
     wait_until(Duration::from_secs(10), "knot answers", || {
-        dns.dig_port(5300, "+short www.example.test A").trim() == "192.0.2.80"
+        dns.dig_port(port, "+short www.example.test A").trim() == "192.0.2.80"
     });
+    knot
+}
+
+fn with_forward(upstreams: &str) -> String {
+    format!("{BASE}{SERVICES}").replace(
+        "[proxy]",
+        &format!("[dns]\nforward = [{upstreams}]\n[proxy]"),
+    )
+}
+
+#[test]
+fn outside_names_are_forwarded_to_knot() {
+    let mut dns = start("dns-forward", &with_forward("\"127.0.0.1:5300\""));
+    let _knot = start_knot(&mut dns, 5300);
     for transport in ["+notcp", "+tcp"] {
         let out = dns.dig(&format!("{transport} www.example.test A"));
         assert_eq!(status(&out), "NOERROR", "{out}");
@@ -422,11 +437,63 @@ fn outside_names_are_forwarded_to_knot() {
             "relayed as is: {out}"
         );
         assert!(flags(&out).contains(&"aa"), "the upstream's flags: {out}");
+        assert!(
+            out.contains("AUTHORITY: 0, ADDITIONAL: 1"),
+            "knot's sections, its OPT: {out}"
+        );
+        // The upstream's negative answer, its SOA in the authority section.
         let missing = dns.dig(&format!("{transport} nope.example.test A"));
         assert_eq!(status(&missing), "NXDOMAIN", "{missing}");
+        assert!(flags(&missing).contains(&"aa"), "{missing}");
+        assert!(
+            squeeze(&missing)
+                .contains("example.test. 300 IN SOA ns.example.test. admin.example.test. 1 3600"),
+            "the upstream's SOA: {missing}"
+        );
     }
+    // The client's UDP size goes upstream: a large answer comes back truncated, and the
+    // client's retry over TCP is relayed over TCP, whole.
+    let small = dns.dig("+ignore +bufsize=512 big.example.test A");
+    assert!(flags(&small).contains(&"tc"), "{small}");
+    let roomy = dns.dig("+ignore +bufsize=4096 big.example.test A");
+    assert!(roomy.contains("ANSWER: 60,"), "{roomy}");
+    let tcp = dns.dig("+tcp big.example.test A");
+    assert!(tcp.contains("ANSWER: 60,"), "{tcp}");
     // Cluster names are still ours.
     assert_eq!(dns.short("web.default.svc.cluster.local"), ["10.222.0.10"]);
+}
+
+#[test]
+fn forwarding_fails_over_to_the_next_upstream_and_follows_reloads() {
+    // Nothing listens on 5301; then a blackholed address, whose sends fail at once.
+    let mut dns = start(
+        "dns-failover",
+        &with_forward("\"127.0.0.1:5301\", \"198.51.100.1:53\", \"127.0.0.1:5300\""),
+    );
+    dns.ns.sh_ok("ip route add blackhole 198.51.100.1/32");
+    let _knot = start_knot(&mut dns, 5300);
+    for transport in ["+notcp", "+tcp"] {
+        let out = dns.ns.sh(&format!(
+            "dig +time=8 +tries=1 -p 5353 @127.0.0.1 {transport} www.example.test A"
+        ));
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(status(&out), "NOERROR", "{transport}: {out}");
+        assert!(
+            out.contains("192.0.2.80"),
+            "the third upstream answers: {out}"
+        );
+    }
+    // Every upstream down: SERVFAIL, counted.
+    dns.reload(&with_forward("\"127.0.0.1:5301\""));
+    wait_until(Duration::from_secs(10), "the dead upstream alone", || {
+        status(&dns.dig_port(5353, "+time=4 www.example.test A")) == "SERVFAIL"
+    });
+    assert!(dns.metric("dockline_dns_forward_errors_total") >= 1.0);
+    // No forwarders left: REFUSED again, never an open resolver.
+    dns.reload(&format!("{BASE}{SERVICES}"));
+    wait_until(Duration::from_secs(10), "forwarding stops", || {
+        status(&dns.dig("www.example.test A")) == "REFUSED"
+    });
 }
 
 #[test]
@@ -566,4 +633,198 @@ fn a_dns_port_in_use_stops_the_start_naming_the_address() {
         second.log()
     );
     assert_eq!(dns.short("web.default.svc.cluster.local"), ["10.222.0.10"]);
+}
+
+#[test]
+fn pod_names_answer_for_endpoints_of_their_namespace() {
+    let config = format!("{BASE}{SERVICES}");
+    let dns = start("dns-pods", &config);
+    for (query, expected) in [
+        ("10-111-1-5.default.pod.cluster.local A", "10.111.1.5"),
+        ("+tcp 10-111-1-6.PROD.pod.cluster.local A", "10.111.1.6"),
+        // Not ready: the pod exists all the same.
+        ("10-111-1-7.prod.pod.cluster.local A", "10.111.1.7"),
+        ("fd00-10--5.prod.pod.cluster.local AAAA", "fd00:10::5"),
+    ] {
+        let out = dns.dig(query);
+        assert_eq!(status(&out), "NOERROR", "{query}: {out}");
+        assert!(flags(&out).contains(&"aa"), "{out}");
+        let rtype = if expected.contains(':') { "AAAA" } else { "A" };
+        assert!(
+            squeeze(&out).contains(&format!(" 5 IN {rtype} {expected}")),
+            "{query}: {out}"
+        );
+    }
+    for query in [
+        // An endpoint of another namespace's service.
+        "10-111-1-5.prod.pod.cluster.local A",
+        "10-111-1-6.default.pod.cluster.local A",
+        // No endpoint has it.
+        "10-111-1-9.default.pod.cluster.local A",
+        "10-111-1-5.nope.pod.cluster.local A",
+    ] {
+        let out = dns.dig(query);
+        assert_eq!(status(&out), "NXDOMAIN", "{query}: {out}");
+        assert!(squeeze(&out).contains("cluster.local. 5 IN SOA"), "{out}");
+    }
+    let nodata = dns.dig("10-111-1-5.default.pod.cluster.local AAAA");
+    assert_eq!(status(&nodata), "NOERROR", "{nodata}");
+    assert!(nodata.contains("ANSWER: 0,"), "{nodata}");
+    // The endpoint goes away with a reload: so does its pod name.
+    dns.reload(&config.replace("[[services.endpoints]]\nip = \"10.111.1.5\"\n", ""));
+    wait_until(Duration::from_secs(5), "the pod name goes", || {
+        status(&dns.dig("10-111-1-5.default.pod.cluster.local A")) == "NXDOMAIN"
+    });
+}
+
+/// The checks of ISC's EDNS compliance tester (genreport, ednscomp.isc.org), made with `dig`
+/// on the zone apex SOA, each with the outcome RFC 1035, RFC 6891 and RFC 3225 require.
+#[test]
+fn ednscomp_checks() {
+    let mut config = format!(
+        "{BASE}[[services]]\nname = \"big\"\ncluster_ip = \"None\"\nports = [{{ port = 80 }}]\n"
+    );
+    for i in 1..=60 {
+        config += &format!("[[services.endpoints]]\nip = \"10.111.9.{i}\"\n");
+    }
+    let dns = start("dns-ednscomp", &config);
+    let soa = "cluster.local SOA";
+    let edns_line = |out: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with("; EDNS:"))
+            .unwrap_or("(no OPT)")
+            .to_owned()
+    };
+    let answered = |out: &str| {
+        assert_eq!(status(out), "NOERROR", "{out}");
+        assert!(out.contains("ANSWER: 1,"), "{out}");
+        assert!(
+            squeeze(out).contains("cluster.local. 5 IN SOA ns.dns.cluster.local."),
+            "{out}"
+        );
+        assert!(flags(out).contains(&"aa"), "{out}");
+    };
+
+    // dns: plain DNS, no OPT in the answer.
+    let plain = dns.dig(&format!("+noedns {soa}"));
+    answered(&plain);
+    assert_eq!(edns_line(&plain), "(no OPT)", "{plain}");
+
+    // edns: OPT echoed, version 0.
+    let edns = dns.dig(&format!("+edns=0 +nocookie {soa}"));
+    answered(&edns);
+    assert!(
+        edns_line(&edns).starts_with("; EDNS: version: 0, flags:;"),
+        "{edns}"
+    );
+
+    // edns1: BADVERS, an OPT of version 0, no answer.
+    let edns1 = dns.dig(&format!("+edns=1 +noednsneg +nocookie {soa}"));
+    assert_eq!(status(&edns1), "BADVERS", "{edns1}");
+    assert!(
+        edns_line(&edns1).starts_with("; EDNS: version: 0,"),
+        "{edns1}"
+    );
+    assert!(edns1.contains("ANSWER: 0,"), "{edns1}");
+
+    // ednsopt: an unknown option is ignored, not echoed.
+    let ednsopt = dns.dig(&format!("+edns=0 +nocookie +ednsopt=100 {soa}"));
+    answered(&ednsopt);
+    assert!(!ednsopt.contains("OPT=100"), "{ednsopt}");
+
+    // edns1opt: version 1 with an unknown option: BADVERS, option not echoed.
+    let edns1opt = dns.dig(&format!("+edns=1 +noednsneg +nocookie +ednsopt=100 {soa}"));
+    assert_eq!(status(&edns1opt), "BADVERS", "{edns1opt}");
+    assert!(
+        edns_line(&edns1opt).starts_with("; EDNS: version: 0,"),
+        "{edns1opt}"
+    );
+    assert!(!edns1opt.contains("OPT=100"), "{edns1opt}");
+    assert!(edns1opt.contains("ANSWER: 0,"), "{edns1opt}");
+
+    // ednsflags: an unknown EDNS flag is ignored and cleared in the answer (dig prints set
+    // must-be-zero bits as MBZ; the query shows it was sent).
+    let ednsflags = dns.dig(&format!("+qr +edns=0 +nocookie +ednsflags=0x80 {soa}"));
+    let (query, response) = ednsflags
+        .split_once(";; QUERY SIZE")
+        .expect("dig +qr prints the query first");
+    assert!(query.contains("MBZ: 0x0080"), "sent: {query}");
+    answered(response);
+    assert!(!response.contains("MBZ"), "{response}");
+
+    // do: the DO bit is copied back (RFC 3225 section 3).
+    let dnssec = dns.dig(&format!("+edns=0 +nocookie +dnssec {soa}"));
+    answered(&dnssec);
+    assert!(
+        edns_line(&dnssec).starts_with("; EDNS: version: 0, flags: do;"),
+        "{dnssec}"
+    );
+
+    // optlist: NSID, ECS, EXPIRE and COOKIE together: NOERROR, none implemented, none echoed.
+    let optlist = dns.dig(&format!(
+        "+edns=0 +nsid +subnet=0.0.0.0/0 +expire +cookie {soa}"
+    ));
+    answered(&optlist);
+    for option in ["NSID", "CLIENT-SUBNET", "EXPIRE", "COOKIE"] {
+        assert!(
+            !optlist.contains(&format!("; {option}")),
+            "{option}: {optlist}"
+        );
+    }
+
+    // zflag: the header's Z bit is ignored and clear in the answer.
+    let zflag = dns.dig(&format!("+qr +noedns +zflag {soa}"));
+    let (query, response) = zflag.split_once(";; QUERY SIZE").expect("query first");
+    assert!(query.contains("MBZ: 0x4"), "sent: {query}");
+    answered(response);
+    assert!(!response.contains("MBZ"), "{response}");
+
+    // opcode: an unknown opcode gets NOTIMP, no answer, not authoritative.
+    for args in ["+noedns", "+edns=0 +nocookie"] {
+        let opcode = dns.dig(&format!("{args} +opcode=15 {soa}"));
+        assert_eq!(status(&opcode), "NOTIMP", "{opcode}");
+        assert!(opcode.contains("ANSWER: 0,"), "{opcode}");
+        assert!(!flags(&opcode).contains(&"aa"), "{opcode}");
+    }
+
+    // type666: an unknown type at a name that exists is NODATA with the SOA.
+    let type666 = dns.dig("+noedns cluster.local TYPE666");
+    assert_eq!(status(&type666), "NOERROR", "{type666}");
+    assert!(type666.contains("ANSWER: 0, AUTHORITY: 1,"), "{type666}");
+    assert!(
+        squeeze(&type666).contains("cluster.local. 5 IN SOA"),
+        "{type666}"
+    );
+    assert!(flags(&type666).contains(&"aa"), "{type666}");
+
+    // ednstcp: EDNS over TCP.
+    let ednstcp = dns.dig(&format!("+tcp +edns=0 +nocookie {soa}"));
+    answered(&ednstcp);
+    assert!(
+        edns_line(&ednstcp).starts_with("; EDNS: version: 0,"),
+        "{ednstcp}"
+    );
+
+    // edns@512: a large answer to a 512-byte EDNS requestor: TC, within 512 bytes, OPT kept.
+    for args in ["+edns=0 +bufsize=512 +dnssec", "+noedns"] {
+        let small = dns.dig(&format!(
+            "+ignore +nocookie {args} big.default.svc.cluster.local A"
+        ));
+        assert!(flags(&small).contains(&"tc"), "{args}: {small}");
+        let size: usize = small
+            .split("MSG SIZE  rcvd: ")
+            .nth(1)
+            .and_then(|s| s.trim().parse().ok())
+            .expect("dig prints the size");
+        assert!(size <= 512, "{args}: {size} bytes");
+        if args.contains("edns=0") {
+            assert!(edns_line(&small).contains("flags: do;"), "{small}");
+        }
+    }
+
+    // Header: RD copied (set and clear), RA never set (no recursion), AA on our answers.
+    let rd = dns.dig(&format!("+noedns +rec {soa}"));
+    assert_eq!(flags(&rd), ["qr", "aa", "rd"], "{rd}");
+    let nord = dns.dig(&format!("+noedns +norec {soa}"));
+    assert_eq!(flags(&nord), ["qr", "aa"], "{nord}");
 }

@@ -9,10 +9,13 @@
 //! additional section first, then everything but the question, with TC set (RFC 2181
 //! section 9).
 
+use std::borrow::Cow;
+
 use hickory_proto::op::{Edns, Message, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 
+use crate::pods::{PodName, Pods};
 use crate::zone::{Lookup, Zone};
 use crate::{edns, fast};
 
@@ -52,8 +55,19 @@ impl Verdict {
     }
 }
 
-/// Answers `query` from `zone` into `out` (cleared first).
+/// Answers `query` from `zone` into `out` (cleared first), with no pod names.
 pub fn answer(query: &[u8], zone: &Zone, transport: Transport, out: &mut Vec<u8>) -> Verdict {
+    answer_with_pods(query, zone, &Pods::default(), transport, out)
+}
+
+/// Answers `query` from `zone` and the pod names of `pods` into `out` (cleared first).
+pub fn answer_with_pods(
+    query: &[u8],
+    zone: &Zone,
+    pods: &Pods,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Verdict {
     out.clear();
     let Some(header) = query.get(..HEADER_LEN) else {
         return Verdict::drop();
@@ -61,11 +75,11 @@ pub fn answer(query: &[u8], zone: &Zone, transport: Transport, out: &mut Vec<u8>
     if header[2] & 0x80 != 0 {
         return Verdict::drop();
     }
-    if let Some(verdict) = fast::answer(query, zone.fast(), transport, out) {
+    if let Some(verdict) = fast::answer(query, zone, transport, out) {
         return verdict;
     }
     match Message::from_vec(query) {
-        Ok(request) => respond(&request, zone, transport, out),
+        Ok(request) => respond(&request, zone, pods, transport, out),
         Err(_) => bare_error(header, out),
     }
 }
@@ -89,7 +103,13 @@ pub fn failure(query: &[u8], rcode: ResponseCode, transport: Transport, out: &mu
     }
 }
 
-fn respond(request: &Message, zone: &Zone, transport: Transport, out: &mut Vec<u8>) -> Verdict {
+fn respond(
+    request: &Message,
+    zone: &Zone,
+    pods: &Pods,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Verdict {
     let mut reply = Reply::to(request);
     let qtype = request.queries.first().map(Query::query_type);
     let rcode = if request.op_code != OpCode::Query {
@@ -100,7 +120,7 @@ fn respond(request: &Message, zone: &Zone, transport: Transport, out: &mut Vec<u
         ResponseCode::FormErr
     } else {
         let question = &request.queries[0];
-        match resolve(question, zone, &mut reply) {
+        match resolve(question, zone, pods, &mut reply) {
             Some(rcode) => rcode,
             None => {
                 return Verdict {
@@ -124,6 +144,7 @@ fn respond(request: &Message, zone: &Zone, transport: Transport, out: &mut Vec<u
 fn resolve<'z>(
     question: &Query,
     zone: &'z Zone,
+    pods: &'z Pods,
     reply: &mut Reply<'_, 'z>,
 ) -> Option<ResponseCode> {
     let qtype = question.query_type();
@@ -140,24 +161,37 @@ fn resolve<'z>(
         Lookup::Outside => return None,
         Lookup::Missing(apex) => {
             reply.meta.authoritative = true;
-            reply.authority.push(&apex.soa);
-            return Some(ResponseCode::NXDomain);
+            let rcode = match pods.lookup(question.name()) {
+                Some(PodName::Pod(record))
+                    if matches!(qtype, RecordType::ANY) || record.record_type() == qtype =>
+                {
+                    reply.answers.push(Cow::Borrowed(record));
+                    return Some(ResponseCode::NoError);
+                }
+                Some(_) => ResponseCode::NoError,
+                None => ResponseCode::NXDomain,
+            };
+            reply.authority.push(Cow::Borrowed(&apex.soa));
+            return Some(rcode);
         }
         Lookup::Found(node, apex) => (node, apex),
     };
     reply.meta.authoritative = true;
     if let Some(cname) = &node.cname {
-        reply.answers.push(cname);
+        reply.answers.push(Cow::Borrowed(cname));
         return Some(ResponseCode::NoError);
     }
     for set in &node.sets {
         if qtype == RecordType::ANY || set.rtype == qtype {
-            reply.answers.extend(set.in_turn());
-            reply.additionals.extend(&set.additionals);
+            let (answers, additionals) = set.records(question.name(), zone.ttl());
+            reply.answers.extend(answers.into_iter().map(Cow::Owned));
+            reply
+                .additionals
+                .extend(additionals.into_iter().map(Cow::Owned));
         }
     }
     if reply.answers.is_empty() {
-        reply.authority.push(&apex.soa);
+        reply.authority.push(Cow::Borrowed(&apex.soa));
     }
     Some(ResponseCode::NoError)
 }
@@ -169,15 +203,15 @@ fn limit(request: &Message, transport: Transport) -> usize {
     }
 }
 
-/// A response under construction; records are borrowed from the zone.
+/// A response under construction; records are borrowed from the zone or made for it.
 struct Reply<'q, 'z> {
     meta: Metadata,
     /// The question echoed: the request's, unless it has several (then FORMERR, none).
     questions: &'q [Query],
     edns: Option<Edns>,
-    answers: Vec<&'z Record>,
-    authority: Vec<&'z Record>,
-    additionals: Vec<&'z Record>,
+    answers: Vec<Cow<'z, Record>>,
+    authority: Vec<Cow<'z, Record>>,
+    additionals: Vec<Cow<'z, Record>>,
 }
 
 impl<'q> Reply<'q, '_> {
@@ -222,9 +256,9 @@ impl<'q> Reply<'q, '_> {
         hickory_proto::op::emit_message_parts(
             &self.meta,
             &mut self.questions.iter(),
-            &mut self.answers.iter().copied(),
-            &mut self.authority.iter().copied(),
-            &mut self.additionals.iter().copied(),
+            &mut self.answers.iter().map(Cow::as_ref),
+            &mut self.authority.iter().map(Cow::as_ref),
+            &mut self.additionals.iter().map(Cow::as_ref),
             self.edns.as_ref(),
             None,
             &mut encoder,

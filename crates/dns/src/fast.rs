@@ -1,14 +1,11 @@
 //! The fast path of the common query: one question, class IN, at most a plain OPT record,
 //! for a name and type that has records. Its answer is assembled from bytes precomputed at
-//! zone build (one variant per rotation of a headless set): header, the question as the
-//! client sent it (case kept), the precomputed records, the OPT. Everything else, and any
+//! zone build (headless sets rotated by slicing, or encoded per turn): header, the question
+//! as the client sent it (case kept), the precomputed records, the OPT. Everything else, and any
 //! answer that would not fit the client's UDP size, takes the general path in `answer`.
 //!
 //! The precomputed records compress their names against the question at offset 12, which
 //! holds for the client's question too: it is the same name, so it has the same length.
-
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
@@ -16,66 +13,100 @@ use hickory_proto::serialize::binary::BinEncoder;
 
 use crate::answer::{Action, Transport, Verdict};
 use crate::edns;
+use crate::zone::Zone;
 
 const HEADER_LEN: usize = 12;
 const MAX_NAME: usize = 255;
 const TYPE_OPT: u16 = 41;
 const CLASS_IN: u16 = 1;
 
-/// Precomputed answers by lowercase wire-format name and type.
-#[derive(Debug, Default)]
-pub(crate) struct FastAnswers {
-    by_name: HashMap<Box<[u8]>, Vec<(u16, Precomputed)>>,
-}
-
-/// The record sections of one answer, in every rotation.
+/// The record sections of one answer, as bytes.
 #[derive(Debug)]
-struct Precomputed {
-    rotations: Vec<Vec<u8>>,
+pub(crate) struct Precomputed {
+    turns: Turns,
     answers: u16,
     additionals: u16,
-    turn: AtomicUsize,
 }
 
-impl FastAnswers {
-    /// Precomputes the answer to `name`/`rtype`: `rotations` lists the answer records in
-    /// each order to serve, `additionals` follow every one.
-    pub fn insert(
-        &mut self,
-        name: &Name,
-        rtype: RecordType,
-        rotations: &[Vec<&Record>],
-        additionals: &[Record],
-    ) {
-        let query = Query::query(name.to_lowercase(), rtype);
-        let mut question = Vec::new();
-        if encode(&query, &[], &[], &mut question).is_none() {
-            return;
+/// How the answer of a rotating set is laid out for each turn.
+#[derive(Debug)]
+enum Turns {
+    /// One order only.
+    Fixed(Box<[u8]>),
+    /// Records of one length whose only name is a pointer to the question (A, AAAA): turn
+    /// `t` is the bytes from record `t` on, then those before it.
+    Sliced { bytes: Box<[u8]>, record_len: usize },
+    /// Records that point into one another (SRV targets and their addresses): every turn
+    /// encoded whole.
+    Encoded(Box<[Box<[u8]>]>),
+}
+
+/// Precomputes the answer to `owner`/`rtype` with these records (in turn 0) and additionals;
+/// `None` if it cannot be encoded.
+pub(crate) fn precompute(
+    owner: &Name,
+    rtype: RecordType,
+    records: &[Record],
+    additionals: &[Record],
+    rotates: bool,
+) -> Option<Precomputed> {
+    let query = Query::query(owner.clone(), rtype);
+    let mut question = Vec::new();
+    encode(&query, &[], &[], &mut question)?;
+    // The record sections of one turn, and their answer and additional counts.
+    let sections = |turn: usize| -> Option<(Box<[u8]>, Counts)> {
+        let order: Vec<&Record> = records[turn..].iter().chain(&records[..turn]).collect();
+        let mut message = Vec::new();
+        let counts = encode(&query, &order, additionals, &mut message)?;
+        Some((message.split_off(question.len()).into_boxed_slice(), counts))
+    };
+    let (bytes, (answers, extra)) = sections(0)?;
+    let sliceable = matches!(rtype, RecordType::A | RecordType::AAAA) && additionals.is_empty();
+    let turns = match (rotates, sliceable) {
+        (false, _) => Turns::Fixed(bytes),
+        (true, true) => Turns::Sliced {
+            record_len: bytes.len() / records.len(),
+            bytes,
+        },
+        (true, false) => {
+            let mut turns = vec![bytes];
+            for turn in 1..records.len() {
+                turns.push(sections(turn)?.0);
+            }
+            Turns::Encoded(turns.into_boxed_slice())
         }
-        let mut encoded = Vec::with_capacity(rotations.len());
-        let (mut answers, mut extra) = (0, 0);
-        for records in rotations {
-            let mut message = Vec::new();
-            let Some(counts) = encode(&query, records, additionals, &mut message) else {
-                return;
-            };
-            (answers, extra) = counts;
-            encoded.push(message.split_off(question.len()));
+    };
+    Some(Precomputed {
+        turns,
+        answers,
+        additionals: extra,
+    })
+}
+
+impl Precomputed {
+    fn len(&self) -> usize {
+        match &self.turns {
+            Turns::Fixed(bytes) | Turns::Sliced { bytes, .. } => bytes.len(),
+            Turns::Encoded(turns) => turns[0].len(),
         }
-        let key = question[HEADER_LEN..question.len() - 4]
-            .to_vec()
-            .into_boxed_slice();
-        self.by_name.entry(key).or_default().push((
-            u16::from(rtype),
-            Precomputed {
-                rotations: encoded,
-                answers,
-                additionals: extra,
-                turn: AtomicUsize::new(0),
-            },
-        ));
+    }
+
+    /// Appends the sections of turn `turn` to `out`.
+    fn write(&self, turn: usize, out: &mut Vec<u8>) {
+        match &self.turns {
+            Turns::Fixed(bytes) => out.extend_from_slice(bytes),
+            Turns::Sliced { bytes, record_len } => {
+                let (head, tail) = bytes.split_at(turn * record_len);
+                out.extend_from_slice(tail);
+                out.extend_from_slice(head);
+            }
+            Turns::Encoded(turns) => out.extend_from_slice(&turns[turn]),
+        }
     }
 }
+
+/// Answer and additional record counts.
+type Counts = (u16, u16);
 
 /// Encodes a response to `query` with these sections; the answer and additional counts.
 fn encode(
@@ -83,7 +114,7 @@ fn encode(
     answers: &[&Record],
     additionals: &[Record],
     out: &mut Vec<u8>,
-) -> Option<(u16, u16)> {
+) -> Option<Counts> {
     let mut message = Message::response(0, hickory_proto::op::OpCode::Query);
     message.add_query(query.clone());
     let mut encoder = BinEncoder::new(out);
@@ -104,7 +135,7 @@ fn encode(
 /// Answers `query` if it is the common case and the answer fits; `None` otherwise.
 pub(crate) fn answer(
     query: &[u8],
-    fast: &FastAnswers,
+    zone: &Zone,
     transport: Transport,
     out: &mut Vec<u8>,
 ) -> Option<Verdict> {
@@ -149,33 +180,33 @@ pub(crate) fn answer(
     if at != query.len() {
         return None;
     }
-    let sets = fast.by_name.get(&key[..name_end - HEADER_LEN])?;
-    let (_, set) = sets.iter().find(|(t, _)| *t == qtype)?;
+    let node = zone.node_by_key(&key[..name_end - HEADER_LEN])?;
+    if node.cname.is_some() {
+        return None;
+    }
+    let set = node.set(RecordType::from(qtype))?;
+    let precomputed = set.precomputed()?;
     let limit = match transport {
         Transport::Udp => edns::udp_limit_of(opt.as_ref().map(|o| o.payload)),
         Transport::Tcp => usize::from(u16::MAX),
     };
-    let turn = match set.rotations.len() {
-        1 => 0,
-        n => set.turn.fetch_add(1, Ordering::Relaxed) % n,
-    };
-    let records = &set.rotations[turn];
     let opt_len = if opt.is_some() { OPT_LEN } else { 0 };
-    if name_end + 4 + records.len() + opt_len > limit {
+    if name_end + 4 + precomputed.len() + opt_len > limit {
         return None;
     }
+    let turn = set.next_turn();
     out.clear();
     out.extend_from_slice(&header[..2]);
     // QR, AA, RD copied; CD copied; NOERROR.
     out.push(0x84 | (header[2] & 0x01));
     out.push(header[3] & 0x10);
     out.extend_from_slice(&[0, 1]);
-    out.extend_from_slice(&set.answers.to_be_bytes());
+    out.extend_from_slice(&precomputed.answers.to_be_bytes());
     out.extend_from_slice(&[0, 0]);
-    let extra = set.additionals + u16::from(opt.is_some());
+    let extra = precomputed.additionals + u16::from(opt.is_some());
     out.extend_from_slice(&extra.to_be_bytes());
     out.extend_from_slice(&query[HEADER_LEN..name_end + 4]);
-    out.extend_from_slice(records);
+    precomputed.write(turn, out);
     if let Some(opt) = opt {
         let flags: u8 = if opt.dnssec_ok { 0x80 } else { 0 };
         out.extend_from_slice(&[0, 0, 41]);

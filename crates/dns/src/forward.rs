@@ -1,74 +1,118 @@
-//! Relays a query for a name outside our zones to the configured upstreams, in order, and
-//! returns the first upstream's answer as it came: dockline adds nothing and caches nothing,
-//! so the client sees the upstream's flags (RA included) and records.
+//! Relays a query for a name outside our zones to the `dns.forward` upstreams through
+//! hickory-resolver's connection layer, and returns the upstream's response as it came:
+//! its response code, flags (RA included) and every section, with the client's message ID.
+//! Not hickory's name-server pool or resolver: those turn NXDOMAIN and NODATA into errors
+//! and rebuild answers, and cache; a relay must pass the upstream's message through.
 //!
-//! The query goes over the client's transport: UDP answers keep the client's EDNS size and
-//! may come back truncated, and the client retries over TCP as it would with the upstream.
-//! Each relayed query has a socket of its own, so answers cannot be confused.
+//! Upstreams are tried in the configured order; one that fails or does not answer within
+//! `UPSTREAM_TIMEOUT` passes the query to the next. The query goes over the client's
+//! transport: over UDP it keeps the client's EDNS size, so a truncated upstream answer
+//! reaches the client truncated and the client retries over TCP, which is relayed over TCP.
+//! hickory sends each UDP query from a fresh random port and takes only an answer from the
+//! upstream's address with the query's ID and question. Nothing is cached.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use hickory_proto::op::{DnsRequest, DnsRequestOptions, Message};
+use hickory_resolver::ConnectionProvider;
+use hickory_resolver::config::{ConnectionConfig, ResolverOpts};
+use hickory_resolver::net::NetError;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::xfer::{DnsExchange, DnsHandle, FirstAnswer};
+use hickory_resolver::{PoolContext, TlsConfig};
 
 use crate::answer::Transport;
 
-/// How long one upstream gets to answer before the next is tried.
+/// How long one upstream gets to answer (UDP retransmissions included) before the next.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The first upstream answer to `query`, or `None` if none answered.
-pub async fn relay(
-    query: &[u8],
-    upstreams: &[SocketAddr],
-    transport: Transport,
-) -> Option<Vec<u8>> {
-    for upstream in upstreams {
-        let attempt = async {
-            match transport {
-                Transport::Udp => over_udp(query, *upstream).await,
-                Transport::Tcp => over_tcp(query, *upstream).await,
-            }
-        };
-        match tokio::time::timeout(UPSTREAM_TIMEOUT, attempt).await {
-            Ok(Ok(answer)) => return Some(answer),
-            Ok(Err(error)) => {
-                tracing::debug!(upstream = %upstream, error = %error, "upstream failed");
-            }
-            Err(_) => tracing::debug!(upstream = %upstream, "upstream timed out"),
-        }
-    }
-    None
+type Connection = DnsExchange<TokioRuntimeProvider>;
+
+/// The upstreams of one `dns.forward` list, with their UDP exchanges open; built again only
+/// when the list changes.
+pub(crate) struct Forwarders {
+    upstreams: Vec<SocketAddr>,
+    udp: Vec<Connection>,
+    provider: TokioRuntimeProvider,
+    context: PoolContext,
 }
 
-async fn over_udp(query: &[u8], upstream: SocketAddr) -> std::io::Result<Vec<u8>> {
-    let local: SocketAddr = match upstream {
-        SocketAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
-        SocketAddr::V6(_) => ([0u16; 8], 0).into(),
-    };
-    let socket = UdpSocket::bind(local).await?;
-    socket.connect(upstream).await?;
-    socket.send(query).await?;
-    let mut buf = vec![0; usize::from(u16::MAX)];
-    loop {
-        let len = socket.recv(&mut buf).await?;
-        // Only the answer to this query: same ID, QR set.
-        if len >= 12 && buf[..2] == query[..2] && buf[2] & 0x80 != 0 {
-            buf.truncate(len);
-            return Ok(buf);
-        }
+impl std::fmt::Debug for Forwarders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarders")
+            .field("upstreams", &self.upstreams)
+            .finish_non_exhaustive()
     }
 }
 
-async fn over_tcp(query: &[u8], upstream: SocketAddr) -> std::io::Result<Vec<u8>> {
-    let mut stream = TcpStream::connect(upstream).await?;
-    let len = u16::try_from(query.len()).map_err(std::io::Error::other)?;
-    let mut frame = Vec::with_capacity(query.len() + 2);
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(query);
-    stream.write_all(&frame).await?;
-    let len = stream.read_u16().await?;
-    let mut answer = vec![0; usize::from(len)];
-    stream.read_exact(&mut answer).await?;
-    Ok(answer)
+impl Forwarders {
+    /// Opens a UDP exchange to each upstream (on the runtime, which runs their tasks).
+    pub async fn connect(upstreams: &[SocketAddr]) -> Result<Self, NetError> {
+        let mut options = ResolverOpts::default();
+        options.timeout = UPSTREAM_TIMEOUT;
+        let context = PoolContext::new(options, TlsConfig::new()?);
+        let provider = TokioRuntimeProvider::new();
+        let mut udp = Vec::with_capacity(upstreams.len());
+        for upstream in upstreams {
+            let config = connection(ConnectionConfig::udp(), *upstream);
+            udp.push(
+                provider
+                    .new_connection(upstream.ip(), &config, &context)?
+                    .await?,
+            );
+        }
+        Ok(Forwarders {
+            upstreams: upstreams.to_vec(),
+            udp,
+            provider,
+            context,
+        })
+    }
+
+    /// The `dns.forward` list these were built from.
+    pub fn upstreams(&self) -> &[SocketAddr] {
+        &self.upstreams
+    }
+
+    /// The first upstream response to `query`, with the query's ID, or `None` if the query
+    /// does not parse or no upstream answered.
+    pub async fn relay(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let message = Message::from_vec(query).ok()?;
+        let request = DnsRequest::new(message, DnsRequestOptions::default());
+        for (index, upstream) in self.upstreams.iter().enumerate() {
+            let attempt = async {
+                let connection = match transport {
+                    Transport::Udp => self.udp[index].clone(),
+                    Transport::Tcp => {
+                        let config = connection(ConnectionConfig::tcp(), *upstream);
+                        self.provider
+                            .new_connection(upstream.ip(), &config, &self.context)?
+                            .await?
+                    }
+                };
+                connection.send(request.clone()).first_answer().await
+            };
+            match tokio::time::timeout(UPSTREAM_TIMEOUT, attempt).await {
+                Ok(Ok(response)) => {
+                    let mut reply = response.into_buffer();
+                    // TCP exchanges number their queries themselves.
+                    if let (Some(id), Some(client_id)) = (reply.get_mut(..2), query.get(..2)) {
+                        id.copy_from_slice(client_id);
+                    }
+                    return Some(reply);
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(upstream = %upstream, error = %error, "dns: upstream failed");
+                }
+                Err(_) => tracing::debug!(upstream = %upstream, "dns: upstream timed out"),
+            }
+        }
+        None
+    }
+}
+
+fn connection(mut config: ConnectionConfig, upstream: SocketAddr) -> ConnectionConfig {
+    config.port = upstream.port();
+    config
 }

@@ -3,7 +3,8 @@
 //! address, with names outside the cluster forwarded to `dns.forward` or REFUSED.
 //!
 //! [`zone`] turns a snapshot and the endpoint health verdicts into an index of precomputed
-//! records; [`answer`] answers one query from it (sans-IO); `server` is the socket I/O. The
+//! records, `pods` the snapshot's endpoints into pod names; [`answer`] answers one query from
+//! them (sans-IO); `server` is the socket I/O and `forward` the relay to upstreams. The
 //! zone is rebuilt and swapped in on every config or health change, so the next query sees
 //! it; listeners are only opened and closed when `dns.listen` changes.
 
@@ -14,6 +15,7 @@ mod edns;
 mod fast;
 mod forward;
 mod metrics;
+mod pods;
 mod server;
 pub mod zone;
 
@@ -27,8 +29,9 @@ use hickory_proto::ProtoError;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use answer::{Action, Transport, Verdict, answer};
+pub use answer::{Action, Transport, Verdict, answer, answer_with_pods};
 pub use metrics::{QUERY_DURATION, QUERY_DURATION_BUCKETS, describe as describe_metrics};
+pub use pods::Pods;
 pub use zone::Zone;
 
 use server::{Listener, Shared};
@@ -81,7 +84,7 @@ impl Dns {
             .map_or(1, |d| d.as_secs() as u32);
         let snapshot = published.load();
         let zone = Zone::build(&snapshot, &health.load(), serial)?;
-        let shared = Arc::new(Shared::new(zone));
+        let shared = Arc::new(Shared::new(zone, Pods::build(&snapshot)?));
         let mut listeners = BTreeMap::new();
         for addr in wanted(&snapshot.config.dns) {
             listeners.insert(addr, Listener::start(addr, &shared)?);
@@ -106,6 +109,7 @@ impl Dns {
                 _ = shutdown.cancelled() => break,
                 changed = self.config_changes.changed() => {
                     if changed.is_err() { break }
+                    self.rebuild_pods();
                     self.rebuild();
                     self.relisten();
                 }
@@ -137,6 +141,16 @@ impl Dns {
                 (self.after_rebuild)();
             }
             Err(error) => tracing::error!(error = %error, "dns: zone not rebuilt, old one kept"),
+        }
+    }
+
+    /// Swaps in the pod names of the snapshot in force (they do not follow health).
+    fn rebuild_pods(&self) {
+        match Pods::build(&self.published.load()) {
+            Ok(pods) => self.shared.pods.store(Arc::new(pods)),
+            Err(error) => {
+                tracing::error!(error = %error, "dns: pod names not rebuilt, old ones kept")
+            }
         }
     }
 

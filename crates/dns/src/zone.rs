@@ -8,7 +8,8 @@
 //! non-terminals are present as nodes without records, so they answer NODATA, not NXDOMAIN.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dockline_config::{Protocol, ServiceType};
@@ -16,9 +17,10 @@ use dockline_model::{Endpoint, HealthVerdicts, Service, Snapshot};
 use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use ipnet::IpNet;
 
-use crate::fast::FastAnswers;
+use crate::fast::{self, Precomputed};
 
 /// The schema version of the Kubernetes DNS specification served at `dns-version.<domain>`.
 pub const SCHEMA_VERSION: &str = "1.1.0";
@@ -31,11 +33,16 @@ const SOA_REFRESH: i32 = 7200;
 const SOA_RETRY: i32 = 1800;
 const SOA_EXPIRE: i32 = 86400;
 
+/// Names are keyed by their lowercase wire form (length-prefixed labels, root last): a few
+/// dozen bytes where a hickory `Name` takes 80 and more, and what the fast path reads off
+/// the query as it is.
+pub(crate) type Key = Box<[u8]>;
+
 #[derive(Debug)]
 pub struct Zone {
-    names: HashMap<Name, Node>,
-    fast: FastAnswers,
+    names: HashMap<Key, Node>,
     apexes: Vec<Apex>,
+    ttl: u32,
     forward: Vec<SocketAddr>,
     /// Names that could not be formed (a label too long, say) and were left out.
     skipped: usize,
@@ -44,28 +51,53 @@ pub struct Zone {
 #[derive(Debug)]
 pub(crate) struct Apex {
     pub name: Name,
+    key: Key,
     pub soa: Record,
 }
 
 /// One owner name and what it holds.
 #[derive(Debug, Default)]
 pub(crate) struct Node {
-    pub apex: usize,
+    apex: usize,
     pub sets: Vec<RecordSet>,
-    pub cname: Option<Record>,
+    pub cname: Option<Box<Record>>,
 }
 
+/// The records of one type at one name, kept as their data alone: records are made at
+/// answer time, owned by the question's name. Most queries never get that far: the fast
+/// path sends the precomputed bytes.
 #[derive(Debug)]
 pub(crate) struct RecordSet {
     pub rtype: RecordType,
-    pub records: Vec<Record>,
-    /// Addresses of SRV targets, for the additional section.
-    pub additionals: Vec<Record>,
+    data: Vec<Data>,
     /// Headless endpoints rotate: each answer starts one record further.
-    pub rotates: bool,
+    rotates: bool,
     /// Advanced on every answer from a rotating set. Per name and type, so that a client
     /// asking A and AAAA in turn still sees every A record come first in its turn.
     turn: AtomicUsize,
+    precomputed: Option<Precomputed>,
+}
+
+/// The data of one record. The many (addresses, PTR, SRV) are compact; targets are shared
+/// with the names they point at.
+#[derive(Debug, Clone, PartialEq)]
+enum Data {
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    Ptr(Arc<Name>),
+    /// SRV (priority 0) and NS: the target's address goes in the additional section.
+    Srv {
+        weight: u16,
+        port: u16,
+        target: Arc<Name>,
+        address: IpAddr,
+    },
+    Ns {
+        target: Arc<Name>,
+        address: IpAddr,
+    },
+    /// The few others (SOA, TXT), whole.
+    Other(Box<RData>),
 }
 
 /// Where a query name falls.
@@ -77,15 +109,91 @@ pub(crate) enum Lookup<'z> {
     Outside,
 }
 
-impl RecordSet {
-    /// The records in answer order: rotated one further on every call if the set rotates.
-    pub fn in_turn(&self) -> impl Iterator<Item = &Record> {
-        let start = match self.rotates && !self.records.is_empty() {
-            true => self.turn.fetch_add(1, Ordering::Relaxed) % self.records.len(),
-            false => 0,
+impl Data {
+    fn address(ip: IpAddr) -> Data {
+        match ip {
+            IpAddr::V4(v4) => Data::A(v4),
+            IpAddr::V6(v6) => Data::Aaaa(v6),
+        }
+    }
+
+    fn record_type(&self) -> RecordType {
+        match self {
+            Data::A(_) => RecordType::A,
+            Data::Aaaa(_) => RecordType::AAAA,
+            Data::Ptr(_) => RecordType::PTR,
+            Data::Srv { .. } => RecordType::SRV,
+            Data::Ns { .. } => RecordType::NS,
+            Data::Other(rdata) => rdata.record_type(),
+        }
+    }
+
+    fn record(&self, owner: &Name, ttl: u32) -> Record {
+        let rdata = match self {
+            Data::A(v4) => RData::A(A(*v4)),
+            Data::Aaaa(v6) => RData::AAAA(AAAA(*v6)),
+            Data::Ptr(target) => RData::PTR(PTR(Name::clone(target))),
+            Data::Srv {
+                weight,
+                port,
+                target,
+                ..
+            } => RData::SRV(SRV::new(0, *weight, *port, Name::clone(target))),
+            Data::Ns { target, .. } => RData::NS(NS(Name::clone(target))),
+            Data::Other(rdata) => RData::clone(rdata),
         };
-        let (tail, head) = self.records.split_at(start);
-        head.iter().chain(tail)
+        Record::from_rdata(owner.clone(), ttl, rdata)
+    }
+
+    /// The address record of an SRV or NS target.
+    fn additional(&self, ttl: u32) -> Option<Record> {
+        match self {
+            Data::Srv {
+                target, address, ..
+            }
+            | Data::Ns { target, address } => Some(address_record(target, *address, ttl)),
+            _ => None,
+        }
+    }
+}
+
+impl RecordSet {
+    fn new(rtype: RecordType, rotates: bool) -> Self {
+        RecordSet {
+            rtype,
+            data: Vec::new(),
+            rotates,
+            turn: AtomicUsize::new(0),
+            precomputed: None,
+        }
+    }
+
+    /// Where this answer starts: one further on every call if the set rotates.
+    pub(crate) fn next_turn(&self) -> usize {
+        match self.rotates && self.data.len() > 1 {
+            true => self.turn.fetch_add(1, Ordering::Relaxed) % self.data.len(),
+            false => 0,
+        }
+    }
+
+    pub(crate) fn precomputed(&self) -> Option<&Precomputed> {
+        self.precomputed.as_ref()
+    }
+
+    /// The records owned by `owner`, in answer order (rotated one further on every call if
+    /// the set rotates), and their additionals.
+    pub fn records(&self, owner: &Name, ttl: u32) -> (Vec<Record>, Vec<Record>) {
+        let (tail, head) = self.data.split_at(self.next_turn());
+        let answers = head.iter().chain(tail).map(|d| d.record(owner, ttl));
+        let additionals = self.data.iter().filter_map(|d| d.additional(ttl));
+        (answers.collect(), additionals.collect())
+    }
+}
+
+impl Node {
+    /// The record set of `rtype`, if this name has one.
+    pub(crate) fn set(&self, rtype: RecordType) -> Option<&RecordSet> {
+        self.sets.iter().find(|s| s.rtype == rtype)
     }
 }
 
@@ -100,7 +208,7 @@ impl Zone {
         let config = &snapshot.config;
         let ttl = config.dns.ttl;
         let domain = Name::from_ascii(format!("{}.", config.cluster.domain))?;
-        let ns_name = Name::from_ascii("ns.dns")?.append_domain(&domain)?;
+        let ns_name = Arc::new(Name::from_ascii("ns.dns")?.append_domain(&domain)?);
         let hostmaster = Name::from_ascii("hostmaster")?.append_domain(&domain)?;
         let mut apex_names = vec![domain.clone()];
         for cidr in [config.cluster.service_cidr, config.cluster.pod_cidr] {
@@ -113,7 +221,7 @@ impl Zone {
             .into_iter()
             .map(|name| {
                 let soa = SOA::new(
-                    ns_name.clone(),
+                    Name::clone(&ns_name),
                     hostmaster.clone(),
                     serial,
                     SOA_REFRESH,
@@ -123,38 +231,36 @@ impl Zone {
                 );
                 Apex {
                     soa: Record::from_rdata(name.clone(), ttl, RData::SOA(soa)),
+                    key: key(&name),
                     name,
                 }
             })
             .collect();
         let mut zone = Zone {
             names: HashMap::new(),
-            fast: FastAnswers::default(),
             apexes,
+            ttl,
             forward: config.dns.forward.iter().map(|u| u.0).collect(),
             skipped: 0,
         };
+        let internal_ip = snapshot.node.internal_ip;
         for index in 0..zone.apexes.len() {
             let apex = zone.apexes[index].name.clone();
-            let soa = zone.apexes[index].soa.clone();
-            zone.add(&apex, soa, false);
-            let ns = RData::NS(NS(ns_name.clone()));
-            let glue = address_record(&ns_name, snapshot.node.internal_ip, ttl);
-            if let Some(set) = zone.add(&apex, Record::from_rdata(apex.clone(), ttl, ns), false) {
-                set.additionals.push(glue);
-            }
+            let soa = zone.apexes[index].soa.data.clone();
+            zone.add(&apex, Data::Other(Box::new(soa)), false);
+            let ns = Data::Ns {
+                target: ns_name.clone(),
+                address: internal_ip,
+            };
+            zone.add(&apex, ns, false);
         }
-        zone.add_address(&ns_name, snapshot.node.internal_ip, ttl, false);
+        zone.add(&ns_name, Data::address(internal_ip), false);
         let version = Name::from_ascii("dns-version")?.append_domain(&domain)?;
         let txt = RData::TXT(TXT::new(vec![SCHEMA_VERSION.to_owned()]));
-        zone.add(
-            &version,
-            Record::from_rdata(version.clone(), ttl, txt),
-            false,
-        );
+        zone.add(&version, Data::Other(Box::new(txt)), false);
         let svc_domain = Name::from_ascii("svc")?.append_domain(&domain)?;
         for service in &snapshot.services {
-            if let Err(_unrepresentable) = zone.add_service(service, health, &svc_domain, ttl) {
+            if let Err(_unrepresentable) = zone.add_service(service, health, &svc_domain) {
                 zone.skipped += 1;
             }
         }
@@ -168,16 +274,22 @@ impl Zone {
         &self.forward
     }
 
-    pub(crate) fn fast(&self) -> &FastAnswers {
-        &self.fast
-    }
-
     pub fn skipped(&self) -> usize {
         self.skipped
     }
 
+    /// The TTL of every record.
+    pub(crate) fn ttl(&self) -> u32 {
+        self.ttl
+    }
+
+    /// The node of a lowercase wire-format name: the fast path's lookup.
+    pub(crate) fn node_by_key(&self, key: &[u8]) -> Option<&Node> {
+        self.names.get(key)
+    }
+
     pub(crate) fn lookup(&self, name: &Name) -> Lookup<'_> {
-        if let Some(node) = self.names.get(name) {
+        if let Some(node) = self.names.get(&key(name)) {
             return Lookup::Found(node, &self.apexes[node.apex]);
         }
         match self.apex_of(name) {
@@ -201,29 +313,30 @@ impl Zone {
         service: &Service,
         health: &HealthVerdicts,
         svc_domain: &Name,
-        ttl: u32,
     ) -> Result<(), ProtoError> {
-        let name = Name::from_ascii(&service.name)?
-            .append_name(&Name::from_ascii(&service.namespace)?)?
-            .append_domain(svc_domain)?;
+        let name = Arc::new(
+            Name::from_ascii(&service.name)?
+                .append_name(&Name::from_ascii(&service.namespace)?)?
+                .append_domain(svc_domain)?,
+        );
         if service.kind == ServiceType::ExternalName {
             if let Some(target) = &service.external_name {
                 let target = Name::from_ascii(format!("{}.", target.trim_end_matches('.')))?;
-                let record = Record::from_rdata(name.clone(), ttl, RData::CNAME(CNAME(target)));
+                let record =
+                    Record::from_rdata(Name::clone(&name), self.ttl, RData::CNAME(CNAME(target)));
                 if let Some(node) = self.node(&name) {
-                    node.cname = Some(record);
+                    node.cname = Some(Box::new(record));
                 }
             }
             return Ok(());
         }
         if let Some(ip) = service.cluster_ip {
-            self.add_address(&name, ip, ttl, false);
-            let addresses = vec![address_record(&name, ip, ttl)];
+            self.add(&name, Data::address(ip), false);
+            let targets = [(name.clone(), ip)];
             for port in service.ports.iter().filter(|p| p.name.is_some()) {
-                let srv = SRV::new(0, 100, port.port, name.clone());
-                self.add_srv(&name, port, vec![(srv, addresses.clone())], ttl)?;
+                self.add_srv(&name, port, port.port, &targets, 100)?;
             }
-            self.add_ptr(ip, &name, ttl);
+            self.add_ptr(ip, &name);
             return Ok(());
         }
         if !service.headless {
@@ -240,22 +353,15 @@ impl Zone {
         }
         let mut hosts = Vec::with_capacity(endpoints.len());
         for endpoint in &endpoints {
-            let host = Name::from_ascii(host_label(endpoint))?.append_domain(&name)?;
-            self.add_address(&name, endpoint.ip, ttl, true);
-            self.add_address(&host, endpoint.ip, ttl, false);
-            self.add_ptr(endpoint.ip, &host, ttl);
+            let host = Arc::new(Name::from_ascii(host_label(endpoint))?.append_domain(&name)?);
+            self.add(&name, Data::address(endpoint.ip), true);
+            self.add(&host, Data::address(endpoint.ip), false);
+            self.add_ptr(endpoint.ip, &host);
             hosts.push((host, endpoint.ip));
         }
         let weight = u16::try_from(100 / hosts.len()).unwrap_or(1).max(1);
         for port in service.ports.iter().filter(|p| p.name.is_some()) {
-            let targets = hosts
-                .iter()
-                .map(|(host, ip)| {
-                    let srv = SRV::new(0, weight, port.target_port, host.clone());
-                    (srv, vec![address_record(host, *ip, ttl)])
-                })
-                .collect();
-            self.add_srv(&name, port, targets, ttl)?;
+            self.add_srv(&name, port, port.target_port, &hosts, weight)?;
         }
         Ok(())
     }
@@ -265,8 +371,9 @@ impl Zone {
         &mut self,
         service: &Name,
         port: &dockline_model::Port,
-        targets: Vec<(SRV, Vec<Record>)>,
-        ttl: u32,
+        number: u16,
+        targets: &[(Arc<Name>, IpAddr)],
+        weight: u16,
     ) -> Result<(), ProtoError> {
         let Some(port_name) = &port.name else {
             return Ok(());
@@ -279,77 +386,76 @@ impl Zone {
             .append_name(&Name::from_ascii(proto)?)?
             .append_domain(service)?;
         let rotates = targets.len() > 1;
-        for (srv, additionals) in targets {
-            let record = Record::from_rdata(owner.clone(), ttl, RData::SRV(srv));
-            if let Some(set) = self.add(&owner, record, rotates) {
-                set.additionals.extend(additionals);
-            }
+        for (target, address) in targets {
+            let srv = Data::Srv {
+                weight,
+                port: number,
+                target: target.clone(),
+                address: *address,
+            };
+            self.add(&owner, srv, rotates);
         }
         Ok(())
     }
 
-    fn add_address(&mut self, owner: &Name, ip: IpAddr, ttl: u32, rotates: bool) {
-        self.add(owner, address_record(owner, ip, ttl), rotates);
+    fn add_ptr(&mut self, ip: IpAddr, target: &Arc<Name>) {
+        self.add(&Name::from(ip), Data::Ptr(target.clone()), false);
     }
 
-    fn add_ptr(&mut self, ip: IpAddr, target: &Name, ttl: u32) {
-        let owner = Name::from(ip);
-        let record = Record::from_rdata(owner.clone(), ttl, RData::PTR(PTR(target.clone())));
-        self.add(&owner, record, false);
-    }
-
-    /// Adds `record` at `owner` if `owner` is inside one of our zones; returns its set.
-    fn add(&mut self, owner: &Name, record: Record, rotates: bool) -> Option<&mut RecordSet> {
-        let node = self.node(owner)?;
-        let rtype = record.record_type();
+    /// Adds `data` at `owner` if `owner` is inside one of our zones.
+    fn add(&mut self, owner: &Name, data: Data, rotates: bool) {
+        let Some(node) = self.node(owner) else {
+            return;
+        };
+        let rtype = data.record_type();
         let index = match node.sets.iter().position(|s| s.rtype == rtype) {
             Some(index) => index,
             None => {
-                node.sets.push(RecordSet {
-                    rtype,
-                    records: Vec::new(),
-                    additionals: Vec::new(),
-                    rotates,
-                    turn: AtomicUsize::new(0),
-                });
+                node.sets.push(RecordSet::new(rtype, rotates));
                 node.sets.len() - 1
             }
         };
         let set = &mut node.sets[index];
-        if !set.records.contains(&record) {
-            set.records.push(record);
+        if !set.data.contains(&data) {
+            set.data.push(data);
         }
-        Some(set)
     }
 
     /// The node of `owner`, created on first use, if `owner` is inside one of our zones.
     fn node(&mut self, owner: &Name) -> Option<&mut Node> {
         let apex = self.apex_of(owner)?;
-        let node = self.names.entry(owner.clone()).or_default();
+        let node = self.names.entry(key(owner)).or_default();
         node.apex = apex;
         Some(node)
     }
 
-    /// The wire-format answers of the fast path: every record set in every rotation, up
-    /// to `MAX_PRECOMPUTED` records (larger sets are rare and take the general path).
+    /// The wire-format answers of the fast path for every record set of up to
+    /// `MAX_PRECOMPUTED` records (larger sets are rare and take the general path); then
+    /// every vector is cut to its length, as the zone is not changed after this.
     fn precompute(&mut self) {
-        for (name, node) in &self.names {
+        let ttl = self.ttl;
+        for (key, node) in &mut self.names {
+            node.sets.shrink_to_fit();
             if node.cname.is_some() {
                 continue;
             }
-            for set in node
-                .sets
-                .iter()
-                .filter(|s| s.records.len() <= MAX_PRECOMPUTED)
-            {
-                let turns = if set.rotates { set.records.len() } else { 1 };
-                let rotations: Vec<Vec<&Record>> = (0..turns)
-                    .map(|t| set.records[t..].iter().chain(&set.records[..t]).collect())
-                    .collect();
-                self.fast
-                    .insert(name, set.rtype, &rotations, &set.additionals);
+            let Ok(owner) = Name::read(&mut BinDecoder::new(key)) else {
+                continue;
+            };
+            for set in &mut node.sets {
+                set.data.shrink_to_fit();
+                if set.data.len() > MAX_PRECOMPUTED {
+                    continue;
+                }
+                let records: Vec<Record> = set.data.iter().map(|d| d.record(&owner, ttl)).collect();
+                let additionals: Vec<Record> =
+                    set.data.iter().filter_map(|d| d.additional(ttl)).collect();
+                let rotates = set.rotates && records.len() > 1;
+                set.precomputed =
+                    fast::precompute(&owner, set.rtype, &records, &additionals, rotates);
             }
         }
+        self.names.shrink_to_fit();
     }
 
     /// Every ancestor of a name, up to its zone's apex, exists (RFC 8020: NXDOMAIN means
@@ -357,13 +463,13 @@ impl Zone {
     fn add_empty_non_terminals(&mut self) {
         let mut missing = Vec::new();
         for (name, node) in &self.names {
-            let apex_labels = self.apexes[node.apex].name.num_labels();
-            let mut parent = name.base_name();
-            while parent.num_labels() > apex_labels {
-                if !self.names.contains_key(&parent) {
-                    missing.push((parent.clone(), node.apex));
+            let apex_len = self.apexes[node.apex].key.len();
+            let mut parent = parent(name);
+            while parent.len() > apex_len {
+                if !self.names.contains_key(parent) {
+                    missing.push((Key::from(parent), node.apex));
                 }
-                parent = parent.base_name();
+                parent = self::parent(parent);
             }
         }
         for (name, apex) in missing {
@@ -372,12 +478,27 @@ impl Zone {
     }
 }
 
+/// The lowercase wire form of `name` (always fully qualified).
+pub(crate) fn key(name: &Name) -> Key {
+    let mut key = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        key.push(label.len() as u8);
+        key.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    key.push(0);
+    key.into_boxed_slice()
+}
+
+/// The wire form of a name's parent: the first label cut off (the root is its own parent).
+fn parent(key: &[u8]) -> &[u8] {
+    match key.first() {
+        Some(&len) if len > 0 => key.get(usize::from(len) + 1..).unwrap_or(&[0]),
+        _ => key,
+    }
+}
+
 fn address_record(owner: &Name, ip: IpAddr, ttl: u32) -> Record {
-    let data = match ip {
-        IpAddr::V4(v4) => RData::A(A(v4)),
-        IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
-    };
-    Record::from_rdata(owner.clone(), ttl, data)
+    Data::address(ip).record(owner, ttl)
 }
 
 /// An endpoint's name below its service: its hostname, else its address with dashes

@@ -306,3 +306,21 @@ fn servfail_when_no_upstream_answers() {
     assert_eq!(response.queries.len(), 1);
     assert!(response.edns.is_some());
 }
+
+#[test]
+fn two_opt_records_are_formerr() {
+    // RFC 6891 section 6.1.1: more than one OPT in a query MUST get FORMERR.
+    let zone = zone("");
+    let mut q = query(
+        "web.default.svc.cluster.local.",
+        RecordType::A,
+        Some(Edns::new()),
+    );
+    let opt = q[q.len() - 11..].to_vec();
+    q.extend_from_slice(&opt);
+    q[11] = 2;
+    let mut out = Vec::new();
+    let verdict = answer(&q, &zone, Transport::Udp, &mut out);
+    assert_eq!(verdict.rcode, ResponseCode::FormErr);
+    assert_eq!(out[3] & 0x0f, 1, "FORMERR on the wire");
+}

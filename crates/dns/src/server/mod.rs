@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use hickory_proto::op::ResponseCode;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
@@ -17,8 +17,9 @@ use tokio::task::JoinSet;
 
 use crate::DnsError;
 use crate::answer::{self, Action, Transport, Verdict};
-use crate::forward;
+use crate::forward::Forwarders;
 use crate::metrics::{Bad, Metrics};
+use crate::pods::Pods;
 use crate::zone::Zone;
 
 /// Forwarded queries in flight at most; more are answered SERVFAIL at once.
@@ -28,16 +29,43 @@ const MAX_FORWARDS: usize = 512;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub zone: ArcSwap<Zone>,
+    /// Pod names: from endpoints alone, so rebuilt on config changes, not health changes.
+    pub pods: ArcSwap<Pods>,
     pub metrics: Metrics,
     pub forwards: Arc<Semaphore>,
+    /// The upstreams of the `dns.forward` list last forwarded to.
+    forwarders: ArcSwapOption<Forwarders>,
 }
 
 impl Shared {
-    pub fn new(zone: Zone) -> Self {
+    pub fn new(zone: Zone, pods: Pods) -> Self {
         Shared {
             zone: ArcSwap::from_pointee(zone),
+            pods: ArcSwap::from_pointee(pods),
             metrics: Metrics::default(),
             forwards: Arc::new(Semaphore::new(MAX_FORWARDS)),
+            forwarders: ArcSwapOption::empty(),
+        }
+    }
+
+    /// The forwarders for `upstreams`: the ones in use, or new ones when `dns.forward`
+    /// changed since. `None` if they cannot be set up.
+    async fn forwarders(&self, upstreams: &[SocketAddr]) -> Option<Arc<Forwarders>> {
+        if let Some(current) = self.forwarders.load_full()
+            && current.upstreams() == upstreams
+        {
+            return Some(current);
+        }
+        match Forwarders::connect(upstreams).await {
+            Ok(forwarders) => {
+                let forwarders = Arc::new(forwarders);
+                self.forwarders.store(Some(forwarders.clone()));
+                Some(forwarders)
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "dns: cannot set up the forwarders");
+                None
+            }
         }
     }
 
@@ -107,7 +135,10 @@ async fn relay(
     shared: &Shared,
 ) -> Vec<u8> {
     let relayed = match shared.forwards.clone().try_acquire_owned() {
-        Ok(_permit) => forward::relay(query, upstreams, transport).await,
+        Ok(_permit) => match shared.forwarders(upstreams).await {
+            Some(forwarders) => forwarders.relay(query, transport).await,
+            None => None,
+        },
         Err(_) => None,
     };
     relayed.unwrap_or_else(|| {
@@ -139,7 +170,7 @@ fn decide(
     out: &mut Vec<u8>,
 ) -> (Verdict, Vec<SocketAddr>) {
     let zone = shared.zone.load();
-    let verdict = answer::answer(query, &zone, transport, out);
+    let verdict = answer::answer_with_pods(query, &zone, &shared.pods.load(), transport, out);
     let upstreams = match verdict.action {
         Action::Forward => zone.forward().to_vec(),
         Action::Reply | Action::Drop => Vec::new(),
