@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use dockline_dns::{Action, Pods, Transport, Zone, answer_with_pods};
+use dockline_dns::{Action, Transport, Zone, answer};
 
 const CONFIG: &str = r#"
 [dns]
@@ -29,26 +29,22 @@ type = "ExternalName"
 external_name = "example.org"
 "#;
 
-/// The zone and the pod names of `CONFIG`.
-fn zone() -> &'static (Zone, Pods) {
-    static ZONE: OnceLock<(Zone, Pods)> = OnceLock::new();
+/// The zone of `CONFIG`, pod names included.
+fn zone() -> &'static Zone {
+    static ZONE: OnceLock<Zone> = OnceLock::new();
     ZONE.get_or_init(|| {
         let config = dockline_config::parse("fuzz.toml", CONFIG, std::iter::empty())
             .expect("the fuzz config is valid");
         let snapshot = dockline_model::build(config).expect("the fuzz config builds");
-        let zone = Zone::build(&snapshot, &Default::default(), 1).expect("the fuzz zone builds");
-        (
-            zone,
-            Pods::build(&snapshot).expect("the fuzz pod names build"),
-        )
+        Zone::build(&snapshot, &Default::default(), 1).expect("the fuzz zone builds")
     })
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
-    let (zone, pods) = zone();
+    let zone = zone();
     for transport in [Transport::Udp, Transport::Tcp] {
-        let verdict = answer_with_pods(data, zone, pods, transport, &mut out);
+        let verdict = answer(data, zone, transport, &mut out);
         if verdict.action == Action::Reply {
             assert!(out.len() >= 12, "an answer has at least a header");
             assert_eq!(out[..2], data[..2], "the answer carries the query's ID");

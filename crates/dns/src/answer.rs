@@ -15,7 +15,6 @@ use hickory_proto::op::{Edns, Message, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 
-use crate::pods::{PodName, Pods};
 use crate::zone::{Lookup, Zone};
 use crate::{edns, fast};
 
@@ -55,19 +54,8 @@ impl Verdict {
     }
 }
 
-/// Answers `query` from `zone` into `out` (cleared first), with no pod names.
+/// Answers `query` from `zone` into `out` (cleared first).
 pub fn answer(query: &[u8], zone: &Zone, transport: Transport, out: &mut Vec<u8>) -> Verdict {
-    answer_with_pods(query, zone, &Pods::default(), transport, out)
-}
-
-/// Answers `query` from `zone` and the pod names of `pods` into `out` (cleared first).
-pub fn answer_with_pods(
-    query: &[u8],
-    zone: &Zone,
-    pods: &Pods,
-    transport: Transport,
-    out: &mut Vec<u8>,
-) -> Verdict {
     out.clear();
     let Some(header) = query.get(..HEADER_LEN) else {
         return Verdict::drop();
@@ -79,7 +67,7 @@ pub fn answer_with_pods(
         return verdict;
     }
     match Message::from_vec(query) {
-        Ok(request) => respond(&request, zone, pods, transport, out),
+        Ok(request) => respond(&request, zone, transport, out),
         Err(_) => bare_error(header, out),
     }
 }
@@ -103,13 +91,7 @@ pub fn failure(query: &[u8], rcode: ResponseCode, transport: Transport, out: &mu
     }
 }
 
-fn respond(
-    request: &Message,
-    zone: &Zone,
-    pods: &Pods,
-    transport: Transport,
-    out: &mut Vec<u8>,
-) -> Verdict {
+fn respond(request: &Message, zone: &Zone, transport: Transport, out: &mut Vec<u8>) -> Verdict {
     let mut reply = Reply::to(request);
     let qtype = request.queries.first().map(Query::query_type);
     let rcode = if request.op_code != OpCode::Query {
@@ -120,7 +102,7 @@ fn respond(
         ResponseCode::FormErr
     } else {
         let question = &request.queries[0];
-        match resolve(question, zone, pods, &mut reply) {
+        match resolve(question, zone, &mut reply) {
             Some(rcode) => rcode,
             None => {
                 return Verdict {
@@ -144,7 +126,6 @@ fn respond(
 fn resolve<'z>(
     question: &Query,
     zone: &'z Zone,
-    pods: &'z Pods,
     reply: &mut Reply<'_, 'z>,
 ) -> Option<ResponseCode> {
     let qtype = question.query_type();
@@ -161,18 +142,8 @@ fn resolve<'z>(
         Lookup::Outside => return None,
         Lookup::Missing(apex) => {
             reply.meta.authoritative = true;
-            let rcode = match pods.lookup(question.name()) {
-                Some(PodName::Pod(record))
-                    if matches!(qtype, RecordType::ANY) || record.record_type() == qtype =>
-                {
-                    reply.answers.push(Cow::Borrowed(record));
-                    return Some(ResponseCode::NoError);
-                }
-                Some(_) => ResponseCode::NoError,
-                None => ResponseCode::NXDomain,
-            };
             reply.authority.push(Cow::Borrowed(&apex.soa));
-            return Some(rcode);
+            return Some(ResponseCode::NXDomain);
         }
         Lookup::Found(node, apex) => (node, apex),
     };

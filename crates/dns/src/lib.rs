@@ -3,8 +3,7 @@
 //! address, with names outside the cluster forwarded to `dns.forward` or REFUSED.
 //!
 //! [`zone`] turns a snapshot and the endpoint health verdicts into an index of precomputed
-//! records, `pods` the snapshot's endpoints into pod names; [`answer`] answers one query from
-//! them (sans-IO); `server` is the socket I/O and `forward` the relay to upstreams. The
+//! records; [`answer`] answers one query from it (sans-IO); `server` is the socket I/O and `forward` the relay to upstreams. The
 //! zone is rebuilt and swapped in on every config or health change, so the next query sees
 //! it; listeners are only opened and closed when `dns.listen` changes.
 
@@ -15,7 +14,6 @@ mod edns;
 mod fast;
 mod forward;
 mod metrics;
-mod pods;
 mod server;
 pub mod zone;
 
@@ -29,9 +27,8 @@ use hickory_proto::ProtoError;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use answer::{Action, Transport, Verdict, answer, answer_with_pods};
+pub use answer::{Action, Transport, Verdict, answer};
 pub use metrics::{QUERY_DURATION, QUERY_DURATION_BUCKETS, describe as describe_metrics};
-pub use pods::Pods;
 pub use zone::Zone;
 
 use server::{Listener, Shared};
@@ -84,7 +81,7 @@ impl Dns {
             .map_or(1, |d| d.as_secs() as u32);
         let snapshot = published.load();
         let zone = Zone::build(&snapshot, &health.load(), serial)?;
-        let shared = Arc::new(Shared::new(zone, Pods::build(&snapshot)?));
+        let shared = Arc::new(Shared::new(zone));
         let mut listeners = BTreeMap::new();
         for addr in wanted(&snapshot.config.dns) {
             listeners.insert(addr, Listener::start(addr, &shared)?);
@@ -109,15 +106,14 @@ impl Dns {
                 _ = shutdown.cancelled() => break,
                 changed = self.config_changes.changed() => {
                     if changed.is_err() { break }
-                    self.rebuild_pods();
-                    self.rebuild();
+                    self.rebuild().await;
                     self.relisten();
                 }
                 changed = self.health_changes.changed() => {
                     if changed.is_err() { break }
                     tokio::time::sleep(SETTLE).await;
                     self.health_changes.mark_unchanged();
-                    self.rebuild();
+                    self.rebuild().await;
                 }
             }
         }
@@ -126,31 +122,33 @@ impl Dns {
     }
 
     /// Swaps in a zone built from the snapshot and verdicts in force; on failure the old
-    /// zone keeps answering.
-    fn rebuild(&mut self) {
+    /// zone keeps answering. Building (and dropping the old zone) takes a while for
+    /// thousands of services: it runs on a blocking thread, never on a runtime worker.
+    async fn rebuild(&mut self) {
         self.serial = self.serial.wrapping_add(1);
-        match Zone::build(&self.published.load(), &self.health.load(), self.serial) {
-            Ok(zone) => {
+        let (snapshot, health, serial) = (self.published.load(), self.health.load(), self.serial);
+        let built =
+            tokio::task::spawn_blocking(move || Zone::build(&snapshot, &health, serial)).await;
+        match built {
+            Ok(Ok(zone)) => {
                 if zone.skipped() > 0 {
                     tracing::warn!(
                         services = zone.skipped(),
                         "dns: services left out: their names are not valid DNS names"
                     );
                 }
-                drop(self.shared.zone.swap(Arc::new(zone)));
-                (self.after_rebuild)();
+                let old = self.shared.zone.swap(Arc::new(zone));
+                let after_rebuild = self.after_rebuild;
+                // A query in flight may still hold the old zone; the last holder frees it.
+                tokio::task::spawn_blocking(move || {
+                    drop(old);
+                    after_rebuild();
+                });
             }
-            Err(error) => tracing::error!(error = %error, "dns: zone not rebuilt, old one kept"),
-        }
-    }
-
-    /// Swaps in the pod names of the snapshot in force (they do not follow health).
-    fn rebuild_pods(&self) {
-        match Pods::build(&self.published.load()) {
-            Ok(pods) => self.shared.pods.store(Arc::new(pods)),
-            Err(error) => {
-                tracing::error!(error = %error, "dns: pod names not rebuilt, old ones kept")
+            Ok(Err(error)) => {
+                tracing::error!(error = %error, "dns: zone not rebuilt, old one kept")
             }
+            Err(error) => tracing::error!(error = %error, "dns: zone build failed, old one kept"),
         }
     }
 

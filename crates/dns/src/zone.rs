@@ -4,8 +4,9 @@
 //! Zones: the cluster domain and the reverse zones of `service_cidr` and `pod_cidr` (cut at
 //! the octet or nibble boundary at or above the prefix). Names follow the Kubernetes DNS
 //! specification 1.1.0 (services, headless endpoints, SRV for named ports, PTR) and CoreDNS
-//! where it is silent (`ns.dns.<domain>`, dashed-IP endpoint names, SOA fields). Empty
-//! non-terminals are present as nodes without records, so they answer NODATA, not NXDOMAIN.
+//! where it is silent (`ns.dns.<domain>`, dashed-IP endpoint names, pod names as with
+//! `pods verified`, SOA fields). Empty non-terminals are present as nodes without records,
+//! so they answer NODATA, not NXDOMAIN.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -259,10 +260,12 @@ impl Zone {
         let txt = RData::TXT(TXT::new(vec![SCHEMA_VERSION.to_owned()]));
         zone.add(&version, Data::Other(Box::new(txt)), false);
         let svc_domain = Name::from_ascii("svc")?.append_domain(&domain)?;
+        let pod_domain = Name::from_ascii("pod")?.append_domain(&domain)?;
         for service in &snapshot.services {
             if let Err(_unrepresentable) = zone.add_service(service, health, &svc_domain) {
                 zone.skipped += 1;
             }
+            zone.add_pods(service, &pod_domain);
         }
         zone.add_empty_non_terminals();
         zone.precompute();
@@ -364,6 +367,24 @@ impl Zone {
             self.add_srv(&name, port, port.target_port, &hosts, weight)?;
         }
         Ok(())
+    }
+
+    /// Pod names as CoreDNS's `pods verified` serves them: `<address>.<ns>.pod.<domain>`
+    /// (the address's dots or colons, as RFC 5952 writes it, turned into dashes) for every
+    /// endpoint of a service in `<ns>`, ready or not: the pod exists either way. An
+    /// endpoint whose name cannot be formed has none.
+    fn add_pods(&mut self, service: &Service, pod_domain: &Name) {
+        let Ok(namespace) =
+            Name::from_ascii(&service.namespace).and_then(|ns| ns.append_domain(pod_domain))
+        else {
+            return;
+        };
+        for endpoint in &service.endpoints {
+            let label = dashed(endpoint.ip);
+            if let Ok(owner) = Name::from_ascii(label).and_then(|l| l.append_domain(&namespace)) {
+                self.add(&owner, Data::address(endpoint.ip), false);
+            }
+        }
     }
 
     /// `_<port>._<proto>.<service>`: one SRV per target, the targets' addresses as additionals.
@@ -504,10 +525,17 @@ fn address_record(owner: &Name, ip: IpAddr, ttl: u32) -> Record {
 /// An endpoint's name below its service: its hostname, else its address with dashes
 /// (CoreDNS's choice).
 fn host_label(endpoint: &Endpoint) -> String {
-    match (&endpoint.hostname, endpoint.ip) {
-        (Some(hostname), _) => hostname.clone(),
-        (None, IpAddr::V4(v4)) => v4.to_string().replace('.', "-"),
-        (None, IpAddr::V6(v6)) => v6.to_string().replace(':', "-"),
+    match &endpoint.hostname {
+        Some(hostname) => hostname.clone(),
+        None => dashed(endpoint.ip),
+    }
+}
+
+/// An address as one label: `10-1-2-3`, `fd00--5`.
+fn dashed(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string().replace('.', "-"),
+        IpAddr::V6(v6) => v6.to_string().replace(':', "-"),
     }
 }
 

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use dockline_dns::{Action, Pods, Transport, Zone, answer, answer_with_pods};
+use dockline_dns::{Action, Transport, Zone, answer};
 use dockline_model::HealthVerdicts;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -34,24 +34,17 @@ ports = [{ port = 80 }]
 ip = "10.111.2.2"
 "#;
 
-fn built() -> (Zone, Pods) {
+fn built() -> Zone {
     let config = dockline_config::parse("test.toml", CONFIG, std::iter::empty()).unwrap();
     let snapshot = dockline_model::build(config).unwrap();
-    let zone = Zone::build(&snapshot, &HealthVerdicts::default(), 7).unwrap();
-    (zone, Pods::build(&snapshot).unwrap())
+    Zone::build(&snapshot, &HealthVerdicts::default(), 7).unwrap()
 }
 
-fn ask(zone: &Zone, pods: &Pods, name: &str, rtype: RecordType) -> Message {
+fn ask(zone: &Zone, name: &str, rtype: RecordType) -> Message {
     let mut message = Message::new(7, MessageType::Query, OpCode::Query);
     message.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
     let mut out = Vec::new();
-    let verdict = answer_with_pods(
-        &message.to_vec().unwrap(),
-        zone,
-        pods,
-        Transport::Udp,
-        &mut out,
-    );
+    let verdict = answer(&message.to_vec().unwrap(), zone, Transport::Udp, &mut out);
     assert_eq!(verdict.action, Action::Reply);
     let response = Message::from_vec(&out).unwrap();
     assert_eq!(response.response_code, verdict.rcode);
@@ -79,7 +72,7 @@ fn soa_only(message: &Message) -> bool {
 
 #[test]
 fn endpoint_addresses_in_their_namespace_answer() {
-    let (zone, pods) = built();
+    let zone = built();
     for (name, rtype, data) in [
         (
             "10-111-1-1.prod.pod.cluster.local.",
@@ -108,7 +101,7 @@ fn endpoint_addresses_in_their_namespace_answer() {
             "10.111.2.2",
         ),
     ] {
-        let response = ask(&zone, &pods, name, rtype);
+        let response = ask(&zone, name, rtype);
         assert_eq!(response.response_code, ResponseCode::NoError, "{name}");
         assert_eq!(answer_data(&response), [data], "{name}");
         assert_eq!(response.answers[0].ttl, 5, "dns.ttl");
@@ -117,7 +110,7 @@ fn endpoint_addresses_in_their_namespace_answer() {
 
 #[test]
 fn other_addresses_and_namespaces_are_nxdomain() {
-    let (zone, pods) = built();
+    let zone = built();
     for name in [
         // An endpoint, but of a service in another namespace.
         "10-111-1-1.default.pod.cluster.local.",
@@ -130,7 +123,7 @@ fn other_addresses_and_namespaces_are_nxdomain() {
         "x.10-111-1-1.prod.pod.cluster.local.",
         "10-111-1-1.nope.pod.cluster.local.",
     ] {
-        let response = ask(&zone, &pods, name, RecordType::A);
+        let response = ask(&zone, name, RecordType::A);
         assert_eq!(response.response_code, ResponseCode::NXDomain, "{name}");
         assert!(soa_only(&response), "{name}: {response:?}");
     }
@@ -138,7 +131,7 @@ fn other_addresses_and_namespaces_are_nxdomain() {
 
 #[test]
 fn other_types_and_ancestors_are_nodata() {
-    let (zone, pods) = built();
+    let zone = built();
     for (name, rtype) in [
         ("10-111-1-1.prod.pod.cluster.local.", RecordType::AAAA),
         ("10-111-1-1.prod.pod.cluster.local.", RecordType::TXT),
@@ -146,21 +139,8 @@ fn other_types_and_ancestors_are_nodata() {
         ("prod.pod.cluster.local.", RecordType::A),
         ("pod.cluster.local.", RecordType::A),
     ] {
-        let response = ask(&zone, &pods, name, rtype);
+        let response = ask(&zone, name, rtype);
         assert_eq!(response.response_code, ResponseCode::NoError, "{name}");
         assert!(soa_only(&response), "{name} {rtype}: {response:?}");
     }
-}
-
-#[test]
-fn without_pod_names_they_are_nxdomain() {
-    let (zone, _) = built();
-    let mut message = Message::new(7, MessageType::Query, OpCode::Query);
-    message.add_query(Query::query(
-        Name::from_ascii("10-111-1-1.prod.pod.cluster.local.").unwrap(),
-        RecordType::A,
-    ));
-    let mut out = Vec::new();
-    let verdict = answer(&message.to_vec().unwrap(), &zone, Transport::Udp, &mut out);
-    assert_eq!(verdict.rcode, ResponseCode::NXDomain);
 }

@@ -19,7 +19,6 @@ use crate::DnsError;
 use crate::answer::{self, Action, Transport, Verdict};
 use crate::forward::Forwarders;
 use crate::metrics::{Bad, Metrics};
-use crate::pods::Pods;
 use crate::zone::Zone;
 
 /// Forwarded queries in flight at most; more are answered SERVFAIL at once.
@@ -29,8 +28,6 @@ const MAX_FORWARDS: usize = 512;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub zone: ArcSwap<Zone>,
-    /// Pod names: from endpoints alone, so rebuilt on config changes, not health changes.
-    pub pods: ArcSwap<Pods>,
     pub metrics: Metrics,
     pub forwards: Arc<Semaphore>,
     /// The upstreams of the `dns.forward` list last forwarded to.
@@ -38,10 +35,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(zone: Zone, pods: Pods) -> Self {
+    pub fn new(zone: Zone) -> Self {
         Shared {
             zone: ArcSwap::from_pointee(zone),
-            pods: ArcSwap::from_pointee(pods),
             metrics: Metrics::default(),
             forwards: Arc::new(Semaphore::new(MAX_FORWARDS)),
             forwarders: ArcSwapOption::empty(),
@@ -170,7 +166,7 @@ fn decide(
     out: &mut Vec<u8>,
 ) -> (Verdict, Vec<SocketAddr>) {
     let zone = shared.zone.load();
-    let verdict = answer::answer_with_pods(query, &zone, &shared.pods.load(), transport, out);
+    let verdict = answer::answer(query, &zone, transport, out);
     let upstreams = match verdict.action {
         Action::Forward => zone.forward().to_vec(),
         Action::Reply | Action::Drop => Vec::new(),
