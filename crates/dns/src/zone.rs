@@ -8,12 +8,12 @@
 //! `pods verified`, SOA fields). Empty non-terminals are present as nodes without records,
 //! so they answer NODATA, not NXDOMAIN.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dockline_config::{Protocol, ServiceType};
+use foldhash::HashMap;
 use dockline_model::{Endpoint, HealthVerdicts, Service, Snapshot};
 use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
@@ -36,7 +36,9 @@ const SOA_EXPIRE: i32 = 86400;
 
 /// Names are keyed by their lowercase wire form (length-prefixed labels, root last): a few
 /// dozen bytes where a hickory `Name` takes 80 and more, and what the fast path reads off
-/// the query as it is.
+/// the query as it is. The index hashes them with foldhash rather than SipHash: one lookup
+/// per query, and the keys are ours (query names never enter the table), so hash flooding
+/// is no concern.
 pub(crate) type Key = Box<[u8]>;
 
 #[derive(Debug)]
@@ -238,7 +240,7 @@ impl Zone {
             })
             .collect();
         let mut zone = Zone {
-            names: HashMap::new(),
+            names: HashMap::default(),
             apexes,
             ttl,
             forward: config.dns.forward.iter().map(|u| u.0).collect(),

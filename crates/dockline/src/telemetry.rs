@@ -65,7 +65,8 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 /// every sample until upkeep runs, and scrapes alone would let a busy, unscraped daemon
 /// (DNS records a latency per query) grow without bound.
 pub async fn upkeep(handle: PrometheusHandle) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    // Every second: at 150,000 DNS queries a second, 5 s of samples were 6 MB of heap.
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         every.tick().await;
         handle.run_upkeep();

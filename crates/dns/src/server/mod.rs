@@ -99,14 +99,14 @@ impl Drop for Listener {
 }
 
 impl Listener {
-    /// Binds `addr` (TCP first, then UDP, read by one thread per core) and serves it; must
+    /// Binds `addr` (TCP first, then UDP, read by one thread per two cores) and serves it; must
     /// be called on the runtime, which runs the TCP tasks and forwarded queries.
     pub fn start(addr: SocketAddr, shared: &Arc<Shared>) -> Result<Listener, DnsError> {
         let cannot = |error| DnsError::Listen { addr, error };
         let tcp = tcp::bind(addr).map_err(cannot)?;
         // Port 0: UDP takes the port TCP got.
         let bound = tcp.local_addr().map_err(cannot)?;
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = udp::workers(std::thread::available_parallelism().map_or(1, |n| n.get()));
         let udp = udp::bind(bound, workers).map_err(cannot)?;
         let mut tasks = JoinSet::new();
         tasks.spawn(tcp::serve(tcp, shared.clone()));
