@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dockline_config::{Protocol, ServiceType};
-use foldhash::HashMap;
 use dockline_model::{Endpoint, HealthVerdicts, Service, Snapshot};
+use foldhash::HashMap;
 use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
