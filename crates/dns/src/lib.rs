@@ -55,6 +55,8 @@ pub struct Dns {
     listeners: BTreeMap<SocketAddr, Listener>,
     /// SOA serial: start time plus one per rebuild, so secondaries and caches see changes.
     serial: u32,
+    /// What the zone in force took from the health verdicts ([`Zone::health_inputs`]).
+    health_inputs: Vec<bool>,
     /// Called after a rebuild has dropped the old zone, to give its memory back (a zone of
     /// 10,000 services is tens of MB, and health changes can rebuild it often).
     after_rebuild: fn(),
@@ -80,7 +82,11 @@ impl Dns {
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_secs() as u32);
         let snapshot = published.load();
-        let zone = Zone::build(&snapshot, &health.load(), serial)?;
+        let verdicts = health.load();
+        let zone = Zone::build(&snapshot, &verdicts, serial)?;
+        let health_inputs = Zone::health_inputs(&snapshot, &verdicts);
+        // The build's scratch memory goes back too.
+        after_rebuild();
         let shared = Arc::new(Shared::new(zone));
         let mut listeners = BTreeMap::new();
         for addr in wanted(&snapshot.config.dns) {
@@ -95,6 +101,7 @@ impl Dns {
             shared,
             listeners,
             serial,
+            health_inputs,
             after_rebuild,
         })
     }
@@ -113,7 +120,10 @@ impl Dns {
                     if changed.is_err() { break }
                     tokio::time::sleep(SETTLE).await;
                     self.health_changes.mark_unchanged();
-                    self.rebuild().await;
+                    let inputs = Zone::health_inputs(&self.published.load(), &self.health.load());
+                    if inputs != self.health_inputs {
+                        self.rebuild().await;
+                    }
                 }
             }
         }
@@ -127,6 +137,7 @@ impl Dns {
     async fn rebuild(&mut self) {
         self.serial = self.serial.wrapping_add(1);
         let (snapshot, health, serial) = (self.published.load(), self.health.load(), self.serial);
+        self.health_inputs = Zone::health_inputs(&snapshot, &health);
         let built =
             tokio::task::spawn_blocking(move || Zone::build(&snapshot, &health, serial)).await;
         match built {

@@ -274,6 +274,19 @@ impl Zone {
         Ok(zone)
     }
 
+    /// What the zone of `snapshot` takes from `health`: the readiness of the endpoints of
+    /// headless services that publish ready endpoints only. When it has not changed, a
+    /// rebuild would give the same zone (most health checks are of ClusterIP and
+    /// LoadBalancer endpoints, whose names do not follow health).
+    pub fn health_inputs(snapshot: &Snapshot, health: &HealthVerdicts) -> Vec<bool> {
+        snapshot
+            .services
+            .iter()
+            .filter(|s| s.headless && !s.publish_not_ready_addresses)
+            .flat_map(|s| s.endpoints.iter().map(|e| health.is_ready(s, e)))
+            .collect()
+    }
+
     /// Upstream resolvers for names outside our zones; empty = REFUSED.
     pub fn forward(&self) -> &[SocketAddr] {
         &self.forward
@@ -462,20 +475,38 @@ impl Zone {
             if node.cname.is_some() {
                 continue;
             }
-            let Ok(owner) = Name::read(&mut BinDecoder::new(key)) else {
-                continue;
-            };
+            let mut owner = None;
             for set in &mut node.sets {
                 set.data.shrink_to_fit();
                 if set.data.len() > MAX_PRECOMPUTED {
                     continue;
                 }
-                let records: Vec<Record> = set.data.iter().map(|d| d.record(&owner, ttl)).collect();
+                let rotates = set.rotates && set.data.len() > 1;
+                let addresses: Option<Vec<IpAddr>> = set
+                    .data
+                    .iter()
+                    .map(|d| match d {
+                        Data::A(v4) => Some(IpAddr::V4(*v4)),
+                        Data::Aaaa(v6) => Some(IpAddr::V6(*v6)),
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(addresses) = addresses {
+                    // Most sets: written directly, without making records to encode.
+                    set.precomputed = Some(fast::precompute_addresses(&addresses, ttl, rotates));
+                    continue;
+                }
+                if owner.is_none() {
+                    owner = Name::read(&mut BinDecoder::new(key)).ok();
+                }
+                let Some(owner) = &owner else {
+                    continue;
+                };
+                let records: Vec<Record> = set.data.iter().map(|d| d.record(owner, ttl)).collect();
                 let additionals: Vec<Record> =
                     set.data.iter().filter_map(|d| d.additional(ttl)).collect();
-                let rotates = set.rotates && records.len() > 1;
                 set.precomputed =
-                    fast::precompute(&owner, set.rtype, &records, &additionals, rotates);
+                    fast::precompute(owner, set.rtype, &records, &additionals, rotates);
             }
         }
         self.names.shrink_to_fit();
