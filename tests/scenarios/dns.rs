@@ -2,7 +2,8 @@
 //! DNS specification over UDP and TCP, headless round-robin, truncation and TCP fallback,
 //! EDNS and header rules (and the checks of ISC's EDNS compliance tester), pod names,
 //! REFUSED and forwarding for outside names (failover, negative answers, TCP), answers that
-//! follow reloads without restarting listeners, and bad input that is counted and survived.
+//! follow reloads and health checks without restarting listeners, and bad input that is
+//! counted and survived.
 //!
 //! Each test runs its own daemon in its own namespace, on 127.0.0.1:5353 there.
 
@@ -558,6 +559,69 @@ fn answers_follow_reloads_and_listeners_move_without_restart() {
     assert_eq!(
         dns.dig_port(5354, "+short web.default.svc.cluster.local"),
         "10.222.0.10\n"
+    );
+}
+
+/// Listens on `addr:port` in `ns` and closes every connection: enough for a TCP check.
+fn tcp_listener(dns: &mut Dns, addr: &str, port: u16) -> Process {
+    let script = format!(
+        "import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('{addr}', {port}))\ns.listen(64)\nwhile True:\n    s.accept()[0].close()\n"
+    );
+    let ns = dns.ns.clone();
+    dns.lab.spawn(&ns, "python3", &["-c", &script])
+}
+
+#[test]
+fn health_checks_move_headless_answers_and_leave_cluster_ips_alone() {
+    let config = format!(
+        r#"{BASE}
+[[services]]
+name = "cache"
+cluster_ip = "None"
+ports = [{{ port = 7000 }}]
+health_check = {{ kind = "tcp", interval_ms = 200, timeout_ms = 100, rise = 1, fall = 1 }}
+[[services.endpoints]]
+ip = "10.111.2.1"
+[[services.endpoints]]
+ip = "10.111.2.2"
+[[services]]
+name = "api"
+cluster_ip = "10.222.0.20"
+ports = [{{ port = 7000 }}]
+health_check = {{ kind = "tcp", interval_ms = 200, timeout_ms = 100, rise = 1, fall = 1 }}
+[[services.endpoints]]
+ip = "10.111.2.3"
+"#
+    );
+    let mut dns = start("dns-health", &config);
+    for ip in ["10.111.2.1", "10.111.2.2", "10.111.2.3"] {
+        dns.ns.sh_ok(&format!("ip addr add {ip}/32 dev lo"));
+    }
+    let name = "cache.default.svc.cluster.local";
+    let answer = |dns: &Dns| sorted(dns.short(name));
+    let first = tcp_listener(&mut dns, "10.111.2.1", 7000);
+    wait_until(
+        Duration::from_secs(10),
+        "only the passing endpoint answers",
+        || answer(&dns) == ["10.111.2.1"],
+    );
+    let _second = tcp_listener(&mut dns, "10.111.2.2", 7000);
+    wait_until(Duration::from_secs(10), "the second endpoint joins", || {
+        answer(&dns) == ["10.111.2.1", "10.111.2.2"]
+    });
+    first.signal("KILL");
+    wait_until(
+        Duration::from_secs(10),
+        "the failing endpoint leaves",
+        || answer(&dns) == ["10.111.2.2"],
+    );
+    // The ClusterIP's name does not follow its endpoints' health (nothing listens there).
+    assert_eq!(dns.short("api.default.svc.cluster.local"), ["10.222.0.20"]);
+    assert_eq!(
+        dns.short("10-111-2-1.default.pod.cluster.local"),
+        ["10.111.2.1"],
+        "a failing pod still exists"
     );
 }
 
