@@ -9,7 +9,7 @@ N=${SERVICES:-10000}
 RELOADS=${RELOADS:-5}
 command -v knotd >/dev/null || { apt-get update -qq && apt-get install -y -qq knot; }
 cargo build --release -q -p dockline
-BIN=$PWD/target/release/dockline
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/dockline
 WORK=$(mktemp -d /tmp/dockline-bench-footprint.XXXXXX)
 NS=dl-$$-bench-footprint
 ip netns add "$NS"
