@@ -259,6 +259,16 @@ fn a_long_transfer_survives_a_reload_that_adds_a_service() {
         .expect("curl ends");
     assert!(status.success(), "{}", curl.log());
     assert_eq!(file_len(&out), 8 << 20);
+    // Every byte counted once: the body, plus a few headers and the small answers above.
+    let to_client = sample(
+        &metrics(&node),
+        r#"dockline_proxy_bytes_total{direction="to_client"}"#,
+    )
+    .expect("bytes counted");
+    assert!(
+        ((8 << 20) as f64..(8 << 20) as f64 + 65536.0).contains(&to_client),
+        "{to_client}"
+    );
 }
 
 fn file_len(path: &Path) -> u64 {

@@ -227,8 +227,8 @@ async fn one_way(
             Copied::Nothing => continue,
             Copied::End => return end_of_stream(to),
             Copied::All(n) => bytes.increment(n as u64),
-            Copied::Part(rest) => {
-                bytes.increment(rest.len() as u64);
+            Copied::Part { read, rest } => {
+                bytes.increment(read as u64);
                 write_rest(to, &rest).await?;
             }
             Copied::Full => {
@@ -251,8 +251,11 @@ enum Copied {
     End,
     /// A short read, written whole.
     All(usize),
-    /// A short read the writer did not take whole: what is left to write.
-    Part(Vec<u8>),
+    /// A read the writer did not take whole: its length, and what is left to write.
+    Part {
+        read: usize,
+        rest: Vec<u8>,
+    },
     /// A full buffer, written whole: bulk data.
     Full,
 }
@@ -286,7 +289,10 @@ fn copy_small(from: &TcpStream, to: &TcpStream) -> io::Result<Copied> {
     Ok(match (wrote == n, n == SMALL) {
         (true, true) => Copied::Full,
         (true, false) => Copied::All(n),
-        (false, _) => Copied::Part(buf[wrote..n].to_vec()),
+        (false, _) => Copied::Part {
+            read: n,
+            rest: buf[wrote..n].to_vec(),
+        },
     })
 }
 
