@@ -17,6 +17,7 @@ CLUSTERIP=${CLUSTERIP:-1000}
 SECONDS_RUN=${SECONDS_RUN:-15}
 CLIENTS=${CLIENTS:-8}
 OUTSTANDING=${OUTSTANDING:-500}
+RATE=${RATE:-50000}
 
 missing=()
 command -v knotd >/dev/null || missing+=(knot)
@@ -122,6 +123,19 @@ measure() {
         'BEGIN {printf "%.2f", c / t / n * 1e6}') $(awk -v k="$(rss_kib "$pid")" 'BEGIN {printf "%.1f", k / 1024}') $((drops1 - drops0))"
 }
 
+# Latency at one offered load for both (dnsperf -Q): in the closed loop above, a server that
+# drops queries works with fewer outstanding ones (each lost query holds a slot until
+# dnsperf's timeout), which lowers its latency; at a fixed rate both see the same queue.
+# Prints "name avg_ms p99_ms".
+latency_at_rate() {
+    local name=$1 port=$2
+    ip netns exec "$NS" dnsperf -v -s 127.0.0.1 -p "$port" -d "$WORK/queries.txt" \
+        -l 5 -c "$CLIENTS" -Q "$RATE" 2>/dev/null |
+        awk '$1 == ">" && $NF ~ /^[0-9.]+$/ {print $NF}' | sort -n |
+        awk -v n="$name" '{v[NR] = $1; s += $1}
+            END {if (NR) printf "%s %.3f %.3f\n", n, s / NR * 1000, v[int(NR * 0.99)] * 1000}'
+}
+
 ip netns exec "$NS" knotd -c "$WORK/knot.conf" >"$WORK/knot.log" 2>&1 &
 knot_pid=$!; pids+=("$knot_pid")
 ip netns exec "$NS" "$BIN" run --config "$WORK/dockline.toml" >"$WORK/dockline.log" 2>&1 &
@@ -140,6 +154,11 @@ printf '%-9s %10s %9s %9s %7s %13s %8s %12s\n' server QPS avg_ms p99_ms lost cpu
 for line in "${rows[@]}"; do
     # shellcheck disable=SC2086
     printf '%-9s %10.0f %9s %9s %7s %13s %8s %12s\n' $line
+done
+printf '\nlatency at a fixed %s QPS offered to each:\n%-9s %9s %9s\n' "$RATE" server avg_ms p99_ms
+for server in "knot 5300" "dockline 5353"; do
+    # shellcheck disable=SC2086
+    printf '%-9s %9s %9s\n' $(latency_at_rate $server)
 done
 printf '%s\n' "${rows[@]}" | awk '
     {qps[$1] += $2; cpu[$1] += $6; n[$1]++}
