@@ -36,6 +36,8 @@ pub struct AdminState {
     pub owners: Arc<LiveOwners>,
     pub runtime: Arc<Runtime>,
     pub metrics: PrometheusHandle,
+    /// Metrics kept outside the recorder, appended to its text (the DNS latency histogram).
+    pub more_metrics: Vec<fn(&mut String)>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -113,13 +115,16 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
-    state.metrics.run_upkeep();
+    let mut text = state.metrics.render();
+    for render in &state.more_metrics {
+        render(&mut text);
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        text,
     )
         .into_response()
 }

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use answer::{Action, Transport, Verdict, answer};
-pub use metrics::{QUERY_DURATION, QUERY_DURATION_BUCKETS, describe as describe_metrics};
+pub use metrics::{describe as describe_metrics, render_latency};
 pub use zone::Zone;
 
 use server::{Listener, Shared};

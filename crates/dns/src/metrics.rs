@@ -1,11 +1,18 @@
 //! The responder's metrics. Handles are made once per label set at start-up, so the query
 //! path only bumps atomics and never formats labels.
+//!
+//! The latency histogram is kept here, in atomics, and rendered by [`render_latency`]
+//! rather than recorded through the metrics recorder: the recorder buffers every sample
+//! until its upkeep (a push per query, and an allocation every few dozen), which at 150,000
+//! queries a second cost a tenth of the throughput and doubled the p99 latency.
 
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use metrics::{Counter, Histogram, Unit};
+use metrics::Counter;
 
 use crate::answer::Transport;
 
@@ -72,11 +79,6 @@ pub fn describe() {
         QUERIES,
         "DNS queries answered or forwarded, by query type, response code and transport"
     );
-    metrics::describe_histogram!(
-        QUERY_DURATION,
-        Unit::Seconds,
-        "Time from a query's arrival to its answer being sent"
-    );
     metrics::describe_counter!(
         BAD_QUERIES,
         "DNS queries dropped or answered FORMERR, and TCP connections closed, by reason"
@@ -91,7 +93,6 @@ pub fn describe() {
 pub struct Metrics {
     /// Indexed by transport, query type, response code.
     queries: Vec<Counter>,
-    duration: Histogram,
     bad: Vec<Counter>,
     forward_errors: Counter,
 }
@@ -120,7 +121,6 @@ impl Default for Metrics {
         forward_errors.absolute(0);
         Metrics {
             queries,
-            duration: metrics::histogram!(QUERY_DURATION),
             bad,
             forward_errors,
         }
@@ -151,7 +151,7 @@ impl Metrics {
             .position(|(x, _)| *x == rcode)
             .unwrap_or(RCODES.len() - 1);
         self.queries[(t * QTYPES.len() + q) * RCODES.len() + r].increment(1);
-        self.duration.record(took.as_secs_f64());
+        LATENCY.record(took);
     }
 
     pub fn bad(&self, reason: Bad) {
@@ -162,5 +162,91 @@ impl Metrics {
 
     pub fn forward_error(&self) {
         self.forward_errors.increment(1);
+    }
+}
+
+/// Query latency: a count per bucket of [`QUERY_DURATION_BUCKETS`] (the last one counts
+/// the slower queries) and the sum, process-wide like the recorder's metrics.
+struct Latency {
+    buckets: [AtomicU64; QUERY_DURATION_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+static LATENCY: Latency = Latency {
+    buckets: [const { AtomicU64::new(0) }; QUERY_DURATION_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64::new(0),
+};
+
+impl Latency {
+    fn record(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let bucket = QUERY_DURATION_BUCKETS.partition_point(|bound| *bound < seconds);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+/// Appends the latency histogram to `out` in the Prometheus text format.
+pub fn render_latency(out: &mut String) {
+    let _ = writeln!(
+        out,
+        "# HELP {QUERY_DURATION} Time from a query's arrival to its answer being sent\n\
+         # TYPE {QUERY_DURATION} histogram"
+    );
+    let mut total = 0;
+    for (bound, count) in QUERY_DURATION_BUCKETS.iter().zip(&LATENCY.buckets) {
+        total += count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{QUERY_DURATION}_bucket{{le=\"{bound}\"}} {total}");
+    }
+    total += LATENCY.buckets[QUERY_DURATION_BUCKETS.len()].load(Ordering::Relaxed);
+    let sum = LATENCY.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+    let _ = writeln!(
+        out,
+        "{QUERY_DURATION}_bucket{{le=\"+Inf\"}} {total}\n\
+         {QUERY_DURATION}_sum {sum}\n\
+         {QUERY_DURATION}_count {total}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_renders_as_a_cumulative_prometheus_histogram() {
+        let latency = Latency {
+            buckets: [const { AtomicU64::new(0) }; QUERY_DURATION_BUCKETS.len() + 1],
+            sum_nanos: AtomicU64::new(0),
+        };
+        latency.record(Duration::from_micros(5)); // <= 10 us
+        latency.record(Duration::from_micros(10)); // on the bound: <= 10 us
+        latency.record(Duration::from_millis(3)); // <= 5 ms
+        latency.record(Duration::from_secs(9)); // past the last bound
+        let counts: Vec<u64> = latency
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(counts[0], 2);
+        assert_eq!(counts[7], 1, "0.005");
+        assert_eq!(counts[QUERY_DURATION_BUCKETS.len()], 1);
+        assert_eq!(counts.iter().sum::<u64>(), 4);
+    }
+
+    #[test]
+    fn rendered_buckets_are_cumulative_and_end_with_the_count() {
+        LATENCY.record(Duration::from_micros(30));
+        let mut out = String::new();
+        render_latency(&mut out);
+        let value = |prefix: &str| -> u64 {
+            let line = out.lines().find(|l| l.starts_with(prefix)).expect(prefix);
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        let inf = value(&format!("{QUERY_DURATION}_bucket{{le=\"+Inf\"}}"));
+        assert!(inf >= 1);
+        assert_eq!(value(&format!("{QUERY_DURATION}_count")), inf);
+        assert!(value(&format!("{QUERY_DURATION}_bucket{{le=\"0.00005\"}}")) >= 1);
+        assert!(out.contains(&format!("# TYPE {QUERY_DURATION} histogram")));
     }
 }

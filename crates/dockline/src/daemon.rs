@@ -45,7 +45,6 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
         .map_err(|problems| anyhow!("invalid configuration {}:\n{problems}", source.name()))?;
     let load_duration = started.elapsed();
     let metrics = telemetry::install()?;
-    tokio::spawn(telemetry::upkeep(metrics.clone()));
     telemetry::record_snapshot(&snapshot);
     metrics::gauge!(telemetry::CONFIG_LAST_RELOAD_SUCCESS).set(telemetry::unix_now());
     metrics::gauge!(telemetry::CONFIG_LOAD_DURATION).set(load_duration.as_secs_f64());
@@ -152,6 +151,7 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
         owners,
         runtime: runtime.clone(),
         metrics,
+        more_metrics: vec![dockline_dns::render_latency],
     };
     spawn_component(&mut tasks, &runtime, "admin", {
         let shutdown = shutdown.clone();

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use metrics::{Unit, describe_counter, describe_gauge};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub const CONFIG_RELOADS: &str = "dockline_config_reloads_total";
 pub const CONFIG_LAST_RELOAD_SUCCESS: &str =
@@ -19,11 +19,6 @@ pub const START_TIME: &str = "dockline_start_time_seconds";
 /// Installs the process-wide recorder; the admin API renders from the returned handle.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full(dockline_dns::QUERY_DURATION.into()),
-            dockline_dns::QUERY_DURATION_BUCKETS,
-        )
-        .context("cannot set the DNS latency buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     describe_counter!(
@@ -59,18 +54,6 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     dockline_health::describe_metrics();
     dockline_proxy::describe_metrics();
     Ok(handle)
-}
-
-/// Drains histogram samples into their buckets every few seconds. The recorder buffers
-/// every sample until upkeep runs, and scrapes alone would let a busy, unscraped daemon
-/// (DNS records a latency per query) grow without bound.
-pub async fn upkeep(handle: PrometheusHandle) {
-    // Every second: at 150,000 DNS queries a second, 5 s of samples were 6 MB of heap.
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        every.tick().await;
-        handle.run_upkeep();
-    }
 }
 
 /// Gauges that describe the snapshot in force.
