@@ -16,7 +16,8 @@ done
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-cargo build --release -q -p dockline
+# NO_BUILD=1 measures the release binary already built.
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p dockline
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/dockline
 WORK=$(mktemp -d /tmp/dockline-bench-proxy.XXXXXX)
 chmod 755 "$WORK"
