@@ -45,8 +45,9 @@ enum Turns {
     Encoded(Box<[Box<[u8]>]>),
 }
 
-/// Precomputes the answer to `owner`/`rtype` with these records (in turn 0) and additionals;
-/// `None` if it cannot be encoded.
+/// Precomputes the answer to `owner`/`rtype` with these records (in turn 0) and additionals,
+/// each turn encoded whole; `None` if it cannot be encoded. Address sets take
+/// [`precompute_addresses`].
 pub(crate) fn precompute(
     owner: &Name,
     rtype: RecordType,
@@ -65,14 +66,9 @@ pub(crate) fn precompute(
         Some((message.split_off(question.len()).into_boxed_slice(), counts))
     };
     let (bytes, (answers, extra)) = sections(0)?;
-    let sliceable = matches!(rtype, RecordType::A | RecordType::AAAA) && additionals.is_empty();
-    let turns = match (rotates, sliceable) {
-        (false, _) => Turns::Fixed(bytes),
-        (true, true) => Turns::Sliced {
-            record_len: bytes.len() / records.len(),
-            bytes,
-        },
-        (true, false) => {
+    let turns = match rotates {
+        false => Turns::Fixed(bytes),
+        true => {
             let mut turns = vec![bytes];
             for turn in 1..records.len() {
                 turns.push(sections(turn)?.0);

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use dockline_model::{LiveHealth, Published};
+use dockline_model::{HealthVerdicts, LiveHealth, Published, Snapshot};
 use hickory_proto::ProtoError;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -113,16 +113,19 @@ impl Dns {
                 _ = shutdown.cancelled() => break,
                 changed = self.config_changes.changed() => {
                     if changed.is_err() { break }
-                    self.rebuild().await;
+                    let (snapshot, health) = (self.published.load(), self.health.load());
+                    let inputs = Zone::health_inputs(&snapshot, &health);
+                    self.rebuild(snapshot, health, inputs).await;
                     self.relisten();
                 }
                 changed = self.health_changes.changed() => {
                     if changed.is_err() { break }
                     tokio::time::sleep(SETTLE).await;
                     self.health_changes.mark_unchanged();
-                    let inputs = Zone::health_inputs(&self.published.load(), &self.health.load());
+                    let (snapshot, health) = (self.published.load(), self.health.load());
+                    let inputs = Zone::health_inputs(&snapshot, &health);
                     if inputs != self.health_inputs {
-                        self.rebuild().await;
+                        self.rebuild(snapshot, health, inputs).await;
                     }
                 }
             }
@@ -131,13 +134,19 @@ impl Dns {
         Ok(())
     }
 
-    /// Swaps in a zone built from the snapshot and verdicts in force; on failure the old
-    /// zone keeps answering. Building (and dropping the old zone) takes a while for
-    /// thousands of services: it runs on a blocking thread, never on a runtime worker.
-    async fn rebuild(&mut self) {
+    /// Swaps in a zone built from `snapshot` and `health` (whose [`Zone::health_inputs`]
+    /// are `inputs`); on failure the old zone keeps answering. Building (and dropping the
+    /// old zone) takes a while for thousands of services: it runs on a blocking thread,
+    /// never on a runtime worker.
+    async fn rebuild(
+        &mut self,
+        snapshot: Arc<Snapshot>,
+        health: Arc<HealthVerdicts>,
+        inputs: Vec<bool>,
+    ) {
         self.serial = self.serial.wrapping_add(1);
-        let (snapshot, health, serial) = (self.published.load(), self.health.load(), self.serial);
-        self.health_inputs = Zone::health_inputs(&snapshot, &health);
+        self.health_inputs = inputs;
+        let serial = self.serial;
         let built =
             tokio::task::spawn_blocking(move || Zone::build(&snapshot, &health, serial)).await;
         match built {

@@ -88,7 +88,7 @@ fn serve(socket: Arc<UdpSocket>, shared: &Arc<Shared>, stop: &AtomicBool, runtim
             continue;
         }
         let started = Instant::now();
-        for i in 0..batch.received {
+        for i in 0..batch.peers.len() {
             let (len, peer) = batch.peers[i];
             let query = &batch.queries[i][..len];
             let out = &mut batch.answers[i];
@@ -127,7 +127,6 @@ struct Batch {
     answers: Vec<Vec<u8>>,
     /// Length and source of each query received in this round.
     peers: Vec<(usize, SockaddrStorage)>,
-    received: usize,
     /// Indexes of the queries answered in this round, in order.
     replies: Vec<usize>,
     /// Kept apart: a send points the headers' addresses at its own list, which a receive
@@ -143,7 +142,6 @@ impl Batch {
             queries: vec![vec![0; MAX_DATAGRAM]; BATCH],
             answers: (0..BATCH).map(|_| Vec::with_capacity(512)).collect(),
             peers: Vec::with_capacity(BATCH),
-            received: 0,
             replies: Vec::with_capacity(BATCH),
             receive_headers: MultiHeaders::preallocate(BATCH, None),
             send_headers: MultiHeaders::preallocate(BATCH, None),
@@ -155,7 +153,6 @@ impl Batch {
     fn receive(&mut self, socket: &UdpSocket) -> Result<(), Errno> {
         self.peers.clear();
         self.replies.clear();
-        self.received = 0;
         let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
             .queries
             .iter_mut()
@@ -174,7 +171,6 @@ impl Batch {
                 self.peers.push((message.bytes, peer));
             }
         }
-        self.received = self.peers.len();
         Ok(())
     }
 
