@@ -254,6 +254,57 @@ fn a_reload_by_rename_like_an_editor_is_picked_up() {
     });
 }
 
+/// A ConfigMap volume: the file is a link through `..data`, and an update swaps that link
+/// to a new timestamped directory by rename. Other files written next to it are no change.
+#[test]
+fn a_configmap_style_swap_is_picked_up_and_other_files_are_ignored() {
+    let mut s = setup("configmap", "");
+    let dir = s.lab.dir().join("volume");
+    let version = |n: u32, services: &[&str]| {
+        let data = dir.join(format!("..2026_11_25_{n}"));
+        std::fs::create_dir_all(&data).unwrap();
+        // Padded so that one read of it stands out from the daemon's other reads.
+        let text = config(services) + &"# padding\n".repeat(6_000);
+        std::fs::write(data.join("dockline.toml"), text).unwrap();
+        data
+    };
+    let first = version(1, &["web"]);
+    std::os::unix::fs::symlink(first.file_name().unwrap(), dir.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/dockline.toml", dir.join("dockline.toml")).unwrap();
+    s.file = dir.join("dockline.toml");
+    let daemon = s.start(&[]);
+
+    // Unrelated writes in the directory: the config is not read again. An unchanged read
+    // logs nothing, so the bytes the daemon read (/proc/PID/io) are the witness.
+    let read_bytes = || {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", daemon.pid())).unwrap();
+        let line = io
+            .lines()
+            .find(|l| l.starts_with("rchar:"))
+            .unwrap()
+            .to_owned();
+        line[6..].trim().parse::<u64>().unwrap()
+    };
+    let size = 60_000;
+    let before = read_bytes();
+    for i in 0..5 {
+        std::fs::write(dir.join(format!("other-{i}.log")), "x").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let read = read_bytes() - before;
+    assert!(
+        read < size,
+        "{read} bytes read after unrelated writes (config: {size} bytes)"
+    );
+
+    let second = version(2, &["one", "two"]);
+    std::os::unix::fs::symlink(second.file_name().unwrap(), dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    wait_until(Duration::from_secs(5), "the swapped file is loaded", || {
+        service_names(&s.status()) == ["one", "two"]
+    });
+}
+
 #[test]
 fn sigterm_and_sigint_stop_the_daemon_with_exit_0() {
     for signal in ["TERM", "INT"] {

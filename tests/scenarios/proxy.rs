@@ -934,6 +934,7 @@ fn running_out_of_descriptors_is_logged_and_survived() {
         "the daemon logs the exhaustion",
         || daemon.log().contains("Too many open files"),
     );
+    let exhausted = std::time::Instant::now();
     // Out of descriptors, it waits rather than spins: well under half a core.
     let ticks = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(2));
@@ -956,9 +957,13 @@ fn running_out_of_descriptors_is_logged_and_survived() {
         sample(&m, "dockline_proxy_listen_errors_total").unwrap() >= 1.0,
         "{m}"
     );
-    // Logged, not flooded: about once a second while it lasted.
+    // Logged, not flooded: at most once a second while it lasted.
     let logged = daemon.log().matches("Too many open files").count();
-    assert!((1..=10).contains(&logged), "{logged} errors logged");
+    let most = exhausted.elapsed().as_secs() as usize + 2;
+    assert!(
+        (1..=most).contains(&logged),
+        "{logged} errors logged, {most} at most"
+    );
 }
 
 #[test]

@@ -127,7 +127,20 @@ pub async fn run(cluster: Cluster, shutdown: CancellationToken) -> Result<(), Cl
                 } else {
                     tracing::info!(digest = %next.shared_digest, "gossip: identity changed");
                     me = next.clone();
-                    swim.change_identity(next, &mut rt)
+                    // Messages to an identity a peer no longer has are dropped, so when
+                    // peers change at once (one config pushed everywhere) none would learn
+                    // the others' new identities until probes time out. An announce is
+                    // accepted by address: send one to every peer we know of.
+                    let mut peers: Vec<std::net::SocketAddr> =
+                        swim.iter_members().map(|m| m.id().addr).collect();
+                    peers.extend(seeds(&published.load().config, addr));
+                    peers.sort();
+                    peers.dedup();
+                    swim.change_identity(next, &mut rt).and_then(|()| {
+                        peers
+                            .into_iter()
+                            .try_for_each(|p| swim.announce(NodeId::placeholder(p), &mut rt))
+                    })
                 }
             }
         };

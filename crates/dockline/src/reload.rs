@@ -180,18 +180,28 @@ fn watch(path: &Path, events: mpsc::Sender<()>) -> notify::Result<notify::Recomm
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => ".".into(),
     };
+    let name = path.file_name().map(ToOwned::to_owned);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         // Our own reads show up as access events; only writes, creates, renames and removals
         // can change the text.
-        let relevant = match event.kind {
+        let kind = match event.kind {
             EventKind::Access(notify::event::AccessKind::Close(
                 notify::event::AccessMode::Write,
             )) => true,
             EventKind::Access(_) => false,
             _ => true,
         };
-        if relevant {
+        // Other files in the directory (a log written next to the config, say) are not
+        // the config. A ConfigMap volume swaps its `..data` link to replace the file.
+        let ours = event.paths.is_empty()
+            || event.paths.iter().any(|p| match p.file_name() {
+                Some(file) => {
+                    Some(file) == name.as_deref() || file.as_encoded_bytes().starts_with(b"..")
+                }
+                None => true,
+            });
+        if kind && ours {
             let _ = events.try_send(());
         }
     })?;
