@@ -447,12 +447,20 @@ impl Zone {
         let index = match node.sets.iter().position(|s| s.rtype == rtype) {
             Some(index) => index,
             None => {
+                // Most names hold one set of one record: sized for one at first, as a
+                // vector of four cut down later leaves a freed block behind per name.
+                if node.sets.is_empty() {
+                    node.sets.reserve_exact(1);
+                }
                 node.sets.push(RecordSet::new(rtype, rotates));
                 node.sets.len() - 1
             }
         };
         let set = &mut node.sets[index];
         if !set.data.contains(&data) {
+            if set.data.is_empty() {
+                set.data.reserve_exact(1);
+            }
             set.data.push(data);
         }
     }

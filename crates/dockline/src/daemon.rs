@@ -22,6 +22,7 @@ use crate::{RunOptions, reload, telemetry};
 const GRACE: Duration = Duration::from_secs(5);
 
 pub fn run(options: RunOptions) -> anyhow::Result<()> {
+    crate::memory::fix_mmap_threshold();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("dockline")
