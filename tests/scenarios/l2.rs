@@ -483,3 +483,40 @@ fn vips_spread_follow_local_readiness_and_broken_frames_are_counted() {
             })
     });
 }
+
+/// One config pushed to every node at once (as a config-management run does): each node's
+/// identity changes at the same moment, and all must still learn each other's new digest.
+#[test]
+fn configs_changed_on_every_node_at_once_converge_each_time() {
+    let c = Cluster::start("l2-together", &lb("web", VIP4));
+    for round in 1..=10 {
+        let services =
+            lb("web", VIP4) + &lb(&format!("r{round}"), &format!("192.0.2.{}", 30 + round));
+        let texts: Vec<String> = (0..3).map(|i| config(i, &services, &c.secret())).collect();
+        for (file, text) in c.files.iter().zip(&texts) {
+            std::fs::write(file, text).unwrap();
+        }
+        wait_until(
+            Duration::from_secs(3),
+            &format!("round {round}: every node sees every other's new digest"),
+            || {
+                (0..3).all(|i| {
+                    c.metric(i, "dockline_config_digest_mismatch") == 0.0
+                        && c.status(i).is_some_and(|s| {
+                            let loaded = s["services"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .any(|s| s["name"] == format!("r{round}"));
+                            let members = s["members"].as_array().unwrap();
+                            loaded
+                                && members.len() == 3
+                                && members
+                                    .iter()
+                                    .all(|m| m["state"] == "alive" && m["digest_match"] == true)
+                        })
+                })
+            },
+        );
+    }
+}
