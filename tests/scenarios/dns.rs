@@ -429,7 +429,7 @@ fn with_forward(upstreams: &str) -> String {
 #[test]
 fn outside_names_are_forwarded_to_knot() {
     let mut dns = start("dns-forward", &with_forward("\"127.0.0.1:5300\""));
-    let _knot = start_knot(&mut dns, 5300);
+    let knot = start_knot(&mut dns, 5300);
     for transport in ["+notcp", "+tcp"] {
         let out = dns.dig(&format!("{transport} www.example.test A"));
         assert_eq!(status(&out), "NOERROR", "{out}");
@@ -460,6 +460,18 @@ fn outside_names_are_forwarded_to_knot() {
     assert!(roomy.contains("ANSWER: 60,"), "{roomy}");
     let tcp = dns.dig("+tcp big.example.test A");
     assert!(tcp.contains("ANSWER: 60,"), "{tcp}");
+    // Every forwarded TCP query (three here) went over one kept connection.
+    let sockets = dns.ns.sh_ok("ss -Htan 'dport = :5300'");
+    assert_eq!(sockets.lines().count(), 1, "{sockets}");
+    assert!(sockets.starts_with("ESTAB"), "{sockets}");
+    // When knot goes away and comes back, the next TCP query opens a new connection.
+    let mut knot = knot;
+    knot.signal("KILL");
+    knot.wait_timeout(Duration::from_secs(5))
+        .expect("knot ends");
+    let _knot = start_knot(&mut dns, 5300);
+    let again = dns.dig("+tcp www.example.test A");
+    assert_eq!(status(&again), "NOERROR", "{again}");
     // Cluster names are still ours.
     assert_eq!(dns.short("web.default.svc.cluster.local"), ["10.222.0.10"]);
 }

@@ -9,10 +9,14 @@
 //! transport: over UDP it keeps the client's EDNS size, so a truncated upstream answer
 //! reaches the client truncated and the client retries over TCP, which is relayed over TCP.
 //! hickory sends each UDP query from a fresh random port and takes only an answer from the
-//! upstream's address with the query's ID and question. Nothing is cached.
+//! upstream's address with the query's ID and question. Over TCP, one connection per
+//! upstream is opened on first use and kept: queries from every client are pipelined on it,
+//! and a connection that failed or timed out is replaced by the next query. Nothing is cached.
 
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use tokio::sync::Mutex;
 
 use hickory_proto::op::{DnsRequest, DnsRequestOptions, Message};
 use hickory_resolver::ConnectionProvider;
@@ -29,11 +33,12 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Connection = DnsExchange<TokioRuntimeProvider>;
 
-/// The upstreams of one `dns.forward` list, with their UDP exchanges open; built again only
-/// when the list changes.
+/// The upstreams of one `dns.forward` list, with their UDP exchanges open and their TCP
+/// connections once used; built again only when the list changes.
 pub(crate) struct Forwarders {
     upstreams: Vec<SocketAddr>,
     udp: Vec<Connection>,
+    tcp: Vec<Mutex<Option<Connection>>>,
     provider: TokioRuntimeProvider,
     context: PoolContext,
 }
@@ -65,6 +70,7 @@ impl Forwarders {
         Ok(Forwarders {
             upstreams: upstreams.to_vec(),
             udp,
+            tcp: upstreams.iter().map(|_| Mutex::new(None)).collect(),
             provider,
             context,
         })
@@ -82,18 +88,28 @@ impl Forwarders {
         let request = DnsRequest::new(message, DnsRequestOptions::default());
         for (index, upstream) in self.upstreams.iter().enumerate() {
             let attempt = async {
-                let connection = match transport {
-                    Transport::Udp => self.udp[index].clone(),
+                match transport {
+                    Transport::Udp => self.udp[index].send(request.clone()).first_answer().await,
                     Transport::Tcp => {
-                        let config = connection(ConnectionConfig::tcp(), *upstream);
-                        self.provider
-                            .new_connection(upstream.ip(), &config, &self.context)?
-                            .await?
+                        let (connection, reused) = self.tcp_connection(index).await?;
+                        match connection.send(request.clone()).first_answer().await {
+                            // The upstream may have closed a kept connection while idle:
+                            // one more try on a new one.
+                            Err(_) if reused => {
+                                self.forget_tcp(index).await;
+                                let (connection, _) = self.tcp_connection(index).await?;
+                                connection.send(request.clone()).first_answer().await
+                            }
+                            answered => answered,
+                        }
                     }
-                };
-                connection.send(request.clone()).first_answer().await
+                }
             };
-            match tokio::time::timeout(UPSTREAM_TIMEOUT, attempt).await {
+            let result = tokio::time::timeout(UPSTREAM_TIMEOUT, attempt).await;
+            if transport == Transport::Tcp && !matches!(result, Ok(Ok(_))) {
+                self.forget_tcp(index).await;
+            }
+            match result {
                 Ok(Ok(response)) => {
                     let mut reply = response.into_buffer();
                     // TCP exchanges number their queries themselves.
@@ -109,6 +125,29 @@ impl Forwarders {
             }
         }
         None
+    }
+}
+
+impl Forwarders {
+    /// The kept TCP connection to upstream `index`, opened if there is none; `true` if it
+    /// was kept from an earlier query.
+    async fn tcp_connection(&self, index: usize) -> Result<(Connection, bool), NetError> {
+        let mut kept = self.tcp[index].lock().await;
+        if let Some(connection) = &*kept {
+            return Ok((connection.clone(), true));
+        }
+        let upstream = self.upstreams[index];
+        let config = connection(ConnectionConfig::tcp(), upstream);
+        let connection = self
+            .provider
+            .new_connection(upstream.ip(), &config, &self.context)?
+            .await?;
+        *kept = Some(connection.clone());
+        Ok((connection, false))
+    }
+
+    async fn forget_tcp(&self, index: usize) {
+        *self.tcp[index].lock().await = None;
     }
 }
 
