@@ -269,6 +269,21 @@ fn a_long_transfer_survives_a_reload_that_adds_a_service() {
         ((8 << 20) as f64..(8 << 20) as f64 + 65536.0).contains(&to_client),
         "{to_client}"
     );
+
+    // The added service's series appear, and go when it is removed again.
+    let api_series = r#"{service="default/api""#;
+    assert!(metrics(&node).contains(api_series));
+    std::fs::write(&file, web_service(false, "")).unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "the removed service's series go",
+        || !metrics(&node).contains(api_series),
+    );
+    let m = metrics(&node);
+    assert!(
+        m.contains(r#"dockline_proxy_connections_total{service="default/web",port="80"}"#),
+        "{m}"
+    );
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -542,12 +557,31 @@ fn a_removed_endpoint_drains_its_connections_for_the_grace_period() {
         BACKENDS[0]
     };
 
+    let connections = r#"dockline_proxy_connections_total{service="default/web",port="80"}"#;
+    let before_reload = sample(&metrics(&node), connections).unwrap();
+    assert!(before_reload >= 1.0);
     let reloaded = std::time::Instant::now();
     std::fs::write(&file, web(&[kept_ip], "", &proxy)).unwrap();
     wait_until(
         Duration::from_secs(5),
         "new connections avoid the removed endpoint",
         || served_by(&client, "http://192.0.2.10/", 4) == HashSet::from([kept.to_owned()]),
+    );
+    // The removed endpoint's series is gone, the kept one's stays; the service's counter
+    // went on from where it was.
+    let m = metrics(&node);
+    let up =
+        |ip: &str| format!(r#"dockline_proxy_backend_up{{service="default/web",endpoint="{ip}"}}"#);
+    let removed_ip = if kept_ip == BACKENDS[0].1 {
+        BACKENDS[1].1
+    } else {
+        BACKENDS[0].1
+    };
+    assert_eq!(sample(&m, &up(kept_ip)), Some(1.0), "{m}");
+    assert!(!m.contains(&up(removed_ip)), "{m}");
+    assert!(
+        sample(&m, connections).unwrap() >= before_reload + 4.0,
+        "{m}"
     );
     // The established connection keeps talking to its old backend meanwhile.
     let before = answers(&held, 0).len();

@@ -36,8 +36,19 @@ pub struct AdminState {
     pub owners: Arc<LiveOwners>,
     pub runtime: Arc<Runtime>,
     pub metrics: PrometheusHandle,
-    /// Metrics kept outside the recorder, appended to its text (the DNS latency histogram).
-    pub more_metrics: Vec<fn(&mut String)>,
+    /// Metrics kept outside the recorder, appended to its text (the DNS latency histogram,
+    /// the proxy's per-service series).
+    pub more_metrics: Vec<MoreMetrics>,
+}
+
+/// Appends metrics in the Prometheus text format to the recorder's.
+#[derive(Clone)]
+pub struct MoreMetrics(pub Arc<dyn Fn(&mut String) + Send + Sync>);
+
+impl std::fmt::Debug for MoreMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MoreMetrics")
+    }
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -116,7 +127,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 async fn metrics(State(state): State<AdminState>) -> Response {
     let mut text = state.metrics.render();
-    for render in &state.more_metrics {
+    for MoreMetrics(render) in &state.more_metrics {
         render(&mut text);
     }
     (

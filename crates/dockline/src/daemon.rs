@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use dockline_admin::{AdminState, ComponentState, Runtime};
+use dockline_admin::{AdminState, ComponentState, MoreMetrics, Runtime};
 use dockline_config::Source;
 use dockline_model::{LiveHealth, LiveMembers, LiveOwners, Published};
 use tokio::signal::unix::{SignalKind, signal};
@@ -101,8 +101,10 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
         }
     });
 
+    let mut more_metrics = vec![MoreMetrics(Arc::new(dockline_dns::render_latency))];
     if dockline_proxy::enabled(&published.load().config) {
         let proxy = dockline_proxy::Proxy::bind(published.clone(), health.clone())?;
+        more_metrics.push(MoreMetrics(Arc::new(proxy.metrics_renderer())));
         spawn_component(&mut tasks, &runtime, "proxy", {
             let shutdown = shutdown.clone();
             async move { Ok(proxy.run(shutdown).await?) }
@@ -152,7 +154,7 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
         owners,
         runtime: runtime.clone(),
         metrics,
-        more_metrics: vec![dockline_dns::render_latency],
+        more_metrics,
     };
     spawn_component(&mut tasks, &runtime, "admin", {
         let shutdown = shutdown.clone();

@@ -66,7 +66,7 @@ struct Route {
     /// This node's name, for `external_traffic_policy = "Local"`.
     node: String,
     limits: Limits,
-    metrics: metrics::PerPort,
+    metrics: Arc<metrics::PortCounters>,
 }
 
 /// What every listener and connection task reads.
@@ -75,6 +75,8 @@ struct Shared {
     routes: ArcSwap<HashMap<ListenAddr, Arc<Route>>>,
     health: Arc<LiveHealth>,
     metrics: metrics::Global,
+    /// What the per-service series are rendered from.
+    report: ArcSwap<metrics::Report>,
     pipes: splice::PipePool,
     /// Logging of running out of descriptors or memory, which fails in bursts.
     exhausted: throttle::Throttle,
@@ -96,6 +98,8 @@ pub struct Proxy {
     published: Arc<Published>,
     shared: Arc<Shared>,
     pools: HashMap<String, Arc<Pool>>,
+    /// Counters per service port, kept across reloads while the port exists.
+    ports: HashMap<(String, u16), Arc<metrics::PortCounters>>,
     /// Open listeners: the token that stops each and its task.
     listeners: BTreeMap<ListenAddr, (CancellationToken, JoinHandle<()>)>,
     /// Bound at start, served once `run` starts.
@@ -121,10 +125,12 @@ impl Proxy {
                 routes: ArcSwap::default(),
                 health,
                 metrics: metrics::Global::new(),
+                report: ArcSwap::default(),
                 pipes: splice::PipePool::default(),
                 exhausted: throttle::Throttle::new(Duration::from_secs(1)),
             }),
             pools: HashMap::new(),
+            ports: HashMap::new(),
             listeners: BTreeMap::new(),
             pending: Vec::new(),
         };
@@ -144,7 +150,6 @@ impl Proxy {
             self.serve(at, socket, &shutdown);
         }
         let mut reloads = self.published.subscribe();
-        let mut verdicts = self.shared.health.subscribe();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -153,12 +158,6 @@ impl Proxy {
                         return Ok(());
                     }
                     self.reload(&shutdown).await;
-                }
-                changed = verdicts.changed() => {
-                    if changed.is_err() {
-                        return Ok(());
-                    }
-                    self.report_backends();
                 }
             }
         }
@@ -242,24 +241,33 @@ impl Proxy {
             idle_timeout: Duration::from_secs(snapshot.config.proxy.idle_timeout_s),
             udp_idle_timeout: Duration::from_secs(snapshot.config.proxy.udp_idle_timeout_s),
         };
-        let routes = desired
-            .into_iter()
-            .filter_map(|(at, frontend)| {
-                let pool = self.pools.get(&frontend.service)?.clone();
-                let metrics = metrics::PerPort::new(&frontend.service, frontend.port.port);
-                Some((
-                    at,
-                    Arc::new(Route {
-                        frontend,
-                        pool,
-                        node: snapshot.node.name.clone(),
-                        limits,
-                        metrics,
-                    }),
-                ))
-            })
-            .collect();
+        let mut ports = HashMap::new();
+        let mut routes = HashMap::new();
+        for (at, frontend) in desired {
+            let Some(pool) = self.pools.get(&frontend.service) else {
+                continue;
+            };
+            let port = (frontend.service.clone(), frontend.port.port);
+            let counters = match ports.get(&port) {
+                Some(counters) => Arc::clone(counters),
+                None => {
+                    let counters = self.ports.remove(&port).unwrap_or_default();
+                    ports.insert(port, counters.clone());
+                    counters
+                }
+            };
+            let route = Route {
+                frontend,
+                pool: pool.clone(),
+                node: snapshot.node.name.clone(),
+                limits,
+                metrics: counters,
+            };
+            routes.insert(at, Arc::new(route));
+        }
         self.shared.routes.store(Arc::new(routes));
+        self.ports = ports;
+        self.publish_report();
         if !gone.is_empty() {
             tokio::spawn(async move {
                 tokio::time::sleep(grace).await;
@@ -271,24 +279,34 @@ impl Proxy {
                 }
             });
         }
-        self.report_backends();
     }
 
-    /// `dockline_proxy_backend_up` for every endpoint of every proxied service.
-    fn report_backends(&self) {
-        let verdicts = self.shared.health.load();
-        for pool in self.pools.values() {
-            let service = pool.service();
-            if service.cluster_ip.is_none() {
-                continue;
-            }
-            let key = service.key();
-            for endpoint in &service.endpoints {
-                let up = verdicts.is_ready(&service, endpoint);
-                ::metrics::gauge!(metrics::BACKEND_UP, "service" => key.clone(), "endpoint" => endpoint.ip.to_string())
-                    .set(if up { 1.0 } else { 0.0 });
-            }
-        }
+    /// The per-service series' source: every port's counters and every proxied pool.
+    fn publish_report(&self) {
+        let mut ports: Vec<_> = self
+            .ports
+            .iter()
+            .map(|((service, port), counters)| (service.clone(), *port, counters.clone()))
+            .collect();
+        ports.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        let mut pools: Vec<(&String, Arc<Pool>)> = self
+            .pools
+            .iter()
+            .filter(|(_, pool)| pool.service().cluster_ip.is_some())
+            .map(|(key, pool)| (key, pool.clone()))
+            .collect();
+        pools.sort_by(|a, b| a.0.cmp(b.0));
+        let pools = pools.into_iter().map(|(_, pool)| pool).collect();
+        self.shared
+            .report
+            .store(Arc::new(metrics::Report { ports, pools }));
+    }
+
+    /// Renders the per-service series (connections, active connections, backend_up) of
+    /// the live config, for the admin API to append to /metrics.
+    pub fn metrics_renderer(&self) -> impl Fn(&mut String) + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move |out| metrics::render(&shared.report.load(), &shared.health.load(), out)
     }
 }
 

@@ -1,7 +1,17 @@
-//! The proxy's metrics, described at start-up; handles are made once per label set and
-//! kept, never formatted per packet.
+//! The proxy's metrics. Node-wide ones go through the recorder, described at start-up,
+//! with handles made once and kept. Per-service series (connections, active connections,
+//! backend_up) are kept here and rendered at scrape time from the live config: the recorder
+//! has no way to drop a series, so a removed service's series would stay forever, and
+//! 10,000 services took about 9 MB of recorder keys and labels.
 
-use metrics::{Counter, Gauge};
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dockline_model::HealthVerdicts;
+use metrics::Counter;
+
+use crate::pool::Pool;
 
 pub const CONNECTIONS: &str = "dockline_proxy_connections_total";
 pub const ACTIVE: &str = "dockline_proxy_active_connections";
@@ -13,21 +23,9 @@ pub const LISTEN_ERRORS: &str = "dockline_proxy_listen_errors_total";
 
 pub fn describe() {
     metrics::describe_counter!(
-        CONNECTIONS,
-        "Connections (TCP) and flows (UDP) accepted, by service and port"
-    );
-    metrics::describe_gauge!(
-        ACTIVE,
-        "Connections and flows open now, by service and port"
-    );
-    metrics::describe_counter!(
         BYTES,
         metrics::Unit::Bytes,
         "Bytes forwarded, by direction (to_backend, to_client)"
-    );
-    metrics::describe_gauge!(
-        BACKEND_UP,
-        "1 when the endpoint takes new connections (ready and passing checks), else 0"
     );
     metrics::describe_counter!(
         CONNECT_ERRORS,
@@ -67,19 +65,140 @@ impl Global {
     }
 }
 
-/// Handles of one service port.
-#[derive(Debug, Clone)]
-pub struct PerPort {
-    pub connections: Counter,
-    pub active: Gauge,
+/// Counters of one service port: shared by its listeners (ClusterIP, NodePort, LB IP) and
+/// kept across reloads while the port exists.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    connections: AtomicU64,
+    active: AtomicU64,
 }
 
-impl PerPort {
-    pub fn new(service: &str, port: u16) -> PerPort {
-        let labels = [("service", service.to_owned()), ("port", port.to_string())];
-        PerPort {
-            connections: metrics::counter!(CONNECTIONS, &labels),
-            active: metrics::gauge!(ACTIVE, &labels),
+impl PortCounters {
+    /// A connection or flow came in (whether or not it reaches a backend).
+    pub fn accepted(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// It reached a backend and is open.
+    pub fn opened(&self) {
+        self.active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn closed(&self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the per-service series are rendered from, swapped on every reload.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// (service key, port, counters), in that order.
+    pub ports: Vec<(String, u16, Arc<PortCounters>)>,
+    /// Every proxied service's pool, by service key.
+    pub pools: Vec<Arc<Pool>>,
+}
+
+/// Appends the per-service series in the Prometheus text format.
+pub fn render(report: &Report, verdicts: &HealthVerdicts, out: &mut String) {
+    let header = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    header(
+        out,
+        CONNECTIONS,
+        "counter",
+        "Connections (TCP) and flows (UDP) accepted, by service and port",
+    );
+    for (service, port, counters) in &report.ports {
+        let n = counters.connections.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "{CONNECTIONS}{{service=\"{}\",port=\"{port}\"}} {n}",
+            escape(service)
+        );
+    }
+    header(
+        out,
+        ACTIVE,
+        "gauge",
+        "Connections and flows open now, by service and port",
+    );
+    for (service, port, counters) in &report.ports {
+        let n = counters.active.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "{ACTIVE}{{service=\"{}\",port=\"{port}\"}} {n}",
+            escape(service)
+        );
+    }
+    header(
+        out,
+        BACKEND_UP,
+        "gauge",
+        "1 when the endpoint takes new connections (ready and passing checks), else 0",
+    );
+    for pool in &report.pools {
+        let service = pool.service();
+        let key = service.key();
+        let key = escape(&key);
+        for endpoint in &service.endpoints {
+            let up = u8::from(verdicts.is_ready(&service, endpoint));
+            let _ = writeln!(
+                out,
+                "{BACKEND_UP}{{service=\"{key}\",endpoint=\"{}\"}} {up}",
+                endpoint.ip
+            );
         }
+    }
+}
+
+/// A label value as the text format wants it: backslash, double quote and newline escaped.
+fn escape(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains(['\\', '"', '\n']) {
+        value
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+            .into()
+    } else {
+        value.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("default/web"), "default/web");
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn port_series_are_rendered_with_help_and_type() {
+        let counters = Arc::new(PortCounters::default());
+        counters.accepted();
+        counters.accepted();
+        counters.opened();
+        counters.opened();
+        counters.closed();
+        let report = Report {
+            ports: vec![("default/web".into(), 80, counters)],
+            pools: Vec::new(),
+        };
+        let mut out = String::new();
+        render(&report, &HealthVerdicts::default(), &mut out);
+        assert!(out.contains("# TYPE dockline_proxy_connections_total counter\n"));
+        assert!(
+            out.contains(
+                "dockline_proxy_connections_total{service=\"default/web\",port=\"80\"} 2\n"
+            )
+        );
+        assert!(out.contains("# TYPE dockline_proxy_active_connections gauge\n"));
+        assert!(out.contains(
+            "dockline_proxy_active_connections{service=\"default/web\",port=\"80\"} 1\n"
+        ));
+        assert!(out.contains("# TYPE dockline_proxy_backend_up gauge\n"));
     }
 }

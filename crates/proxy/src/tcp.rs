@@ -69,7 +69,7 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 async fn handle(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, shared: Arc<Shared>) {
-    route.metrics.connections.increment(1);
+    route.metrics.accepted();
     let health = shared.health.load();
     let mut tried = Vec::new();
     let (mut backend, lease) = loop {
@@ -131,7 +131,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, shar
     };
     let _ = client.set_nodelay(true);
     let _ = backend.set_nodelay(true);
-    route.metrics.active.increment(1.0);
+    route.metrics.opened();
     let last = AtomicU64::new(0);
     let start = Instant::now();
     let idle = route.limits.idle_timeout;
@@ -145,7 +145,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, shar
             tracing::debug!(service = %route.frontend.service, client = %peer, "drained connection closed");
         }
     }
-    route.metrics.active.decrement(1.0);
+    route.metrics.closed();
 }
 
 fn new_socket(target: SocketAddr) -> io::Result<TcpSocket> {

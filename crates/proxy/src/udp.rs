@@ -140,8 +140,8 @@ async fn open(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(client, flow.clone());
-    route.metrics.connections.increment(1);
-    route.metrics.active.increment(1.0);
+    route.metrics.accepted();
+    route.metrics.opened();
     let relay = Relay {
         client,
         socket: socket.clone(),
@@ -200,7 +200,7 @@ impl Relay {
             self.client,
             &flow,
         );
-        self.route.metrics.active.decrement(1.0);
+        self.route.metrics.closed();
     }
 }
 
