@@ -103,33 +103,31 @@ pub fn render(report: &Report, verdicts: &HealthVerdicts, out: &mut String) {
     let header = |out: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
-    header(
-        out,
-        CONNECTIONS,
-        "counter",
-        "Connections (TCP) and flows (UDP) accepted, by service and port",
-    );
-    for (service, port, counters) in &report.ports {
-        let n = counters.connections.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "{CONNECTIONS}{{service=\"{}\",port=\"{port}\"}} {n}",
-            escape(service)
-        );
-    }
-    header(
-        out,
-        ACTIVE,
-        "gauge",
-        "Connections and flows open now, by service and port",
-    );
-    for (service, port, counters) in &report.ports {
-        let n = counters.active.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "{ACTIVE}{{service=\"{}\",port=\"{port}\"}} {n}",
-            escape(service)
-        );
+    type Read = fn(&PortCounters) -> u64;
+    let per_port: [(&str, &str, &str, Read); 2] = [
+        (
+            CONNECTIONS,
+            "counter",
+            "Connections (TCP) and flows (UDP) accepted, by service and port",
+            |c| c.connections.load(Ordering::Relaxed),
+        ),
+        (
+            ACTIVE,
+            "gauge",
+            "Connections and flows open now, by service and port",
+            |c| c.active.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, read) in per_port {
+        header(out, name, kind, help);
+        for (service, port, counters) in &report.ports {
+            let service = escape(service);
+            let _ = writeln!(
+                out,
+                "{name}{{service=\"{service}\",port=\"{port}\"}} {}",
+                read(counters)
+            );
+        }
     }
     header(
         out,
