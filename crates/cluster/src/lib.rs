@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use dockline_model::{LiveMembers, MemberState, Published};
+use dockline_model::{LiveMembers, MemberState, Published, Snapshot};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
@@ -77,12 +77,15 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Binds `cluster.gossip.listen` and reads the secret; call only when [`enabled`].
+    /// Binds `cluster.gossip.listen` of `snapshot` (the one about to be published) and
+    /// reads the secret; call only when [`enabled`]. Later snapshots are followed from
+    /// `published`.
     pub async fn bind(
+        snapshot: &Snapshot,
         published: Arc<Published>,
         members: Arc<LiveMembers>,
     ) -> Result<Self, ClusterError> {
-        let gossip = published.load().config.cluster.gossip.clone();
+        let gossip = snapshot.config.cluster.gossip.clone();
         let listen = gossip
             .listen
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7946)));
@@ -105,10 +108,9 @@ impl Cluster {
         let epoch = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
-        let me = identity(&published, addr, epoch.as_secs());
+        let me = identity(snapshot, addr, epoch.as_secs());
         // Published before the announcers start, so none claims a VIP of a peer it has
         // not met yet.
-        let snapshot = published.load();
         let first = view::member_set(
             &me,
             std::iter::empty(),
@@ -137,8 +139,7 @@ impl Cluster {
 }
 
 /// This node's identity as the snapshot describes it.
-fn identity(published: &Published, addr: SocketAddr, bump: u64) -> NodeId {
-    let snapshot = published.load();
+fn identity(snapshot: &Snapshot, addr: SocketAddr, bump: u64) -> NodeId {
     NodeId {
         name: snapshot.node.name.clone(),
         addr,

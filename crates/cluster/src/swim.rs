@@ -119,7 +119,7 @@ pub async fn run(cluster: Cluster, shutdown: CancellationToken) -> Result<(), Cl
                 if changed.is_err() {
                     return Ok(());
                 }
-                let next = identity(&published, addr, me.bump + 1);
+                let next = identity(&published.load(), addr, me.bump + 1);
                 if next.shared_digest == me.shared_digest && next.name == me.name
                     && next.internal_ip == me.internal_ip
                 {

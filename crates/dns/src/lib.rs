@@ -67,8 +67,11 @@ pub struct Dns {
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Dns {
-    /// Builds the zone and binds every `dns.listen` address (an error names the address).
+    /// Builds the zone of `snapshot` (the one about to be published) and binds every
+    /// `dns.listen` address of it (an error names the address). Later snapshots are
+    /// followed from `published`.
     pub async fn bind(
+        snapshot: &Snapshot,
         published: Arc<Published>,
         health: Arc<LiveHealth>,
         after_rebuild: fn(),
@@ -81,10 +84,9 @@ impl Dns {
         let serial = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_secs() as u32);
-        let snapshot = published.load();
         let verdicts = health.load();
-        let zone = Zone::build(&snapshot, &verdicts, serial)?;
-        let health_inputs = Zone::health_inputs(&snapshot, &verdicts);
+        let zone = Zone::build(snapshot, &verdicts, serial)?;
+        let health_inputs = Zone::health_inputs(snapshot, &verdicts);
         // The build's scratch memory goes back too.
         after_rebuild();
         let shared = Arc::new(Shared::new(zone));

@@ -85,7 +85,7 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     }
 
     // Routes first: service addresses are local before anything listens on them.
-    let routes = dockline_routes::Routes::start(published.clone()).await?;
+    let routes = dockline_routes::Routes::bind(&published.load(), published.clone()).await?;
     spawn_component(&mut tasks, &runtime, "routes", {
         let shutdown = shutdown.clone();
         async move { Ok(routes.run(shutdown).await?) }
@@ -103,7 +103,8 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
 
     let mut more_metrics = vec![MoreMetrics(Arc::new(dockline_dns::render_latency))];
     if dockline_proxy::enabled(&published.load().config) {
-        let proxy = dockline_proxy::Proxy::bind(published.clone(), health.clone())?;
+        let proxy =
+            dockline_proxy::Proxy::bind(&published.load(), published.clone(), health.clone())?;
         more_metrics.push(MoreMetrics(Arc::new(proxy.metrics_renderer())));
         spawn_component(&mut tasks, &runtime, "proxy", {
             let shutdown = shutdown.clone();
@@ -113,6 +114,7 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
 
     if published.load().config.dns.enabled {
         let dns = dockline_dns::Dns::bind(
+            &published.load(),
             published.clone(),
             health.clone(),
             crate::memory::release_free_heap,
@@ -125,7 +127,9 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     }
 
     if dockline_cluster::enabled(&published.load().config) {
-        let cluster = dockline_cluster::Cluster::bind(published.clone(), members.clone()).await?;
+        let cluster =
+            dockline_cluster::Cluster::bind(&published.load(), published.clone(), members.clone())
+                .await?;
         spawn_component(&mut tasks, &runtime, "cluster", {
             let shutdown = shutdown.clone();
             async move { Ok(cluster.run(shutdown).await?) }
@@ -133,12 +137,15 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     }
 
     if dockline_l2::enabled(&published.load().config) {
-        let l2 = dockline_l2::L2::bind(dockline_l2::Inputs {
-            published: published.clone(),
-            health: health.clone(),
-            members: members.clone(),
-            owners: owners.clone(),
-        })?;
+        let l2 = dockline_l2::L2::bind(
+            &published.load(),
+            dockline_l2::Inputs {
+                published: published.clone(),
+                health: health.clone(),
+                members: members.clone(),
+                owners: owners.clone(),
+            },
+        )?;
         spawn_component(&mut tasks, &runtime, "l2", {
             let shutdown = shutdown.clone();
             async move { Ok(l2.run(shutdown).await?) }

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dockline_config::{Announce, Config};
-use dockline_model::{LiveHealth, LiveMembers, LiveOwners, Published};
+use dockline_model::{LiveHealth, LiveMembers, LiveOwners, Published, Snapshot};
 use tokio_util::sync::CancellationToken;
 
 pub use frame::{Ignored, Mac};
@@ -109,9 +109,11 @@ pub struct L2 {
 }
 
 impl L2 {
-    /// Opens the packet sockets on every `l2.interfaces` entry and sets the ARP sysctls.
-    pub fn bind(inputs: Inputs) -> Result<Self, L2Error> {
-        let interfaces = inputs.published.load().config.l2.interfaces.clone();
+    /// Opens the packet sockets on every `l2.interfaces` entry of `snapshot` (the one about
+    /// to be published) and sets the ARP sysctls. A change of the interfaces needs a new
+    /// announcer; everything else is followed from `inputs`.
+    pub fn bind(snapshot: &Snapshot, inputs: Inputs) -> Result<Self, L2Error> {
+        let interfaces = snapshot.config.l2.interfaces.clone();
         let mut links = Vec::new();
         for name in &interfaces {
             let (index, mac) = interface(name).map_err(|e| L2Error::Interface(name.clone(), e))?;

@@ -96,6 +96,8 @@ enum Socket {
 #[derive(Debug)]
 pub struct Proxy {
     published: Arc<Published>,
+    /// Subscribed at bind, so no snapshot published after the one bound with is missed.
+    reloads: tokio::sync::watch::Receiver<u64>,
     shared: Arc<Shared>,
     pools: HashMap<String, Arc<Pool>>,
     /// Counters per service port, kept across reloads while the port exists.
@@ -116,10 +118,15 @@ impl std::fmt::Debug for Socket {
 }
 
 impl Proxy {
-    /// Binds every listener of the current snapshot; any failure is a start error naming
-    /// the address.
-    pub fn bind(published: Arc<Published>, health: Arc<LiveHealth>) -> Result<Proxy, Error> {
+    /// Binds every listener of `snapshot` (the one about to be published); any failure is a
+    /// start error naming the address. Later snapshots are followed from `published`.
+    pub fn bind(
+        snapshot: &Snapshot,
+        published: Arc<Published>,
+        health: Arc<LiveHealth>,
+    ) -> Result<Proxy, Error> {
         let mut proxy = Proxy {
+            reloads: published.subscribe(),
             published,
             shared: Arc::new(Shared {
                 routes: ArcSwap::default(),
@@ -134,13 +141,12 @@ impl Proxy {
             listeners: BTreeMap::new(),
             pending: Vec::new(),
         };
-        let snapshot = proxy.published.load();
-        let desired = frontends::desired(&snapshot);
+        let desired = frontends::desired(snapshot);
         for at in desired.keys() {
             let socket = bind(*at)?;
             proxy.pending.push((*at, socket));
         }
-        proxy.swap_routes(&snapshot, desired, Duration::ZERO);
+        proxy.swap_routes(snapshot, desired, Duration::ZERO);
         Ok(proxy)
     }
 
@@ -149,11 +155,10 @@ impl Proxy {
         for (at, socket) in std::mem::take(&mut self.pending) {
             self.serve(at, socket, &shutdown);
         }
-        let mut reloads = self.published.subscribe();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                changed = reloads.changed() => {
+                changed = self.reloads.changed() => {
                     if changed.is_err() {
                         return Ok(());
                     }

@@ -15,7 +15,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dockline_model::Published;
+use dockline_model::{Published, Snapshot};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use desired::{Diff, diff, local_addresses};
@@ -52,17 +53,21 @@ pub fn describe_metrics() {
 pub struct Routes {
     netlink: netlink::Netlink,
     published: Arc<Published>,
+    /// Subscribed at bind, so no snapshot published after the one bound with is missed.
+    changes: watch::Receiver<u64>,
 }
 
 impl Routes {
-    /// Connects and applies the current snapshot; a route the kernel refuses now (no
-    /// CAP_NET_ADMIN, say) stops the start with the address and the reason.
-    pub async fn start(published: Arc<Published>) -> Result<Self, RoutesError> {
+    /// Connects and applies `snapshot` (the one about to be published); a route the kernel
+    /// refuses now (no CAP_NET_ADMIN, say) stops the start with the address and the reason.
+    /// Later snapshots are followed from `published`.
+    pub async fn bind(snapshot: &Snapshot, published: Arc<Published>) -> Result<Self, RoutesError> {
         let routes = Routes {
             netlink: netlink::Netlink::connect().await?,
+            changes: published.subscribe(),
             published,
         };
-        let errors = routes.reconcile().await?;
+        let errors = routes.reconcile(snapshot).await?;
         match errors.into_iter().next() {
             Some(first) => Err(first),
             None => Ok(routes),
@@ -70,17 +75,16 @@ impl Routes {
     }
 
     /// Follows the snapshot until `shutdown`, then removes dockline's routes.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RoutesError> {
-        let mut changes = self.published.subscribe();
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RoutesError> {
         let mut resync = tokio::time::interval(RESYNC);
         resync.tick().await;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                changed = changes.changed() => if changed.is_err() { break },
+                changed = self.changes.changed() => if changed.is_err() { break },
                 _ = resync.tick() => {}
             }
-            for error in self.reconcile().await? {
+            for error in self.reconcile(&self.published.load()).await? {
                 tracing::error!(%error, "route not applied");
             }
         }
@@ -97,8 +101,8 @@ impl Routes {
 
     /// Applies the difference; listing failures end the component, a refused change is
     /// returned (and counted) so the rest still applies.
-    async fn reconcile(&self) -> Result<Vec<RoutesError>, RoutesError> {
-        let desired: BTreeSet<IpAddr> = local_addresses(&self.published.load());
+    async fn reconcile(&self, snapshot: &Snapshot) -> Result<Vec<RoutesError>, RoutesError> {
+        let desired: BTreeSet<IpAddr> = local_addresses(snapshot);
         let current = self.netlink.list().await?;
         let Diff { add, remove } = diff(&current, &desired);
         let mut errors = Vec::new();
