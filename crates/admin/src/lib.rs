@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use report::*;
-pub use runtime::{ComponentState, ConfigHistory, ReloadFailure, Runtime};
+pub use runtime::{ComponentState, ConfigHistory, MoreMetrics, ReloadFailure, Runtime};
 
 /// What the handlers read.
 #[derive(Debug, Clone)]
@@ -34,21 +34,9 @@ pub struct AdminState {
     /// Cluster members (from the cluster component) and VIP owners (from the L2 announcer).
     pub members: Arc<LiveMembers>,
     pub owners: Arc<LiveOwners>,
+    /// The components, their states and the metrics each keeps outside the recorder.
     pub runtime: Arc<Runtime>,
     pub metrics: PrometheusHandle,
-    /// Metrics kept outside the recorder, appended to its text (the DNS latency histogram,
-    /// the proxy's per-service series).
-    pub more_metrics: Vec<MoreMetrics>,
-}
-
-/// Appends metrics in the Prometheus text format to the recorder's.
-#[derive(Clone)]
-pub struct MoreMetrics(pub Arc<dyn Fn(&mut String) + Send + Sync>);
-
-impl std::fmt::Debug for MoreMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MoreMetrics")
-    }
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -127,7 +115,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 async fn metrics(State(state): State<AdminState>) -> Response {
     let mut text = state.metrics.render();
-    for MoreMetrics(render) in &state.more_metrics {
+    for MoreMetrics(render) in state.runtime.more_metrics() {
         render(&mut text);
     }
     (

@@ -45,10 +45,30 @@ pub struct ReloadFailure {
     pub problems: Vec<String>,
 }
 
+/// Appends metrics in the Prometheus text format to the recorder's: series a component
+/// keeps itself (the DNS latency histogram, the proxy's per-service series).
+#[derive(Clone)]
+pub struct MoreMetrics(pub Arc<dyn Fn(&mut String) + Send + Sync>);
+
+impl std::fmt::Debug for MoreMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MoreMetrics")
+    }
+}
+
+/// One enabled component as the daemon, `/readyz`, `/status` and `/metrics` see it.
+#[derive(Debug, Clone)]
+struct ComponentRecord {
+    name: &'static str,
+    state: ComponentState,
+    metrics: Option<MoreMetrics>,
+}
+
 #[derive(Debug)]
 pub struct Runtime {
     pub started_at: SystemTime,
-    components: Mutex<Vec<(&'static str, ComponentState)>>,
+    /// The enabled components, in start order.
+    components: Mutex<Vec<ComponentRecord>>,
     config: ArcSwap<ConfigHistory>,
 }
 
@@ -69,35 +89,61 @@ impl Runtime {
         })
     }
 
-    /// Records a component's state; the first call registers it (as enabled).
-    pub fn set_component(&self, name: &'static str, state: ComponentState) {
-        let mut components = self
-            .components
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match components.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, s)) => *s = state,
-            None => components.push((name, state)),
-        }
-    }
-
-    pub fn components(&self) -> Vec<(&'static str, ComponentState)> {
+    fn records(&self) -> std::sync::MutexGuard<'_, Vec<ComponentRecord>> {
         self.components
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    }
+
+    /// Records a component's state; the first call registers it (as enabled), after the
+    /// ones registered before it.
+    pub fn set_component(&self, name: &'static str, state: ComponentState) {
+        let mut components = self.records();
+        match components.iter_mut().find(|c| c.name == name) {
+            Some(record) => record.state = state,
+            None => components.push(ComponentRecord {
+                name,
+                state,
+                metrics: None,
+            }),
+        }
+    }
+
+    /// Sets what a registered component appends to `/metrics` (None: nothing).
+    pub fn set_component_metrics(&self, name: &'static str, metrics: Option<MoreMetrics>) {
+        if let Some(record) = self.records().iter_mut().find(|c| c.name == name) {
+            record.metrics = metrics;
+        }
+    }
+
+    /// Forgets a component that a reload turned off, and its metrics.
+    pub fn remove_component(&self, name: &'static str) {
+        self.records().retain(|c| c.name != name);
+    }
+
+    /// The registered components and their states, in start order.
+    pub fn components(&self) -> Vec<(&'static str, ComponentState)> {
+        self.records()
+            .iter()
+            .map(|c| (c.name, c.state.clone()))
+            .collect()
+    }
+
+    /// What the registered components append to `/metrics`.
+    pub fn more_metrics(&self) -> Vec<MoreMetrics> {
+        self.records()
+            .iter()
+            .filter_map(|c| c.metrics.clone())
+            .collect()
     }
 
     /// Ready once every registered component runs.
     pub fn ready(&self) -> bool {
-        let components = self
-            .components
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let components = self.records();
         !components.is_empty()
             && components
                 .iter()
-                .all(|(_, s)| *s == ComponentState::Running)
+                .all(|c| c.state == ComponentState::Running)
     }
 
     pub fn config(&self) -> Arc<ConfigHistory> {
@@ -140,6 +186,20 @@ mod tests {
         assert!(rt.ready());
         rt.set_component("dns", ComponentState::Failed("port in use".into()));
         assert!(!rt.ready());
+        rt.remove_component("dns");
+        assert!(rt.ready());
+        assert_eq!(rt.components(), [("admin", ComponentState::Running)]);
+    }
+
+    #[test]
+    fn metrics_of_a_removed_component_go_with_it() {
+        let rt = Runtime::new("x".into(), Duration::ZERO);
+        rt.set_component("dns", ComponentState::Running);
+        let render = |text: &mut String| text.push_str("dns_series 1\n");
+        rt.set_component_metrics("dns", Some(MoreMetrics(Arc::new(render))));
+        assert_eq!(rt.more_metrics().len(), 1);
+        rt.remove_component("dns");
+        assert!(rt.more_metrics().is_empty());
     }
 
     #[test]

@@ -1,25 +1,25 @@
-//! The daemon's life: load the config, start every enabled component, serve until SIGTERM or
-//! SIGINT, then stop everything within a grace period.
+//! The daemon's life: load the config, start every enabled component, apply reloads, serve
+//! until SIGTERM or SIGINT, then stop everything within a grace period.
 //!
 //! A component binds its sockets before it is reported running, so a port in use stops the
-//! start with an error naming the address. One cancellation token reaches every task.
+//! start with an error naming the address. One cancellation token reaches every task; which
+//! components run is the supervisor's business ([`crate::supervisor`]).
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, anyhow};
-use dockline_admin::{AdminState, ComponentState, MoreMetrics, Runtime};
+use dockline_admin::Runtime;
 use dockline_config::Source;
 use dockline_model::{LiveHealth, LiveMembers, LiveOwners, Published};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::components::LiveState;
+use crate::reload::Apply;
+use crate::supervisor::{Ended, Supervisor};
 use crate::{RunOptions, reload, telemetry};
-
-/// How long components get to finish after SIGTERM before they are aborted.
-const GRACE: Duration = Duration::from_secs(5);
 
 pub fn run(options: RunOptions) -> anyhow::Result<()> {
     crate::memory::fix_mmap_threshold();
@@ -59,203 +59,64 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
         "config loaded"
     );
     let runtime = Runtime::new(source.name(), load_duration);
-    let published = Arc::new(Published::new(snapshot));
-    // Endpoint health verdicts: written by the health checker, read by everyone else.
-    let health = Arc::new(LiveHealth::default());
-    // Membership (written by cluster) and VIP owners (written by l2).
-    let members = Arc::new(LiveMembers::default());
-    let owners = Arc::new(LiveOwners::default());
+    let live = LiveState {
+        published: Arc::new(Published::new(snapshot)),
+        // Endpoint health verdicts: written by the health checker, read by everyone else.
+        health: Arc::new(LiveHealth::default()),
+        // Membership (written by cluster) and VIP owners (written by l2).
+        members: Arc::new(LiveMembers::default()),
+        owners: Arc::new(LiveOwners::default()),
+        runtime: runtime.clone(),
+        metrics,
+    };
     let shutdown = CancellationToken::new();
-    let mut tasks = JoinSet::new();
 
+    let (applies_tx, mut applies) = mpsc::channel::<Apply>(1);
     let reloads = reload::start(
         source,
         text,
-        published.clone(),
-        runtime.clone(),
+        live.published.clone(),
+        runtime,
+        applies_tx,
         hangup,
         shutdown.clone(),
     )?;
-    tasks.spawn(with_name("reload", reloads));
+    let mut reloads = tokio::spawn(reloads);
 
-    // Every enabled component is registered before any starts, so /readyz stays 503 until
-    // the last one has bound its sockets.
-    for name in enabled_components(&published.load().config) {
-        runtime.set_component(name, ComponentState::Starting);
-    }
+    let (mut supervisor, mut ended) = Supervisor::new(live.clone(), shutdown.clone());
+    supervisor.start_all().await?;
+    tracing::info!(node = %live.published.load().node.name, "dockline running");
 
-    // Routes first: service addresses are local before anything listens on them.
-    let routes = dockline_routes::Routes::bind(&published.load(), published.clone()).await?;
-    spawn_component(&mut tasks, &runtime, "routes", {
-        let shutdown = shutdown.clone();
-        async move { Ok(routes.run(shutdown).await?) }
-    });
-
-    // Health before the proxy and DNS: verdicts start flowing as soon as they serve.
-    let checker = dockline_health::HealthChecker::new(published.clone(), health.clone());
-    spawn_component(&mut tasks, &runtime, "health", {
-        let shutdown = shutdown.clone();
-        async move {
-            checker.run(shutdown).await;
-            Ok(())
-        }
-    });
-
-    let mut more_metrics = vec![MoreMetrics(Arc::new(dockline_dns::render_latency))];
-    if dockline_proxy::enabled(&published.load().config) {
-        let proxy =
-            dockline_proxy::Proxy::bind(&published.load(), published.clone(), health.clone())?;
-        more_metrics.push(MoreMetrics(Arc::new(proxy.metrics_renderer())));
-        spawn_component(&mut tasks, &runtime, "proxy", {
-            let shutdown = shutdown.clone();
-            async move { Ok(proxy.run(shutdown).await?) }
-        });
-    }
-
-    if published.load().config.dns.enabled {
-        let dns = dockline_dns::Dns::bind(
-            &published.load(),
-            published.clone(),
-            health.clone(),
-            crate::memory::release_free_heap,
-        )
-        .await?;
-        spawn_component(&mut tasks, &runtime, "dns", {
-            let shutdown = shutdown.clone();
-            async move { Ok(dns.run(shutdown).await?) }
-        });
-    }
-
-    if dockline_cluster::enabled(&published.load().config) {
-        let cluster =
-            dockline_cluster::Cluster::bind(&published.load(), published.clone(), members.clone())
-                .await?;
-        spawn_component(&mut tasks, &runtime, "cluster", {
-            let shutdown = shutdown.clone();
-            async move { Ok(cluster.run(shutdown).await?) }
-        });
-    }
-
-    if dockline_l2::enabled(&published.load().config) {
-        let l2 = dockline_l2::L2::bind(
-            &published.load(),
-            dockline_l2::Inputs {
-                published: published.clone(),
-                health: health.clone(),
-                members: members.clone(),
-                owners: owners.clone(),
+    let outcome = loop {
+        tokio::select! {
+            _ = terminate.recv() => {
+                tracing::info!(signal = "SIGTERM", "stopping");
+                break Ok(());
+            }
+            _ = interrupt.recv() => {
+                tracing::info!(signal = "SIGINT", "stopping");
+                break Ok(());
+            }
+            Some(Apply { snapshot, reply }) = applies.recv() => {
+                let _ = reply.send(supervisor.apply(snapshot).await);
+            }
+            Some(Ended { name, result }) = ended.recv() => break match result {
+                Ok(()) => Err(anyhow!("{name} stopped unexpectedly")),
+                Err(error) => Err(error.context(format!("{name} failed"))),
             },
-        )?;
-        spawn_component(&mut tasks, &runtime, "l2", {
-            let shutdown = shutdown.clone();
-            async move { Ok(l2.run(shutdown).await?) }
-        });
-    }
-
-    let admin_listen = published.load().config.admin.listen;
-    let listener = dockline_admin::bind(admin_listen).await?;
-    let admin_state = AdminState {
-        published: published.clone(),
-        health: health.clone(),
-        members,
-        owners,
-        runtime: runtime.clone(),
-        metrics,
-        more_metrics,
-    };
-    spawn_component(&mut tasks, &runtime, "admin", {
-        let shutdown = shutdown.clone();
-        async move {
-            dockline_admin::serve(listener, admin_state, shutdown).await;
-            Ok(())
+            ended = &mut reloads => break match ended {
+                Ok(Ok(())) => Err(anyhow!("config reloads stopped unexpectedly")),
+                Ok(Err(error)) => Err(error.context("config reloads failed")),
+                Err(error) => Err(anyhow!("config reloads panicked: {error}")),
+            },
         }
-    });
-    tracing::info!(listen = %admin_listen, "admin API listening");
-
-    tracing::info!(node = %published.load().node.name, "dockline running");
-
-    let outcome = tokio::select! {
-        _ = terminate.recv() => { tracing::info!(signal = "SIGTERM", "stopping"); Ok(()) }
-        _ = interrupt.recv() => { tracing::info!(signal = "SIGINT", "stopping"); Ok(()) }
-        Some(ended) = tasks.join_next() => match ended {
-            Ok((name, Ok(()))) => Err(anyhow!("{name} stopped unexpectedly")),
-            Ok((name, Err(error))) => Err(error.context(format!("{name} failed"))),
-            Err(error) => Err(anyhow!("a component panicked: {error}")),
-        },
     };
     shutdown.cancel();
-    let drained = tokio::time::timeout(GRACE, async {
-        while let Some(ended) = tasks.join_next().await {
-            if let Ok((name, Err(error))) = ended {
-                tracing::warn!(
-                    component = name,
-                    error = format!("{error:#}"),
-                    "error while stopping"
-                );
-            }
-        }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            grace_s = GRACE.as_secs(),
-            "components did not stop in time; aborting them"
-        );
-        tasks.abort_all();
-    }
-    for (name, _) in runtime.components() {
-        runtime.set_component(name, ComponentState::Stopped);
-    }
+    // Rejects a reload that waits for an answer, so the loader thread can end.
+    drop(applies);
+    supervisor.stop_all().await;
     if outcome.is_ok() {
         tracing::info!("dockline stopped");
     }
     outcome
-}
-
-/// The components this config turns on, in start order.
-fn enabled_components(config: &dockline_config::Config) -> Vec<&'static str> {
-    let mut components = vec!["routes", "health"];
-    if dockline_proxy::enabled(config) {
-        components.push("proxy");
-    }
-    if config.dns.enabled {
-        components.push("dns");
-    }
-    if dockline_cluster::enabled(config) {
-        components.push("cluster");
-    }
-    if dockline_l2::enabled(config) {
-        components.push("l2");
-    }
-    components.push("admin");
-    components
-}
-
-type Ended = (&'static str, anyhow::Result<()>);
-
-async fn with_name(name: &'static str, task: impl Future<Output = anyhow::Result<()>>) -> Ended {
-    (name, task.await)
-}
-
-/// Spawns a started component and reports it running; its end (other than at shutdown)
-/// stops the daemon.
-fn spawn_component(
-    tasks: &mut JoinSet<Ended>,
-    runtime: &Arc<Runtime>,
-    name: &'static str,
-    task: impl Future<Output = anyhow::Result<()>> + Send + 'static,
-) {
-    runtime.set_component(name, ComponentState::Running);
-    metrics::gauge!(telemetry::COMPONENT_UP, "component" => name).set(1.0);
-    let runtime = runtime.clone();
-    tasks.spawn(async move {
-        let result = task.await;
-        let state = match &result {
-            Ok(()) => ComponentState::Stopped,
-            Err(error) => ComponentState::Failed(format!("{error:#}")),
-        };
-        runtime.set_component(name, state);
-        metrics::gauge!(telemetry::COMPONENT_UP, "component" => name).set(0.0);
-        (name, result)
-    });
 }

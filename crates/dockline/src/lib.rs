@@ -5,11 +5,13 @@
 //! `status` prints a running daemon's `/status`.
 
 mod check;
+mod components;
 mod daemon;
 mod logging;
 mod memory;
 mod reload;
 mod status;
+mod supervisor;
 mod telemetry;
 
 use std::path::PathBuf;

@@ -1,24 +1,35 @@
 //! Config reload: SIGHUP or a change of the file rebuilds the snapshot.
 //!
-//! Validate, build, then swap: a file that fails any step is logged with the same lines
+//! Validate, build, then apply: a file that fails any step is logged with the same lines
 //! `dockline check` prints, counted, shown in `/status`, and the running snapshot stays.
+//! The supervisor applies a valid snapshot (see [`crate::supervisor`]): it binds the
+//! components the reload turns on before it publishes, and a bind failure rejects the
+//! reload the same way.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dockline_admin::Runtime;
-use dockline_config::{Problems, Source, parse};
+use dockline_config::{Problem, Problems, Source, parse};
 use dockline_model::{Published, Snapshot, build};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::signal::unix::Signal;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::telemetry;
 
 /// Editors write a file in several steps; wait for them to settle before reading.
 const SETTLE: Duration = Duration::from_millis(150);
+
+/// A valid snapshot for the supervisor to apply; the answer is the snapshot it replaced, or
+/// the problems that rejected it.
+#[derive(Debug)]
+pub struct Apply {
+    pub snapshot: Arc<Snapshot>,
+    pub reply: oneshot::Sender<Result<Arc<Snapshot>, Problem>>,
+}
 
 /// Reads, parses, validates and builds; environment overrides from the process.
 pub fn load_snapshot(source: &Source) -> Result<(String, Snapshot), Problems> {
@@ -64,6 +75,7 @@ pub fn start(
     mut last_text: String,
     published: Arc<Published>,
     runtime: Arc<Runtime>,
+    applies: mpsc::Sender<Apply>,
     mut hangup: Signal,
     shutdown: CancellationToken,
 ) -> anyhow::Result<impl Future<Output = anyhow::Result<()>> + Send> {
@@ -81,7 +93,14 @@ pub fn start(
         .name("dockline-config".into())
         .spawn(move || {
             while let Ok(forced) = load_requests.recv() {
-                reload(&source, &published, &runtime, &mut last_text, forced);
+                reload(
+                    &source,
+                    &published,
+                    &runtime,
+                    &applies,
+                    &mut last_text,
+                    forced,
+                );
             }
         })
         .map_err(|e| anyhow::anyhow!("cannot start the config loader thread: {e}"))?;
@@ -112,6 +131,7 @@ fn reload(
     source: &Source,
     published: &Published,
     runtime: &Runtime,
+    applies: &mpsc::Sender<Apply>,
     last_text: &mut String,
     forced: bool,
 ) {
@@ -124,18 +144,21 @@ fn reload(
             tracing::info!(trigger = "file change", "reloading config");
         }
         *last_text = text;
-        snapshot_of(source, last_text).map(Some)
+        let snapshot = snapshot_of(source, last_text)?;
+        if snapshot.config_digest == published.load().config_digest {
+            return Ok(Some((Arc::new(snapshot), true)));
+        }
+        let snapshot = Arc::new(snapshot);
+        let previous = apply(applies, snapshot.clone())?;
+        drop_when_unread(previous);
+        Ok(Some((snapshot, false)))
     });
     match result {
         Ok(None) => {}
-        Ok(Some(snapshot)) => {
+        Ok(Some((snapshot, unchanged))) => {
             let elapsed = started.elapsed();
-            let unchanged = snapshot.config_digest == published.load().config_digest;
             telemetry::record_snapshot(&snapshot);
-            if !unchanged {
-                let previous = published.publish(snapshot);
-                drop_when_unread(previous);
-            }
+            drop(snapshot);
             runtime.reload_succeeded(elapsed);
             metrics::counter!(telemetry::CONFIG_RELOADS, "result" => "ok").increment(1);
             metrics::gauge!(telemetry::CONFIG_LAST_RELOAD_SUCCESS).set(telemetry::unix_now());
@@ -162,6 +185,22 @@ fn reload(
     }
     // The replaced snapshot, or the rejected file's parse, was just freed.
     crate::memory::release_free_heap();
+}
+
+/// Hands a valid snapshot to the supervisor and waits until it is in force or rejected.
+fn apply(
+    applies: &mpsc::Sender<Apply>,
+    snapshot: Arc<Snapshot>,
+) -> Result<Arc<Snapshot>, Problems> {
+    let (reply, answer) = oneshot::channel();
+    let stopping = || Problems(vec![Problem::new("daemon", "stopping")]);
+    applies
+        .blocking_send(Apply { snapshot, reply })
+        .map_err(|_| stopping())?;
+    answer
+        .blocking_recv()
+        .map_err(|_| stopping())?
+        .map_err(|problem| Problems(vec![problem]))
 }
 
 /// Drops the replaced snapshot here, once readers that woke for the swap let go of it, so

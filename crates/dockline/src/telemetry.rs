@@ -47,12 +47,9 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     }
     metrics::gauge!(BUILD_INFO, "version" => crate::VERSION).set(1.0);
     metrics::gauge!(START_TIME).set(unix_now());
-    dockline_routes::describe_metrics();
-    dockline_cluster::describe_metrics();
-    dockline_l2::describe_metrics();
-    dockline_dns::describe_metrics();
-    dockline_health::describe_metrics();
-    dockline_proxy::describe_metrics();
+    for component in crate::components::COMPONENTS {
+        (component.describe_metrics)();
+    }
     Ok(handle)
 }
 

@@ -31,8 +31,8 @@ impl Published {
     }
 
     /// Replaces the snapshot atomically and wakes the subscribers; returns the one replaced.
-    pub fn publish(&self, next: Snapshot) -> Arc<Snapshot> {
-        let previous = self.current.swap(Arc::new(next));
+    pub fn publish(&self, next: impl Into<Arc<Snapshot>>) -> Arc<Snapshot> {
+        let previous = self.current.swap(next.into());
         self.generation.send_modify(|g| *g += 1);
         previous
     }
