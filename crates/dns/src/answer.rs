@@ -15,44 +15,10 @@ use hickory_proto::op::{Edns, Message, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 
+use crate::verdict::{Action, Transport, Verdict};
+use crate::wire::HEADER_LEN;
 use crate::zone::{Lookup, Zone};
 use crate::{edns, fast};
-
-const HEADER_LEN: usize = 12;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Send the bytes written to `out`.
-    Reply,
-    /// A name outside our zones and upstreams are configured: relay the query.
-    Forward,
-    /// Not a query at all: say nothing.
-    Drop,
-}
-
-/// What happened to one query, for the driver and the metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdict {
-    pub action: Action,
-    pub qtype: Option<RecordType>,
-    pub rcode: ResponseCode,
-}
-
-impl Verdict {
-    fn drop() -> Self {
-        Verdict {
-            action: Action::Drop,
-            qtype: None,
-            rcode: ResponseCode::FormErr,
-        }
-    }
-}
 
 /// Answers `query` from `zone` into `out` (cleared first).
 pub fn answer(query: &[u8], zone: &Zone, transport: Transport, out: &mut Vec<u8>) -> Verdict {

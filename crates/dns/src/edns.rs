@@ -6,7 +6,7 @@
 use hickory_proto::op::Edns;
 
 /// The UDP payload size dockline announces (the DNS flag day 2020 value).
-pub const PAYLOAD: u16 = 1232;
+pub(crate) const PAYLOAD: u16 = 1232;
 
 /// The largest UDP answer sent whatever the client announces.
 const MAX_UDP: usize = 4096;
@@ -15,7 +15,7 @@ const MAX_UDP: usize = 4096;
 const CLASSIC_UDP: usize = 512;
 
 /// The OPT record of the response to a query that carried `request`.
-pub fn response_opt(request: &Edns) -> Edns {
+pub(crate) fn response_opt(request: &Edns) -> Edns {
     let mut edns = Edns::new();
     edns.set_max_payload(PAYLOAD)
         .set_version(0)
@@ -24,12 +24,12 @@ pub fn response_opt(request: &Edns) -> Edns {
 }
 
 /// The largest UDP response the client takes.
-pub fn udp_limit(request: Option<&Edns>) -> usize {
+pub(crate) fn udp_limit(request: Option<&Edns>) -> usize {
     udp_limit_of(request.map(Edns::max_payload))
 }
 
 /// The same from the payload size of the query's OPT record, if it had one.
-pub fn udp_limit_of(payload: Option<u16>) -> usize {
+pub(crate) fn udp_limit_of(payload: Option<u16>) -> usize {
     match payload {
         None => CLASSIC_UDP,
         Some(payload) => usize::from(payload).clamp(CLASSIC_UDP, MAX_UDP),

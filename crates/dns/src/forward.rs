@@ -26,7 +26,7 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::xfer::{DnsExchange, DnsHandle, FirstAnswer};
 use hickory_resolver::{PoolContext, TlsConfig};
 
-use crate::answer::Transport;
+use crate::verdict::Transport;
 
 /// How long one upstream gets to answer (UDP retransmissions included) before the next.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
@@ -53,7 +53,7 @@ impl std::fmt::Debug for Forwarders {
 
 impl Forwarders {
     /// Opens a UDP exchange to each upstream (on the runtime, which runs their tasks).
-    pub async fn connect(upstreams: &[SocketAddr]) -> Result<Self, NetError> {
+    pub(crate) async fn connect(upstreams: &[SocketAddr]) -> Result<Self, NetError> {
         let mut options = ResolverOpts::default();
         options.timeout = UPSTREAM_TIMEOUT;
         let context = PoolContext::new(options, TlsConfig::new()?);
@@ -77,13 +77,13 @@ impl Forwarders {
     }
 
     /// The `dns.forward` list these were built from.
-    pub fn upstreams(&self) -> &[SocketAddr] {
+    pub(crate) fn upstreams(&self) -> &[SocketAddr] {
         &self.upstreams
     }
 
     /// The first upstream response to `query`, with the query's ID, or `None` if the query
     /// does not parse or no upstream answered.
-    pub async fn relay(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    pub(crate) async fn relay(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
         let message = Message::from_vec(query).ok()?;
         let request = DnsRequest::new(message, DnsRequestOptions::default());
         for (index, upstream) in self.upstreams.iter().enumerate() {

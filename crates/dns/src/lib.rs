@@ -3,18 +3,27 @@
 //! address, with names outside the cluster forwarded to `dns.forward` or REFUSED.
 //!
 //! [`zone`] turns a snapshot and the endpoint health verdicts into an index of precomputed
-//! records; [`answer`] answers one query from it (sans-IO); `server` is the socket I/O and `forward` the relay to upstreams. The
-//! zone is rebuilt and swapped in on every config or health change, so the next query sees
-//! it; listeners are only opened and closed when `dns.listen` changes.
+//! records; [`answer`](mod@answer) answers one query from it (sans-IO); `server` is the
+//! socket I/O and `forward` the relay to upstreams. The zone is rebuilt and swapped in on
+//! every config or health change, so the next query sees it; listeners are only opened and
+//! closed when `dns.listen` changes.
+//!
+//! Modules depend one way, and none on this file: `server` -> `answer` -> `fast` -> `zone`
+//! -> `precomputed`; `server` also uses `forward` and `metrics`; `verdict` (what became of
+//! a query), `wire` (message-format constants) and `edns` are leaves used throughout.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod answer;
 mod edns;
 mod fast;
 mod forward;
 mod metrics;
+mod precomputed;
 mod server;
+mod verdict;
+mod wire;
 pub mod zone;
 
 use std::collections::BTreeMap;
@@ -27,19 +36,25 @@ use hickory_proto::ProtoError;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use answer::{Action, Transport, Verdict, answer};
+pub use answer::answer;
 pub use metrics::{describe as describe_metrics, render_latency};
+pub use verdict::{Action, Transport, Verdict};
 pub use zone::Zone;
 
-use server::{Listener, Shared};
+use server::{Listener, Responder};
 
+/// Why the dns component could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {
+    /// A `dns.listen` address could not be bound.
     #[error("dns: cannot listen on {addr}: {error}")]
     Listen {
+        /// The address.
         addr: SocketAddr,
+        /// What the socket call said.
         error: std::io::Error,
     },
+    /// The zone of the snapshot could not be built.
     #[error("dns: cannot build the zone: {0}")]
     Zone(#[from] ProtoError),
 }
@@ -51,7 +66,7 @@ pub struct Dns {
     health: Arc<LiveHealth>,
     config_changes: watch::Receiver<u64>,
     health_changes: watch::Receiver<u64>,
-    shared: Arc<Shared>,
+    responder: Arc<Responder>,
     listeners: BTreeMap<SocketAddr, Listener>,
     /// SOA serial: start time plus one per rebuild, so secondaries and caches see changes.
     serial: u32,
@@ -89,10 +104,10 @@ impl Dns {
         let health_inputs = Zone::health_inputs(snapshot, &verdicts);
         // The build's scratch memory goes back too.
         after_rebuild();
-        let shared = Arc::new(Shared::new(zone));
+        let responder = Arc::new(Responder::new(zone));
         let mut listeners = BTreeMap::new();
         for addr in wanted(&snapshot.config.dns) {
-            listeners.insert(addr, Listener::start(addr, &shared)?);
+            listeners.insert(addr, listen(addr, &responder)?);
             tracing::info!(listen = %addr, "dns listening");
         }
         Ok(Dns {
@@ -100,7 +115,7 @@ impl Dns {
             health,
             config_changes,
             health_changes,
-            shared,
+            responder,
             listeners,
             serial,
             health_inputs,
@@ -159,7 +174,7 @@ impl Dns {
                         "dns: services left out: their names are not valid DNS names"
                     );
                 }
-                let old = self.shared.zone.swap(Arc::new(zone));
+                let old = self.responder.replace_zone(zone);
                 let after_rebuild = self.after_rebuild;
                 // A query in flight may still hold the old zone; the last holder frees it.
                 tokio::task::spawn_blocking(move || {
@@ -183,7 +198,7 @@ impl Dns {
             if self.listeners.contains_key(addr) {
                 continue;
             }
-            match Listener::start(*addr, &self.shared) {
+            match listen(*addr, &self.responder) {
                 Ok(listener) => {
                     self.listeners.insert(*addr, listener);
                     tracing::info!(listen = %addr, "dns listening");
@@ -212,4 +227,9 @@ fn wanted(dns: &dockline_config::Dns) -> Vec<SocketAddr> {
         true => dns.listen.clone(),
         false => Vec::new(),
     }
+}
+
+/// Binds a listener at `addr`; the error names the address.
+fn listen(addr: SocketAddr, responder: &Arc<Responder>) -> Result<Listener, DnsError> {
+    Listener::bind(addr, responder).map_err(|error| DnsError::Listen { addr, error })
 }

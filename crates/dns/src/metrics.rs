@@ -15,15 +15,15 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use metrics::Counter;
 
-use crate::answer::Transport;
+use crate::verdict::Transport;
 
-pub const QUERIES: &str = "dockline_dns_queries_total";
-pub const QUERY_DURATION: &str = "dockline_dns_query_duration_seconds";
-pub const BAD_QUERIES: &str = "dockline_dns_bad_queries_total";
-pub const FORWARD_ERRORS: &str = "dockline_dns_forward_errors_total";
+pub(crate) const QUERIES: &str = "dockline_dns_queries_total";
+pub(crate) const QUERY_DURATION: &str = "dockline_dns_query_duration_seconds";
+pub(crate) const BAD_QUERIES: &str = "dockline_dns_bad_queries_total";
+pub(crate) const FORWARD_ERRORS: &str = "dockline_dns_forward_errors_total";
 
 /// Latency buckets: answers from the zone take microseconds, forwarded ones milliseconds.
-pub const QUERY_DURATION_BUCKETS: &[f64] = &[
+pub(crate) const QUERY_DURATION_BUCKETS: &[f64] = &[
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.005, 0.025, 0.1, 0.5, 2.5,
 ];
 
@@ -54,7 +54,7 @@ const RCODES: [(ResponseCode, &str); 8] = [
 
 /// Why a query or connection got no answer (or a FORMERR for garbage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bad {
+pub(crate) enum Bad {
     /// Shorter than a header, or not parseable (answered FORMERR/NOTIMP if it had a header).
     Malformed,
     /// A response (QR set) sent to us: dropped.
@@ -75,6 +75,7 @@ const BAD: [(Bad, &str); 5] = [
     (Bad::TcpBusy, "tcp_busy"),
 ];
 
+/// Describes the dns metrics to the recorder; called once at start-up.
 pub fn describe() {
     metrics::describe_counter!(
         QUERIES,
@@ -91,7 +92,7 @@ pub fn describe() {
 }
 
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Indexed by transport, query type, response code.
     queries: Vec<Counter>,
     bad: Vec<Counter>,
@@ -129,7 +130,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn query(
+    pub(crate) fn query(
         &self,
         transport: Transport,
         qtype: Option<RecordType>,
@@ -155,13 +156,13 @@ impl Metrics {
         LATENCY.record(took);
     }
 
-    pub fn bad(&self, reason: Bad) {
+    pub(crate) fn bad(&self, reason: Bad) {
         if let Some(i) = BAD.iter().position(|(x, _)| *x == reason) {
             self.bad[i].increment(1);
         }
     }
 
-    pub fn forward_error(&self) {
+    pub(crate) fn forward_error(&self) {
         self.forward_errors.increment(1);
     }
 }

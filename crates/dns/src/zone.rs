@@ -21,7 +21,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use ipnet::IpNet;
 
-use crate::fast::{self, Precomputed};
+use crate::precomputed::Precomputed;
 
 /// The schema version of the Kubernetes DNS specification served at `dns-version.<domain>`.
 pub const SCHEMA_VERSION: &str = "1.1.0";
@@ -41,6 +41,8 @@ const SOA_EXPIRE: i32 = 86400;
 /// is no concern.
 pub(crate) type Key = Box<[u8]>;
 
+/// The records of every name in the cluster domain and its reverse zones, indexed by name;
+/// built once per snapshot or health change and never changed after.
 #[derive(Debug)]
 pub struct Zone {
     names: HashMap<Key, Node>,
@@ -53,17 +55,17 @@ pub struct Zone {
 
 #[derive(Debug)]
 pub(crate) struct Apex {
-    pub name: Name,
+    pub(crate) name: Name,
     key: Key,
-    pub soa: Record,
+    pub(crate) soa: Record,
 }
 
 /// One owner name and what it holds.
 #[derive(Debug, Default)]
 pub(crate) struct Node {
     apex: usize,
-    pub sets: Vec<RecordSet>,
-    pub cname: Option<Box<Record>>,
+    pub(crate) sets: Vec<RecordSet>,
+    pub(crate) cname: Option<Box<Record>>,
 }
 
 /// The records of one type at one name, kept as their data alone: records are made at
@@ -71,7 +73,7 @@ pub(crate) struct Node {
 /// path sends the precomputed bytes.
 #[derive(Debug)]
 pub(crate) struct RecordSet {
-    pub rtype: RecordType,
+    pub(crate) rtype: RecordType,
     data: Vec<Data>,
     /// Headless endpoints rotate: each answer starts one record further.
     rotates: bool,
@@ -185,7 +187,7 @@ impl RecordSet {
 
     /// The records owned by `owner`, in answer order (rotated one further on every call if
     /// the set rotates), and their additionals.
-    pub fn records(&self, owner: &Name, ttl: u32) -> (Vec<Record>, Vec<Record>) {
+    pub(crate) fn records(&self, owner: &Name, ttl: u32) -> (Vec<Record>, Vec<Record>) {
         let (tail, head) = self.data.split_at(self.next_turn());
         let answers = head.iter().chain(tail).map(|d| d.record(owner, ttl));
         let additionals = self.data.iter().filter_map(|d| d.additional(ttl));
@@ -292,6 +294,7 @@ impl Zone {
         &self.forward
     }
 
+    /// How many services were left out: their names are not valid DNS names.
     pub fn skipped(&self) -> usize {
         self.skipped
     }
@@ -501,7 +504,7 @@ impl Zone {
                     .collect();
                 if let Some(addresses) = addresses {
                     // Most sets: written directly, without making records to encode.
-                    set.precomputed = Some(fast::precompute_addresses(&addresses, ttl, rotates));
+                    set.precomputed = Some(Precomputed::addresses(&addresses, ttl, rotates));
                     continue;
                 }
                 if owner.is_none() {
@@ -514,7 +517,7 @@ impl Zone {
                 let additionals: Vec<Record> =
                     set.data.iter().filter_map(|d| d.additional(ttl)).collect();
                 set.precomputed =
-                    fast::precompute(owner, set.rtype, &records, &additionals, rotates);
+                    Precomputed::encode(owner, set.rtype, &records, &additionals, rotates);
             }
         }
         self.names.shrink_to_fit();

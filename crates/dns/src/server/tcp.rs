@@ -14,9 +14,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout;
 
-use super::{Shared, decide};
-use crate::answer::{Action, Transport};
+use super::responder::{Responder, relayed};
 use crate::metrics::Bad;
+use crate::verdict::{Action, Transport};
+use crate::wire::HEADER_LEN;
 
 const MAX_CONNECTIONS: usize = 1024;
 const BACKLOG: i32 = 1024;
@@ -26,7 +27,6 @@ const MAX_QUERY: usize = 4096;
 const IDLE: Duration = Duration::from_secs(10);
 /// To finish sending a query, or to take an answer.
 const TRANSFER: Duration = Duration::from_secs(5);
-const HEADER_LEN: usize = 12;
 
 pub(super) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -40,7 +40,7 @@ pub(super) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+pub(super) async fn serve(listener: TcpListener, responder: Arc<Responder>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = match listener.accept().await {
@@ -54,14 +54,14 @@ pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         };
         match slots.clone().try_acquire_owned() {
             Ok(slot) => {
-                tokio::spawn(connection(stream, shared.clone(), slot));
+                tokio::spawn(connection(stream, responder.clone(), slot));
             }
-            Err(_) => shared.metrics.bad(Bad::TcpBusy),
+            Err(_) => responder.metrics.bad(Bad::TcpBusy),
         }
     }
 }
 
-async fn connection(mut stream: TcpStream, shared: Arc<Shared>, _slot: OwnedSemaphorePermit) {
+async fn connection(mut stream: TcpStream, responder: Arc<Responder>, _slot: OwnedSemaphorePermit) {
     let _ = stream.set_nodelay(true);
     let mut query = Vec::new();
     let mut out = Vec::with_capacity(4096);
@@ -70,26 +70,26 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>, _slot: OwnedSema
         let len = match timeout(IDLE, stream.read_u16()).await {
             Ok(Ok(len)) => usize::from(len),
             Ok(Err(_)) => return,
-            Err(_) => return shared.metrics.bad(Bad::TcpTimeout),
+            Err(_) => return responder.metrics.bad(Bad::TcpTimeout),
         };
         if !(HEADER_LEN..=MAX_QUERY).contains(&len) {
-            return shared.metrics.bad(Bad::TcpFrame);
+            return responder.metrics.bad(Bad::TcpFrame);
         }
         query.resize(len, 0);
         match timeout(TRANSFER, stream.read_exact(&mut query)).await {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => return,
-            Err(_) => return shared.metrics.bad(Bad::TcpTimeout),
+            Err(_) => return responder.metrics.bad(Bad::TcpTimeout),
         }
         let started = Instant::now();
-        let (mut verdict, upstreams) = decide(&query, &shared, Transport::Tcp, &mut out);
+        let (mut verdict, upstreams) = responder.decide(&query, Transport::Tcp, &mut out);
         match verdict.action {
             Action::Reply => {}
             Action::Forward => {
-                out = super::relay(&query, &upstreams, Transport::Tcp, &shared).await;
-                verdict = super::relayed(&out, verdict);
+                out = responder.relay(&query, &upstreams, Transport::Tcp).await;
+                verdict = relayed(&out, verdict);
             }
-            Action::Drop => return shared.dropped(&query),
+            Action::Drop => return responder.dropped(&query),
         }
         let Ok(len) = u16::try_from(out.len()) else {
             return;
@@ -98,9 +98,9 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>, _slot: OwnedSema
         frame.extend_from_slice(&len.to_be_bytes());
         frame.extend_from_slice(&out);
         match timeout(TRANSFER, stream.write_all(&frame)).await {
-            Ok(Ok(())) => shared.answered(Transport::Tcp, &verdict, started),
+            Ok(Ok(())) => responder.answered(Transport::Tcp, &verdict, started),
             Ok(Err(_)) => return,
-            Err(_) => return shared.metrics.bad(Bad::TcpTimeout),
+            Err(_) => return responder.metrics.bad(Bad::TcpTimeout),
         }
     }
 }

@@ -22,8 +22,8 @@ use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmm
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::runtime::Handle;
 
-use super::{Shared, decide};
-use crate::answer::{Action, Transport};
+use super::responder::{Responder, relayed};
+use crate::verdict::{Action, Transport};
 
 /// Socket buffer size asked for; the kernel caps it at net.core.rmem_max / wmem_max.
 const SOCKET_BUFFER: usize = 8 << 20;
@@ -68,17 +68,17 @@ pub(super) fn bind(addr: SocketAddr, workers: usize) -> io::Result<Vec<UdpSocket
 /// tasks on `runtime`.
 pub(super) fn spawn(
     socket: UdpSocket,
-    shared: Arc<Shared>,
+    responder: Arc<Responder>,
     stop: Arc<AtomicBool>,
     runtime: Handle,
 ) -> io::Result<()> {
     std::thread::Builder::new()
         .name("dockline-dns-udp".into())
-        .spawn(move || serve(Arc::new(socket), &shared, &stop, &runtime))
+        .spawn(move || serve(Arc::new(socket), &responder, &stop, &runtime))
         .map(drop)
 }
 
-fn serve(socket: Arc<UdpSocket>, shared: &Arc<Shared>, stop: &AtomicBool, runtime: &Handle) {
+fn serve(socket: Arc<UdpSocket>, responder: &Arc<Responder>, stop: &AtomicBool, runtime: &Handle) {
     let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
         if let Err(error) = batch.receive(&socket) {
@@ -92,29 +92,29 @@ fn serve(socket: Arc<UdpSocket>, shared: &Arc<Shared>, stop: &AtomicBool, runtim
             let (len, peer) = batch.peers[i];
             let query = &batch.queries[i][..len];
             let out = &mut batch.answers[i];
-            let (verdict, upstreams) = decide(query, shared, Transport::Udp, out);
+            let (verdict, upstreams) = responder.decide(query, Transport::Udp, out);
             match verdict.action {
                 Action::Reply => {
                     batch.replies.push(i);
-                    shared.answered(Transport::Udp, &verdict, started);
+                    responder.answered(Transport::Udp, &verdict, started);
                 }
                 Action::Forward => {
                     let Some(peer) = socket_addr(&peer) else {
                         continue;
                     };
                     let query = query.to_vec();
-                    let (socket, shared) = (socket.clone(), shared.clone());
+                    let (socket, responder) = (socket.clone(), responder.clone());
                     runtime.spawn(async move {
-                        let reply = super::relay(&query, &upstreams, Transport::Udp, &shared).await;
+                        let reply = responder.relay(&query, &upstreams, Transport::Udp).await;
                         // A datagram send does not block for long: the socket buffer is large.
                         if let Err(error) = socket.send_to(&reply, peer) {
                             tracing::debug!(peer = %peer, error = %error, "dns: udp send failed");
                         }
-                        let verdict = super::relayed(&reply, verdict);
-                        shared.answered(Transport::Udp, &verdict, started);
+                        let verdict = relayed(&reply, verdict);
+                        responder.answered(Transport::Udp, &verdict, started);
                     });
                 }
-                Action::Drop => shared.dropped(query),
+                Action::Drop => responder.dropped(query),
             }
         }
         batch.send_replies(&socket);
