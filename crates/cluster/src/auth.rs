@@ -1,11 +1,16 @@
 //! Gossip packet authentication: HMAC-SHA256 over the packet, the 32-byte tag appended.
 //! Without a secret packets go out as they are and every packet is accepted.
 
+use std::path::Path;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::error::ClusterError;
+
 const TAG_LEN: usize = 32;
 
+/// Seals outgoing gossip packets and opens incoming ones with the shared secret, if any.
 #[derive(Clone)]
 pub struct Auth {
     key: Option<Vec<u8>>,
@@ -20,8 +25,23 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
+    /// Authenticates with `key`; `None` turns authentication off.
     pub fn new(key: Option<Vec<u8>>) -> Self {
         Auth { key }
+    }
+
+    /// Authenticates with the contents of `cluster.gossip.secret_file`, surrounding
+    /// whitespace trimmed; without a file, packets are not authenticated.
+    pub(crate) fn from_secret_file(path: Option<&Path>) -> Result<Self, ClusterError> {
+        let Some(path) = path else {
+            return Ok(Auth::new(None));
+        };
+        let text = std::fs::read(path).map_err(|e| ClusterError::Secret(path.to_owned(), e))?;
+        let key = text.trim_ascii();
+        if key.is_empty() {
+            return Err(ClusterError::EmptySecret(path.to_owned()));
+        }
+        Ok(Auth::new(Some(key.to_vec())))
     }
 
     fn mac(key: &[u8]) -> Hmac<Sha256> {

@@ -6,11 +6,17 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+/// A node as foca knows it; a node that changes any field is a new member to foca.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NodeId {
+    /// `node.name`.
     pub name: String,
+    /// The address its gossip socket is bound to.
     pub addr: SocketAddr,
+    /// `node.internal_ip`.
     pub internal_ip: IpAddr,
+    /// The digest of the config every node must share (cluster ranges, network mode, pools,
+    /// services).
     pub shared_digest: String,
     /// Grows with every restart and identity change so the newest identity of an address
     /// wins (seconds since the epoch at start, then +1 per change).

@@ -1,22 +1,30 @@
-//! The gossip loop: one task owns foca, the socket and the timers. foca's sends, timers and
-//! notifications are collected in an `AccumulatingRuntime` and carried out after each event.
+//! The gossip driver: one task owns the socket, foca (the SWIM core) and the [`Membership`]
+//! core. Packets, foca's timers, config changes and the membership timer go into the cores;
+//! after each event their output is carried out (foca's sends and timers, collected in an
+//! `AccumulatingRuntime`, and the membership actions as foca calls) and the member set is
+//! published.
 
+use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use dockline_config::Config;
+use dockline_model::{LiveMembers, Published, Snapshot};
 use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, PeriodicParams, PostcardCodec, Timer};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
+use crate::error::ClusterError;
 use crate::identity::NodeId;
-use crate::{Cluster, ClusterError, JOIN_WINDOW, REJECTED, identity, publish, view};
+use crate::membership::{Action, Membership, MembershipConfig};
+use crate::metrics::{Rejection, count_rejected};
+use crate::view;
 
 type Swim = Foca<NodeId, PostcardCodec, SmallRng, NoCustomBroadcast>;
-
-/// How often seeds that are not (or no longer) members are contacted again.
-const REJOIN: Duration = Duration::from_secs(1);
 
 fn foca_config(config: &Config) -> foca::Config {
     let t = config.cluster.gossip.timing();
@@ -33,142 +41,180 @@ fn foca_config(config: &Config) -> foca::Config {
     c
 }
 
-/// Where to send join requests: the seeds and the static nodes at our gossip port.
-fn seeds(config: &Config, me: std::net::SocketAddr) -> Vec<std::net::SocketAddr> {
-    let g = &config.cluster.gossip;
-    let mut all = g.seeds.clone();
-    for node in &config.network.nodes {
-        all.push(std::net::SocketAddr::new(node.internal_ip, me.port()));
-    }
-    all.retain(|a| *a != me);
-    all.sort();
-    all.dedup();
-    all
+/// The bound socket and the state the gossip loop starts from.
+#[derive(Debug)]
+pub(crate) struct Gossip {
+    socket: UdpSocket,
+    auth: Auth,
+    membership: Membership,
+    published: Arc<Published>,
+    members: Arc<LiveMembers>,
 }
 
-pub async fn run(cluster: Cluster, shutdown: CancellationToken) -> Result<(), ClusterError> {
-    let Cluster {
-        socket,
-        auth,
-        mut me,
-        started,
-        published,
-        members,
-    } = cluster;
-    let addr = me.addr;
-    let config = published.load().config.clone();
-    let seed = me.bump ^ (u64::from(std::process::id()) << 32);
-    let rng = SmallRng::seed_from_u64(seed);
-    let mut swim: Swim = Foca::new(me.clone(), foca_config(&config), rng, PostcardCodec);
-    let mut rt = AccumulatingRuntime::new();
-    let mut timers: Vec<(Instant, Timer<NodeId>)> = Vec::new();
-    let mut changes = published.subscribe();
-    let mut rejoin = tokio::time::interval(REJOIN);
-    let mut buf = vec![0u8; 65_536];
-    tracing::info!(listen = %addr, seeds = ?seeds(&config, addr), "gossip started");
+impl Gossip {
+    /// Reads the secret and binds `cluster.gossip.listen` of `snapshot`, then publishes a
+    /// first member set.
+    pub(crate) async fn bind(
+        snapshot: &Snapshot,
+        published: Arc<Published>,
+        members: Arc<LiveMembers>,
+    ) -> Result<Self, ClusterError> {
+        let gossip = &snapshot.config.cluster.gossip;
+        let listen = gossip
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7946)));
+        let auth = Auth::from_secret_file(gossip.secret_file.as_deref())?;
+        let socket = UdpSocket::bind(listen)
+            .await
+            .map_err(|e| ClusterError::Bind(listen, e))?;
+        let addr = socket.local_addr().map_err(ClusterError::Io)?;
+        let epoch = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let membership = Membership::new(
+            &MembershipConfig::from_snapshot(snapshot),
+            addr,
+            epoch.as_secs(),
+            Instant::now(),
+        );
+        // Published before the announcers start, so none claims a VIP of a peer it has
+        // not met yet.
+        let first = view::member_set(
+            membership.me(),
+            std::iter::empty(),
+            &snapshot.config.network.nodes,
+            true,
+        );
+        view::publish(&members, first, &snapshot.shared_digest);
+        Ok(Gossip {
+            socket,
+            auth,
+            membership,
+            published,
+            members,
+        })
+    }
 
-    loop {
-        let next = timers.iter().map(|(at, _)| *at).min();
-        let sleep = async {
-            match next {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        let result = tokio::select! {
-            _ = shutdown.cancelled() => {
-                if let Err(error) = swim.leave_cluster(&mut rt) {
-                    tracing::debug!(%error, "gossip: leaving");
-                }
-                flush_sends(&socket, &auth, &mut rt).await;
-                return Ok(());
-            }
-            received = socket.recv_from(&mut buf) => {
-                let (len, from) = received.map_err(ClusterError::Io)?;
-                match auth.open(&buf[..len]) {
-                    None => {
-                        metrics::counter!(REJECTED, "reason" => "auth").increment(1);
-                        tracing::debug!(%from, "gossip: unauthenticated packet dropped");
-                        Ok(())
+    /// The address the gossip socket is bound to.
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        self.socket.local_addr().ok()
+    }
+
+    /// Gossips until `shutdown`, then leaves the cluster; the socket closes on return.
+    pub(crate) async fn run(self, shutdown: CancellationToken) -> Result<(), ClusterError> {
+        let Gossip {
+            socket,
+            auth,
+            mut membership,
+            published,
+            members,
+        } = self;
+        // Subscribed before the snapshot is read, so that a later publish wakes `changes`.
+        let mut changes = published.subscribe();
+        let snapshot = published.load();
+        let me = membership.me().clone();
+        let rng = SmallRng::seed_from_u64(me.bump ^ (u64::from(std::process::id()) << 32));
+        let mut swim: Swim = Foca::new(me, foca_config(&snapshot.config), rng, PostcardCodec);
+        // The daemon may bind with a snapshot and publish another before this runs.
+        membership.on_config(&MembershipConfig::from_snapshot(&snapshot), []);
+        let mut rt = AccumulatingRuntime::new();
+        let mut timers: Vec<(Instant, Timer<NodeId>)> = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        tracing::info!(
+            listen = %membership.me().addr,
+            seeds = ?membership.join_targets(),
+            "gossip started"
+        );
+
+        loop {
+            while let Some(action) = membership.poll_action() {
+                let done = match action {
+                    Action::ChangeIdentity(id) => {
+                        tracing::info!(digest = %id.shared_digest, "gossip: identity changed");
+                        swim.change_identity(id, &mut rt)
                     }
-                    Some(payload) => swim.handle_data(payload, &mut rt).inspect_err(|_| {
-                        metrics::counter!(REJECTED, "reason" => "invalid").increment(1);
-                    }),
+                    Action::Announce(to) => swim.announce(NodeId::placeholder(to), &mut rt),
+                };
+                if let Err(error) = done {
+                    tracing::debug!(%error, "gossip: foca refused an event");
                 }
             }
-            () = sleep => {
-                let now = Instant::now();
-                let due: Vec<Timer<NodeId>> = {
+            let now = Instant::now();
+            while let Some((after, timer)) = rt.to_schedule() {
+                timers.push((now + after, timer));
+            }
+            while rt.to_notify().is_some() {}
+            flush_sends(&socket, &auth, &mut rt).await;
+            let snapshot = published.load();
+            let set = view::member_set(
+                membership.me(),
+                swim.iter_membership_state().map(|m| (m.id(), m.state())),
+                &snapshot.config.network.nodes,
+                membership.joining(now),
+            );
+            view::publish(&members, set, &snapshot.shared_digest);
+
+            let next_timer = timers.iter().map(|(at, _)| *at).min();
+            let foca_timer = async {
+                match next_timer {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    if let Err(error) = swim.leave_cluster(&mut rt) {
+                        tracing::debug!(%error, "gossip: leaving");
+                    }
+                    flush_sends(&socket, &auth, &mut rt).await;
+                    return Ok(());
+                }
+                received = socket.recv_from(&mut buf) => {
+                    let (len, from) = received.map_err(ClusterError::Io)?;
+                    match auth.open(&buf[..len]) {
+                        None => {
+                            count_rejected(Rejection::Auth);
+                            tracing::debug!(%from, "gossip: unauthenticated packet dropped");
+                            Ok(())
+                        }
+                        Some(payload) => swim.handle_data(payload, &mut rt).inspect_err(|_| {
+                            count_rejected(Rejection::Invalid);
+                        }),
+                    }
+                }
+                () = foca_timer => {
+                    let now = Instant::now();
                     let (due, later): (Vec<_>, Vec<_>) =
                         timers.drain(..).partition(|(at, _)| *at <= now);
                     timers = later;
-                    due.into_iter().map(|(_, t)| t).collect()
-                };
-                due.into_iter().try_for_each(|t| swim.handle_timer(t, &mut rt))
-            }
-            _ = rejoin.tick() => {
-                let config = published.load().config.clone();
-                let known: Vec<std::net::SocketAddr> =
-                    swim.iter_members().map(|m| m.id().addr).collect();
-                seeds(&config, addr)
-                    .into_iter()
-                    .filter(|s| !known.contains(s))
-                    .try_for_each(|s| swim.announce(NodeId::placeholder(s), &mut rt))
-            }
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    return Ok(());
+                    due.into_iter().try_for_each(|(_, timer)| swim.handle_timer(timer, &mut rt))
                 }
-                let next = identity(&published.load(), addr, me.bump + 1);
-                if next.shared_digest == me.shared_digest && next.name == me.name
-                    && next.internal_ip == me.internal_ip
-                {
+                () = tokio::time::sleep_until(membership.poll_timeout().into()) => {
+                    membership.handle_timeout(Instant::now(), live_members(&swim));
                     Ok(())
-                } else {
-                    tracing::info!(digest = %next.shared_digest, "gossip: identity changed");
-                    me = next.clone();
-                    // Messages to an identity a peer no longer has are dropped, so when
-                    // peers change at once (one config pushed everywhere) none would learn
-                    // the others' new identities until probes time out. An announce is
-                    // accepted by address: send one to every peer we know of.
-                    let mut peers: Vec<std::net::SocketAddr> =
-                        swim.iter_members().map(|m| m.id().addr).collect();
-                    peers.extend(seeds(&published.load().config, addr));
-                    peers.sort();
-                    peers.dedup();
-                    swim.change_identity(next, &mut rt).and_then(|()| {
-                        peers
-                            .into_iter()
-                            .try_for_each(|p| swim.announce(NodeId::placeholder(p), &mut rt))
-                    })
                 }
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    let config = MembershipConfig::from_snapshot(&published.load());
+                    membership.on_config(&config, live_members(&swim));
+                    Ok(())
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "gossip: foca refused an event");
             }
-        };
-        if let Err(error) = result {
-            tracing::debug!(%error, "gossip: foca refused an event");
         }
-        let now = Instant::now();
-        while let Some((after, timer)) = rt.to_schedule() {
-            timers.push((now + after, timer));
-        }
-        while rt.to_notify().is_some() {}
-        flush_sends(&socket, &auth, &mut rt).await;
-        let snapshot = published.load();
-        let set = view::member_set(
-            &me,
-            swim.iter_membership_state().map(|m| (m.id(), m.state())),
-            &snapshot.config.network.nodes,
-            started.elapsed() < JOIN_WINDOW,
-        );
-        publish(&members, set, &snapshot.shared_digest);
     }
 }
 
-async fn flush_sends(
-    socket: &tokio::net::UdpSocket,
-    auth: &crate::Auth,
-    rt: &mut AccumulatingRuntime<NodeId>,
-) {
+/// The addresses of foca's live (alive or suspect) members.
+fn live_members(swim: &Swim) -> Vec<SocketAddr> {
+    swim.iter_members().map(|m| m.id().addr).collect()
+}
+
+async fn flush_sends(socket: &UdpSocket, auth: &Auth, rt: &mut AccumulatingRuntime<NodeId>) {
     while let Some((to, data)) = rt.to_send() {
         if let Err(error) = socket.send_to(&auth.seal(&data), to.addr).await {
             tracing::debug!(to = %to.addr, %error, "gossip: send failed");

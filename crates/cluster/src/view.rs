@@ -6,12 +6,14 @@
 //! before it has met its peers, nor wait forever for a peer that never comes.
 
 use dockline_config::PeerNode;
-use dockline_model::{Member, MemberSet, MemberState};
+use dockline_model::{LiveMembers, Member, MemberSet, MemberState};
 use foca::State;
 
 use crate::identity::NodeId;
 
-pub fn member_set<'a>(
+/// The member set from foca's members (`known`, with their states) and the static peers;
+/// `joining` while the node is in its join window.
+pub(crate) fn member_set<'a>(
     me: &NodeId,
     known: impl Iterator<Item = (&'a NodeId, State)>,
     statics: &[PeerNode],
@@ -61,6 +63,12 @@ pub fn member_set<'a>(
         }
     }
     MemberSet::new(members)
+}
+
+/// Publishes `set` and sets the member gauges from it; `ours` is this node's shared digest.
+pub(crate) fn publish(members: &LiveMembers, set: MemberSet, ours: &str) {
+    crate::metrics::record_member_set(&set, ours);
+    members.publish(set);
 }
 
 #[cfg(test)]
