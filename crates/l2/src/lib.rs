@@ -8,6 +8,8 @@
 //! announce, and when) are sans-IO; the socket module is the thin AF_PACKET driver and the
 //! announcer the one task that owns the state.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod announcer;
 pub mod arp;
 mod error;
