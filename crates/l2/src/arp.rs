@@ -14,8 +14,11 @@ const OP_REPLY: u16 = 2;
 /// An ARP request for an IPv4 address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
+    /// Who asks, and where the reply goes.
     pub sender_mac: Mac,
+    /// The asker's address.
     pub sender_ip: Ipv4Addr,
+    /// The address asked for.
     pub target_ip: Ipv4Addr,
 }
 
@@ -119,15 +122,11 @@ pub fn gratuitous(vip: Ipv4Addr, mac: Mac) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::frame::hex;
-
-    // `arping -c 1 -I eth0 192.0.2.10` from 02:00:00:00:00:0c (10.99.0.100), captured
-    // with `tcpdump -xx` in a namespace.
-    const REQUEST: &str = "ffffffffffff02000000000c08060001080006040001\
-                           02000000000c0a630064ffffffffffffc000020a";
+    use crate::testing::ARPING_REQUEST;
 
     #[test]
     fn parses_an_arping_request() {
-        let r = parse_request(&hex(REQUEST)).unwrap();
+        let r = parse_request(&hex(ARPING_REQUEST)).unwrap();
         assert_eq!(r.sender_mac, Mac([2, 0, 0, 0, 0, 0x0c]));
         assert_eq!(r.sender_ip, Ipv4Addr::new(10, 99, 0, 100));
         assert_eq!(r.target_ip, Ipv4Addr::new(192, 0, 2, 10));
@@ -135,7 +134,7 @@ mod tests {
 
     #[test]
     fn replies_to_the_asker_with_our_mac() {
-        let r = parse_request(&hex(REQUEST)).unwrap();
+        let r = parse_request(&hex(ARPING_REQUEST)).unwrap();
         let me = Mac([2, 0, 0, 0, 0, 1]);
         let frame = reply(&r, Ipv4Addr::new(192, 0, 2, 10), me);
         assert_eq!(frame.len(), MIN_FRAME);
@@ -158,7 +157,7 @@ mod tests {
         );
         assert_eq!(
             frame[..42],
-            hex(REQUEST)[..42]
+            hex(ARPING_REQUEST)[..42]
                 .iter()
                 .enumerate()
                 .map(|(i, b)| {
@@ -179,7 +178,7 @@ mod tests {
 
     #[test]
     fn truncated_and_foreign_frames_are_ignored() {
-        let good = hex(REQUEST);
+        let good = hex(ARPING_REQUEST);
         assert_eq!(parse_request(&good[..41]), Err(Ignored::Truncated));
         let mut ipx = good.clone();
         ipx[16] = 0x81; // protocol type 0x8137

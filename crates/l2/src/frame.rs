@@ -2,19 +2,26 @@
 
 use std::fmt;
 
+/// Length of an Ethernet header: destination, source, ethertype.
 pub const ETH_HEADER: usize = 14;
+/// The ethertype of ARP.
 pub const ETHERTYPE_ARP: u16 = 0x0806;
+/// The ethertype of IPv6.
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// Frames shorter than this are padded (IEEE 802.3 minimum without the FCS).
 pub const MIN_FRAME: usize = 60;
 
+/// An Ethernet (MAC-48) address.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Mac(pub [u8; 6]);
 
 impl Mac {
+    /// ff:ff:ff:ff:ff:ff, every station on the segment.
     pub const BROADCAST: Mac = Mac([0xff; 6]);
+    /// 00:00:00:00:00:00, "unknown" in an ARP request's target hardware address.
     pub const ZERO: Mac = Mac([0; 6]);
 
+    /// Whether this is a group (multicast or broadcast) address, never a sender's.
     pub fn is_multicast(self) -> bool {
         self.0[0] & 1 == 1
     }
@@ -67,6 +74,7 @@ pub enum Ignored {
 }
 
 impl Ignored {
+    /// The value of the `reason` label of the ignored-frames counter.
     pub fn label(self) -> &'static str {
         match self {
             Ignored::Truncated => "truncated",
@@ -77,15 +85,17 @@ impl Ignored {
     }
 }
 
-pub fn pad(mut frame: Vec<u8>) -> Vec<u8> {
+/// Pads `frame` with zeros to the Ethernet minimum.
+pub(crate) fn pad(mut frame: Vec<u8>) -> Vec<u8> {
     if frame.len() < MIN_FRAME {
         frame.resize(MIN_FRAME, 0);
     }
     frame
 }
 
+/// Bytes from hex digits, whitespace allowed (test vectors).
 #[cfg(test)]
-pub fn hex(s: &str) -> Vec<u8> {
+pub(crate) fn hex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
     (0..s.len())
         .step_by(2)

@@ -4,74 +4,37 @@
 //! live member set, endpoint health and the snapshot; a node that loses a VIP stops
 //! answering for it with the next frame.
 //!
-//! The codecs ([`arp`], [`ndp`]) and the ownership rule are sans-IO; [`socket`] is the thin
-//! AF_PACKET driver and [`announcer`] the one task that owns the state.
+//! The codecs ([`arp`], [`ndp`]), the ownership rule and the speaker (what to answer and
+//! announce, and when) are sans-IO; the socket module is the thin AF_PACKET driver and the
+//! announcer the one task that owns the state.
+
+#![warn(missing_docs, unreachable_pub)]
 
 mod announcer;
 pub mod arp;
+mod error;
 pub mod frame;
+mod link;
+mod metrics;
 pub mod ndp;
 pub mod owner;
 mod socket;
+mod speaker;
 mod sysctl;
-
-use std::path::PathBuf;
-use std::sync::Arc;
+#[cfg(test)]
+mod testing;
 
 use dockline_config::{Announce, Config};
-use dockline_model::{LiveHealth, LiveMembers, LiveOwners, Published, Snapshot};
+use dockline_model::Snapshot;
 use tokio_util::sync::CancellationToken;
 
+pub use self::metrics::describe_metrics;
+pub use announcer::Inputs;
+pub use error::L2Error;
 pub use frame::{Ignored, Mac};
 pub use socket::{PacketSocket, interface};
 
-const REQUESTS: &str = "dockline_l2_requests_received_total";
-const RESPONSES: &str = "dockline_l2_responses_sent_total";
-const GRATUITOUS: &str = "dockline_l2_gratuitous_sent_total";
-const OWNED: &str = "dockline_vip_owned";
-const IGNORED: &str = "dockline_l2_frames_ignored_total";
-
-#[derive(Debug, thiserror::Error)]
-pub enum L2Error {
-    #[error("l2: interface {0}: {1}")]
-    Interface(String, std::io::Error),
-    #[error("l2: cannot open a packet socket on {0}: {1}")]
-    Socket(String, std::io::Error),
-    #[error("l2: cannot set {}: {error}", path.display())]
-    Sysctl {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-}
-
-pub fn describe_metrics() {
-    metrics::describe_counter!(
-        REQUESTS,
-        "ARP requests and neighbour solicitations received for a VIP, by VIP"
-    );
-    metrics::describe_counter!(
-        RESPONSES,
-        "ARP replies and neighbour advertisements sent, by VIP"
-    );
-    metrics::describe_counter!(
-        GRATUITOUS,
-        "Gratuitous ARPs and unsolicited neighbour advertisements sent, by VIP"
-    );
-    metrics::describe_gauge!(OWNED, "1 while this node owns (answers for) the VIP");
-    metrics::describe_counter!(
-        IGNORED,
-        "ARP/IPv6 frames received and not answered, by reason (truncated, foreign, \
-         not_request, malformed)"
-    );
-    for reason in [
-        Ignored::Truncated,
-        Ignored::Foreign,
-        Ignored::NotRequest,
-        Ignored::Malformed,
-    ] {
-        metrics::counter!(IGNORED, "reason" => reason.label()).absolute(0);
-    }
-}
+use link::Link;
 
 /// L2 announcing is on when there are interfaces and some pool announces "l2".
 pub fn enabled(config: &Config) -> bool {
@@ -80,24 +43,6 @@ pub fn enabled(config: &Config) -> bool {
             .pools
             .iter()
             .any(|p| p.announce.contains(&Announce::L2))
-}
-
-/// The live inputs the announcer reads and the one it writes.
-#[derive(Debug, Clone)]
-pub struct Inputs {
-    pub published: Arc<Published>,
-    pub health: Arc<LiveHealth>,
-    pub members: Arc<LiveMembers>,
-    pub owners: Arc<LiveOwners>,
-}
-
-/// One announce interface.
-#[derive(Debug)]
-struct Link {
-    name: String,
-    mac: Mac,
-    arp: PacketSocket,
-    solicitations: PacketSocket,
 }
 
 /// The announcer with its sockets open and the host prepared.
@@ -113,20 +58,12 @@ impl L2 {
     /// to be published) and sets the ARP sysctls. A change of the interfaces needs a new
     /// announcer; everything else is followed from `inputs`.
     pub fn bind(snapshot: &Snapshot, inputs: Inputs) -> Result<Self, L2Error> {
-        let interfaces = snapshot.config.l2.interfaces.clone();
-        let mut links = Vec::new();
-        for name in &interfaces {
-            let (index, mac) = interface(name).map_err(|e| L2Error::Interface(name.clone(), e))?;
-            let socket =
-                |r: std::io::Result<PacketSocket>| r.map_err(|e| L2Error::Socket(name.clone(), e));
-            links.push(Link {
-                name: name.clone(),
-                mac,
-                arp: socket(PacketSocket::arp(index))?,
-                solicitations: socket(PacketSocket::solicitations(index))?,
-            });
-        }
-        let host = sysctl::HostChanges::apply(&interfaces)
+        let interfaces = &snapshot.config.l2.interfaces;
+        let links = interfaces
+            .iter()
+            .map(|name| Link::bind(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let host = sysctl::HostChanges::apply(interfaces)
             .map_err(|(path, error)| L2Error::Sysctl { path, error })?;
         Ok(L2 {
             links,
@@ -135,7 +72,8 @@ impl L2 {
         })
     }
 
-    /// Answers and announces until `shutdown`; the sysctls are restored on return.
+    /// Answers and announces until `shutdown`. On return every socket is closed and the
+    /// sysctls are restored, so the daemon can stop and bind a new announcer live.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), L2Error> {
         let L2 {
             links,

@@ -21,7 +21,9 @@ pub struct Solicitation {
     pub eth_src: Mac,
     /// Unspecified (`::`) for duplicate address detection.
     pub src: Ipv6Addr,
+    /// The address asked for.
     pub target: Ipv6Addr,
+    /// The asker's source link-layer address option, where the answer goes if present.
     pub source_ll: Option<Mac>,
 }
 
@@ -166,14 +168,7 @@ pub fn unsolicited(vip: Ipv6Addr, mac: Mac) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::frame::hex;
-
-    // `ndisc6 -s fd00:99::64 2001:db8:1::10 eth0` from 02:00:00:00:00:0c, captured with
-    // `tcpdump -xx` in a namespace: multicast to the solicited-node group.
-    const SOLICITATION: &str = "3333ff00001002000000000c86dd6005f8c000203aff\
-                                fd000099000000000000000000000064\
-                                ff0200000000000000000001ff000010\
-                                87004bbb0000000020010db8000100000000000000000010\
-                                010102000000000c";
+    use crate::testing::NDISC6_SOLICITATION;
 
     // The kernel's duplicate address detection for fe80::ff:fe00:c (with a nonce option,
     // RFC 7527), captured the same way.
@@ -184,7 +179,7 @@ mod tests {
                        0e01070e70f18f13";
 
     fn ns() -> Vec<u8> {
-        hex(SOLICITATION)
+        hex(NDISC6_SOLICITATION)
     }
 
     #[test]

@@ -68,57 +68,8 @@ pub fn owners(snapshot: &Snapshot, health: &HealthVerdicts, members: &MemberSet)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dockline_model::{Member, MemberState};
-
-    fn snapshot(node: &str, extra: &str) -> Snapshot {
-        let text = format!(
-            r#"
-            [node]
-            name = "{node}"
-            internal_ip = "10.0.0.1"
-            [[pools]]
-            name = "p"
-            addresses = ["192.0.2.0/24", "2001:db8::/120"]
-            announce = ["l2"]
-            {extra}
-            "#
-        );
-        let config = dockline_config::parse("t.toml", &text, Vec::<(String, String)>::new())
-            .expect("parses");
-        dockline_config::validate(&config).expect("valid");
-        dockline_model::build(config).expect("builds")
-    }
-
-    fn lb(name: &str, ip: &str, policy: &str, endpoint_node: &str, ready: bool) -> String {
-        format!(
-            r#"
-            [[services]]
-            name = "{name}"
-            type = "LoadBalancer"
-            load_balancer_ip = "{ip}"
-            external_traffic_policy = "{policy}"
-            ports = [{{ port = 80 }}]
-            [[services.endpoints]]
-            ip = "10.111.0.5"
-            node = "{endpoint_node}"
-            ready = {ready}
-            "#
-        )
-    }
-
-    fn members(names: &[(&str, MemberState)]) -> MemberSet {
-        MemberSet::new(
-            names
-                .iter()
-                .map(|(n, s)| Member {
-                    name: (*n).into(),
-                    internal_ip: "10.0.0.1".parse().unwrap(),
-                    state: *s,
-                    shared_digest: String::new(),
-                })
-                .collect(),
-        )
-    }
+    use crate::testing::{lb, members, snapshot};
+    use dockline_model::MemberState;
 
     fn owner_of(o: &VipOwners, ip: &str) -> Option<String> {
         let ip: std::net::IpAddr = ip.parse().unwrap();

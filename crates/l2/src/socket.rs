@@ -78,10 +78,13 @@ impl PacketSocket {
         })
     }
 
+    /// A socket for ARP frames on interface `ifindex`.
     pub fn arp(ifindex: u32) -> io::Result<Self> {
         Self::open(ifindex, ETHERTYPE_ARP, None)
     }
 
+    /// A socket for IPv6 neighbour solicitations on interface `ifindex`, filtered in the
+    /// kernel so that no other IPv6 traffic reaches it.
     pub fn solicitations(ifindex: u32) -> io::Result<Self> {
         Self::open(ifindex, ETHERTYPE_IPV6, Some(&solicitations_only()))
     }

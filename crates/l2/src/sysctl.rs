@@ -17,7 +17,7 @@ const SETTINGS: [(&str, &str); 2] = [("arp_ignore", "1"), ("arp_announce", "2")]
 
 /// Settings changed by dockline with the values they had before.
 #[derive(Debug, Default)]
-pub struct HostChanges {
+pub(crate) struct HostChanges {
     saved: Vec<(PathBuf, String)>,
 }
 
@@ -27,7 +27,7 @@ fn path(interface: &str, key: &str) -> PathBuf {
 
 impl HostChanges {
     /// Applies the settings to every interface; on error the ones already made are undone.
-    pub fn apply(interfaces: &[String]) -> Result<Self, (PathBuf, io::Error)> {
+    pub(crate) fn apply(interfaces: &[String]) -> Result<Self, (PathBuf, io::Error)> {
         let mut changes = HostChanges::default();
         for interface in interfaces {
             for (key, value) in SETTINGS {

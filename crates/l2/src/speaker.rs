@@ -1,0 +1,499 @@
+//! The announcer's protocol core, without I/O: which VIPs this node speaks for, the answers
+//! to ARP requests (RFC 826) and neighbour solicitations (RFC 4861 section 7.2.4) for
+//! them, and the gratuitous ARPs / unsolicited advertisements (RFC 5227 section 3, RFC 4861
+//! section 7.2.6) repeated after a takeover.
+//!
+//! The driver passes inputs, frames and `now` in ([`Speaker::on_inputs`],
+//! [`Speaker::on_frame`]), sends what [`Speaker::poll_transmit`] hands out, sleeps until
+//! [`Speaker::poll_timeout`] and reads takeovers and releases from
+//! [`Speaker::poll_event`]. There are no sockets, no clock and no metrics here.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use dockline_model::{HealthVerdicts, MemberSet, Snapshot, VipOwners};
+
+use crate::frame::{ETHERTYPE_ARP, Ignored, Mac};
+use crate::{arp, ndp};
+
+/// A frame to send on one announce link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Transmit {
+    /// Index of the link, as in the MACs given to [`Speaker::new`].
+    pub(crate) link: usize,
+    /// The VIP the frame speaks for; an IPv4 VIP's frame is ARP, an IPv6 VIP's NDP.
+    pub(crate) vip: IpAddr,
+    pub(crate) kind: TransmitKind,
+    /// The whole Ethernet frame.
+    pub(crate) frame: Vec<u8>,
+}
+
+/// Why a frame is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransmitKind {
+    /// Answers a request or solicitation.
+    Reply,
+    /// A gratuitous ARP or unsolicited advertisement after a takeover.
+    Gratuitous,
+}
+
+/// What a received frame turned out to be, for the driver's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Received {
+    /// A request for a VIP this node owns; the reply is queued.
+    Answered(IpAddr),
+    /// A request for an L2 VIP that another node, or none, owns: not answered.
+    NotOwned(IpAddr),
+    /// A request for an address that is not an L2 VIP: the kernel's business.
+    NotVip,
+    /// This node's own frame, looped back by the interface: it asks nothing.
+    Looped,
+    /// Not a request to answer, and why.
+    Ignored(Ignored),
+}
+
+/// A change of what this node answers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// This node now owns the VIP and answers for it.
+    TakenOver(IpAddr),
+    /// This node no longer owns the VIP and stopped answering for it.
+    Released(IpAddr),
+}
+
+/// The takeover announcements of one VIP still to send.
+#[derive(Debug, Clone, Copy)]
+struct Repeat {
+    at: Instant,
+    left: u32,
+}
+
+/// One node's answering and announcing state for its announce links.
+#[derive(Debug)]
+pub(crate) struct Speaker {
+    /// The MAC of each announce link, by link index.
+    macs: Vec<Mac>,
+    /// The owner of every L2 VIP of the snapshot, as last computed.
+    owners: VipOwners,
+    /// Every L2 VIP, and whether this node owns it: requests for the others are not ours.
+    vips: BTreeMap<IpAddr, bool>,
+    /// Announcements per takeover (the first at once) and the time between them.
+    gratuitous_count: u32,
+    gratuitous_interval: Duration,
+    repeats: BTreeMap<IpAddr, Repeat>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl Speaker {
+    /// A speaker for links with these MACs that owns nothing yet.
+    pub(crate) fn new(macs: Vec<Mac>) -> Self {
+        Speaker {
+            macs,
+            owners: VipOwners::default(),
+            vips: BTreeMap::new(),
+            gratuitous_count: 0,
+            gratuitous_interval: Duration::ZERO,
+            repeats: BTreeMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Recomputes which VIPs this node owns ([`crate::owner::owners`]). A VIP lost is not
+    /// answered from now on and its pending announcements are dropped; a VIP taken over is
+    /// announced on every link at once and again every `l2.gratuitous_interval_ms` until
+    /// `l2.gratuitous_count` announcements are out.
+    pub(crate) fn on_inputs(
+        &mut self,
+        snapshot: &Snapshot,
+        health: &HealthVerdicts,
+        members: &MemberSet,
+        now: Instant,
+    ) {
+        let l2 = &snapshot.config.l2;
+        self.gratuitous_count = l2.gratuitous_count;
+        self.gratuitous_interval = Duration::from_millis(l2.gratuitous_interval_ms);
+        self.owners = crate::owner::owners(snapshot, health, members);
+        let vips: BTreeMap<IpAddr, bool> = self
+            .owners
+            .vips
+            .iter()
+            .map(|v| (v.ip, v.owned_by_me))
+            .collect();
+        let before = std::mem::replace(&mut self.vips, vips);
+        let lost: Vec<IpAddr> = owned(&before)
+            .filter(|vip| self.vips.get(vip) != Some(&true))
+            .collect();
+        for lost in lost {
+            self.repeats.remove(&lost);
+            self.transmits.retain(|t| t.vip != lost);
+            self.events.push_back(Event::Released(lost));
+        }
+        let won: Vec<IpAddr> = owned(&self.vips)
+            .filter(|vip| before.get(vip) != Some(&true))
+            .collect();
+        for vip in won {
+            self.events.push_back(Event::TakenOver(vip));
+            if self.gratuitous_count > 0 {
+                self.announce(vip);
+                self.schedule(vip, self.gratuitous_count - 1, now);
+            }
+        }
+    }
+
+    /// Reads one frame received on `link` and queues the reply when it asks for a VIP this
+    /// node owns.
+    pub(crate) fn on_frame(&mut self, link: usize, frame: &[u8]) -> Received {
+        let mac = self.macs[link];
+        if frame.get(6..12) == Some(&mac.0[..]) {
+            return Received::Looped;
+        }
+        let request = match Request::parse(frame) {
+            Ok(request) => request,
+            Err(reason) => return Received::Ignored(reason),
+        };
+        let vip = request.target();
+        match self.vips.get(&vip) {
+            None => Received::NotVip,
+            Some(false) => Received::NotOwned(vip),
+            Some(true) => {
+                self.transmits.push_back(Transmit {
+                    link,
+                    vip,
+                    kind: TransmitKind::Reply,
+                    frame: request.reply(mac),
+                });
+                Received::Answered(vip)
+            }
+        }
+    }
+
+    /// When the next announcement repeat is due, if any is pending.
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        self.repeats.values().map(|r| r.at).min()
+    }
+
+    /// The next frame to send now: queued replies and announcements first, then the
+    /// repeats due at `now`. `None` once nothing is left for now.
+    pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if self.transmits.is_empty() {
+            let due: Vec<(IpAddr, u32)> = self
+                .repeats
+                .iter()
+                .filter(|(_, r)| r.at <= now)
+                .map(|(vip, r)| (*vip, r.left))
+                .collect();
+            for (vip, left) in due {
+                self.announce(vip);
+                self.schedule(vip, left - 1, now);
+            }
+        }
+        self.transmits.pop_front()
+    }
+
+    /// The next takeover or release since the last call.
+    pub(crate) fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The owner of every L2 VIP, as of the last [`Speaker::on_inputs`].
+    pub(crate) fn owners(&self) -> &VipOwners {
+        &self.owners
+    }
+
+    /// The VIPs this node owns (answers for).
+    pub(crate) fn owned(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        owned(&self.vips)
+    }
+
+    /// Queues one announcement of `vip` on every link.
+    fn announce(&mut self, vip: IpAddr) {
+        for (link, mac) in self.macs.iter().enumerate() {
+            let frame = match vip {
+                IpAddr::V4(v4) => arp::gratuitous(v4, *mac),
+                IpAddr::V6(v6) => ndp::unsolicited(v6, *mac),
+            };
+            self.transmits.push_back(Transmit {
+                link,
+                vip,
+                kind: TransmitKind::Gratuitous,
+                frame,
+            });
+        }
+    }
+
+    /// Plans the `left` announcements of `vip` still to send, the next one an interval
+    /// after `now`.
+    fn schedule(&mut self, vip: IpAddr, left: u32, now: Instant) {
+        if left == 0 {
+            self.repeats.remove(&vip);
+        } else {
+            let at = now + self.gratuitous_interval;
+            self.repeats.insert(vip, Repeat { at, left });
+        }
+    }
+}
+
+/// The VIPs of `vips` this node owns.
+fn owned(vips: &BTreeMap<IpAddr, bool>) -> impl Iterator<Item = IpAddr> + '_ {
+    vips.iter().filter(|(_, mine)| **mine).map(|(vip, _)| *vip)
+}
+
+/// A request to answer: an ARP request or a neighbour solicitation.
+#[derive(Debug, Clone, Copy)]
+enum Request {
+    Arp(arp::Request),
+    Neighbor(ndp::Solicitation),
+}
+
+impl Request {
+    /// The request in `frame`, told apart by ethertype, or why there is none.
+    fn parse(frame: &[u8]) -> Result<Self, Ignored> {
+        if frame.get(12..14) == Some(&ETHERTYPE_ARP.to_be_bytes()[..]) {
+            arp::parse_request(frame).map(Request::Arp)
+        } else {
+            ndp::parse_solicitation(frame).map(Request::Neighbor)
+        }
+    }
+
+    /// The address asked for.
+    fn target(&self) -> IpAddr {
+        match self {
+            Request::Arp(request) => request.target_ip.into(),
+            Request::Neighbor(solicitation) => solicitation.target.into(),
+        }
+    }
+
+    /// The answer saying the target is at `mac`.
+    fn reply(&self, mac: Mac) -> Vec<u8> {
+        match self {
+            Request::Arp(request) => arp::reply(request, request.target_ip, mac),
+            Request::Neighbor(solicitation) => {
+                ndp::advertise(solicitation, solicitation.target, mac)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use dockline_model::MemberState;
+
+    use super::*;
+    use crate::frame::hex;
+    use crate::testing::{ARPING_REQUEST, NDISC6_SOLICITATION, lb, members, snapshot};
+
+    const LINK_MACS: [Mac; 2] = [Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2])];
+    const VIP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    /// The address `NDISC6_SOLICITATION` asks for.
+    const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x10);
+    const INTERVAL: Duration = Duration::from_millis(200);
+
+    /// The services on both VIPs, their endpoint on `endpoint_node`, ready or not, with
+    /// `gratuitous_count` takeover announcements 200 ms apart.
+    fn config(endpoint_node: &str, ready: bool, gratuitous_count: u32) -> Snapshot {
+        let extra = format!(
+            "{}{}{}",
+            lb("web", "192.0.2.10", "Local", endpoint_node, ready),
+            lb("web6", "2001:db8:1::10", "Local", endpoint_node, ready),
+            format_args!(
+                r#"
+                [[pools]]
+                name = "ipv6"
+                addresses = ["2001:db8:1::/120"]
+                announce = ["l2"]
+                [l2]
+                gratuitous_count = {gratuitous_count}
+                gratuitous_interval_ms = 200
+                "#
+            ),
+        );
+        snapshot("n1", &extra)
+    }
+
+    /// A speaker on two links, fed `snapshot` for node n1 with n2 alive too.
+    fn speaker(snapshot: &Snapshot, now: Instant) -> Speaker {
+        let mut speaker = Speaker::new(LINK_MACS.to_vec());
+        speaker.on_inputs(
+            snapshot,
+            &HealthVerdicts::default(),
+            &members(&[("n1", MemberState::Alive), ("n2", MemberState::Alive)]),
+            now,
+        );
+        speaker
+    }
+
+    fn drain(speaker: &mut Speaker, now: Instant) -> Vec<Transmit> {
+        std::iter::from_fn(|| speaker.poll_transmit(now)).collect()
+    }
+
+    fn gratuitous(vip: IpAddr) -> Vec<Transmit> {
+        LINK_MACS
+            .iter()
+            .enumerate()
+            .map(|(link, mac)| Transmit {
+                link,
+                vip,
+                kind: TransmitKind::Gratuitous,
+                frame: match vip {
+                    IpAddr::V4(v4) => arp::gratuitous(v4, *mac),
+                    IpAddr::V6(v6) => ndp::unsolicited(v6, *mac),
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_takeover_is_announced_on_every_link_at_the_repeat_schedule_and_no_more() {
+        let start = Instant::now();
+        let mut speaker = speaker(&config("n1", true, 3), start);
+        let events: Vec<Event> = std::iter::from_fn(|| speaker.poll_event()).collect();
+        assert_eq!(
+            events,
+            [Event::TakenOver(VIP4.into()), Event::TakenOver(VIP6.into())]
+        );
+        let both = [gratuitous(VIP4.into()), gratuitous(VIP6.into())].concat();
+        assert_eq!(drain(&mut speaker, start), both, "the first at once");
+        assert_eq!(speaker.poll_timeout(), Some(start + INTERVAL));
+        let early = start + INTERVAL - Duration::from_millis(1);
+        assert_eq!(drain(&mut speaker, early), []);
+
+        let second = start + INTERVAL;
+        assert_eq!(drain(&mut speaker, second), both);
+        assert_eq!(speaker.poll_timeout(), Some(second + INTERVAL));
+        // A late wake-up counts the next interval from when the repeat went out.
+        let third = second + INTERVAL + Duration::from_millis(5);
+        assert_eq!(drain(&mut speaker, third), both);
+
+        assert_eq!(speaker.poll_timeout(), None, "three announcements in all");
+        assert_eq!(drain(&mut speaker, third + 10 * INTERVAL), []);
+    }
+
+    #[test]
+    fn losing_a_vip_stops_replies_at_once_and_cancels_pending_repeats() {
+        let start = Instant::now();
+        let snapshot = config("n1", true, 3);
+        let mut speaker = speaker(&snapshot, start);
+        drain(&mut speaker, start);
+        while speaker.poll_event().is_some() {}
+        let request = hex(ARPING_REQUEST);
+        assert_eq!(
+            speaker.on_frame(0, &request),
+            Received::Answered(VIP4.into())
+        );
+
+        let mut failing = HealthVerdicts::default();
+        failing.set("default/web", "10.111.0.5".parse().unwrap(), false);
+        let later = start + INTERVAL / 2;
+        let alone = members(&[("n1", MemberState::Alive)]);
+        speaker.on_inputs(&snapshot, &failing, &alone, later);
+        assert_eq!(speaker.poll_event(), Some(Event::Released(VIP4.into())));
+        assert_eq!(speaker.poll_event(), None);
+        assert!(speaker.owned().eq([IpAddr::from(VIP6)]));
+
+        // The reply queued before the loss is not sent; only the IPv6 VIP still repeats.
+        assert_eq!(speaker.poll_timeout(), Some(start + INTERVAL));
+        assert_eq!(drain(&mut speaker, later), []);
+        assert_eq!(
+            speaker.on_frame(0, &request),
+            Received::NotOwned(VIP4.into())
+        );
+        assert_eq!(drain(&mut speaker, later), []);
+        assert_eq!(
+            drain(&mut speaker, start + INTERVAL),
+            gratuitous(VIP6.into())
+        );
+    }
+
+    #[test]
+    fn a_request_for_an_owned_vip_gets_one_reply_with_the_links_mac() {
+        let start = Instant::now();
+        let mut speaker = speaker(&config("n1", true, 0), start);
+        assert_eq!(drain(&mut speaker, start), [], "no announcements asked for");
+        let request = hex(ARPING_REQUEST);
+
+        assert_eq!(
+            speaker.on_frame(1, &request),
+            Received::Answered(VIP4.into())
+        );
+        let sent = drain(&mut speaker, start);
+        assert_eq!(sent.len(), 1);
+        let reply = &sent[0];
+        assert_eq!((reply.link, reply.vip), (1, VIP4.into()));
+        assert_eq!(reply.kind, TransmitKind::Reply);
+        let parsed = arp::parse_request(&request).unwrap();
+        assert_eq!(reply.frame, arp::reply(&parsed, VIP4, LINK_MACS[1]));
+        assert_eq!(arp::parse_reply(&reply.frame), Ok((LINK_MACS[1], VIP4)));
+    }
+
+    #[test]
+    fn a_solicitation_for_an_owned_ipv6_vip_gets_an_advertisement() {
+        let start = Instant::now();
+        let mut speaker = speaker(&config("n1", true, 0), start);
+        let solicitation = hex(NDISC6_SOLICITATION);
+
+        assert_eq!(
+            speaker.on_frame(0, &solicitation),
+            Received::Answered(VIP6.into())
+        );
+        let parsed = ndp::parse_solicitation(&solicitation).unwrap();
+        let advertisement = Transmit {
+            link: 0,
+            vip: VIP6.into(),
+            kind: TransmitKind::Reply,
+            frame: ndp::advertise(&parsed, VIP6, LINK_MACS[0]),
+        };
+        assert_eq!(drain(&mut speaker, start), [advertisement]);
+    }
+
+    #[test]
+    fn frames_that_ask_nothing_of_this_node_are_not_answered_and_say_why() {
+        let start = Instant::now();
+        // n2 runs the only endpoint, so n2 owns both VIPs.
+        let mut speaker = speaker(&config("n2", true, 3), start);
+        assert_eq!(speaker.poll_event(), None);
+        let request = hex(ARPING_REQUEST);
+        let asker = Mac([2, 0, 0, 0, 0, 0x0c]);
+        let asker_ip = Ipv4Addr::new(10, 99, 0, 100);
+        // A pool address no service was given.
+        let unassigned = arp::request(asker, asker_ip, Ipv4Addr::new(192, 0, 2, 99));
+        let reply = arp::reply(&arp::parse_request(&request).unwrap(), VIP4, asker);
+        let looped = arp::request(LINK_MACS[0], asker_ip, VIP4);
+
+        let cases = [
+            (&request[..], Received::NotOwned(VIP4.into())),
+            (&request[..41], Received::Ignored(Ignored::Truncated)),
+            (&reply[..], Received::Ignored(Ignored::NotRequest)),
+            (&unassigned[..], Received::NotVip),
+            (&looped[..], Received::Looped),
+        ];
+        for (frame, expected) in cases {
+            assert_eq!(speaker.on_frame(0, frame), expected);
+        }
+        let solicitation = hex(NDISC6_SOLICITATION);
+        assert_eq!(
+            speaker.on_frame(1, &solicitation),
+            Received::NotOwned(VIP6.into())
+        );
+        assert_eq!(drain(&mut speaker, start), []);
+        assert_eq!(speaker.poll_timeout(), None);
+    }
+
+    #[test]
+    fn nothing_pending_means_no_timeout() {
+        let start = Instant::now();
+        assert_eq!(Speaker::new(LINK_MACS.to_vec()).poll_timeout(), None);
+        // One announcement per takeover goes out at once and leaves no repeat behind.
+        let mut speaker = speaker(&config("n1", true, 1), start);
+        assert_eq!(speaker.poll_timeout(), None);
+        assert_eq!(
+            drain(&mut speaker, start),
+            [gratuitous(VIP4.into()), gratuitous(VIP6.into())].concat()
+        );
+        assert_eq!(speaker.poll_timeout(), None);
+    }
+}
