@@ -6,6 +6,7 @@
 //! the old one is closed, and a failed bind keeps the old one serving.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod report;
 mod runtime;

@@ -6,6 +6,7 @@
 //! `now`); this module only runs the probes and follows reloads.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod http;
 mod probe;

@@ -10,6 +10,8 @@ use std::net::IpAddr;
 
 use dockline_model::Snapshot;
 
+/// The addresses this node makes local: every announced LoadBalancer IP, and while the
+/// proxy is on, every LoadBalancer IP and ClusterIP it serves.
 pub fn local_addresses(snapshot: &Snapshot) -> BTreeSet<IpAddr> {
     let proxy = snapshot.config.proxy.enabled;
     let mut addresses: BTreeSet<IpAddr> = snapshot
@@ -27,10 +29,13 @@ pub fn local_addresses(snapshot: &Snapshot) -> BTreeSet<IpAddr> {
 /// What to add and what to remove to get from `current` to `desired`.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Diff {
+    /// Desired, not yet in the kernel.
     pub add: Vec<IpAddr>,
+    /// In the kernel (made by dockline), no longer desired.
     pub remove: Vec<IpAddr>,
 }
 
+/// The changes that turn `current` into `desired`, each list in address order.
 pub fn diff(current: &BTreeSet<IpAddr>, desired: &BTreeSet<IpAddr>) -> Diff {
     Diff {
         add: desired.difference(current).copied().collect(),

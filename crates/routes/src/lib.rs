@@ -6,6 +6,7 @@
 //! back), and removes every route it made when the daemon stops.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod desired;
 mod netlink;
@@ -28,18 +29,24 @@ pub const RESYNC: Duration = Duration::from_secs(10);
 const LOCAL_ROUTES: &str = "dockline_local_routes";
 const ROUTE_ERRORS: &str = "dockline_route_errors_total";
 
+/// Why a route could not be read or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum RoutesError {
+    /// No netlink socket could be opened.
     #[error("routes: cannot open a netlink socket: {0}")]
     Connect(std::io::Error),
+    /// The routes go on `lo`, which every namespace has unless someone deleted it.
     #[error("routes: the loopback interface lo is missing")]
     NoLoopback,
+    /// The kernel refused a request: what was asked, and its answer.
     #[error("routes: {0}: {1}")]
     Netlink(String, rtnetlink::Error),
+    /// An address rtnetlink could not turn into a host-route request.
     #[error("routes: {0} cannot be a route destination: {1}")]
     Invalid(IpAddr, String),
 }
 
+/// Describes the component's metrics; called once at start-up.
 pub fn describe_metrics() {
     metrics::describe_gauge!(
         LOCAL_ROUTES,

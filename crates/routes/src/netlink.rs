@@ -24,13 +24,13 @@ pub const PROTOCOL: u8 = 215;
 const LOCAL_TABLE: u32 = 255;
 
 #[derive(Debug)]
-pub struct Netlink {
+pub(crate) struct Netlink {
     handle: Handle,
     loopback: u32,
 }
 
 impl Netlink {
-    pub async fn connect() -> Result<Self, RoutesError> {
+    pub(crate) async fn connect() -> Result<Self, RoutesError> {
         let (connection, handle, _) = rtnetlink::new_connection().map_err(RoutesError::Connect)?;
         tokio::spawn(connection);
         let mut links = handle.link().get().match_name("lo").execute();
@@ -43,7 +43,7 @@ impl Netlink {
     }
 
     /// The addresses that have a dockline `local` route now.
-    pub async fn list(&self) -> Result<BTreeSet<IpAddr>, RoutesError> {
+    pub(crate) async fn list(&self) -> Result<BTreeSet<IpAddr>, RoutesError> {
         let mut found = BTreeSet::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut query = RouteMessageBuilder::<IpAddr>::new().build();
@@ -62,7 +62,7 @@ impl Netlink {
         Ok(found)
     }
 
-    pub async fn add(&self, ip: IpAddr) -> Result<(), RoutesError> {
+    pub(crate) async fn add(&self, ip: IpAddr) -> Result<(), RoutesError> {
         let route = self.message(ip)?;
         self.handle
             .route()
@@ -73,7 +73,7 @@ impl Netlink {
             .map_err(|e| RoutesError::Netlink(format!("cannot add local route {ip}"), e))
     }
 
-    pub async fn remove(&self, ip: IpAddr) -> Result<(), RoutesError> {
+    pub(crate) async fn remove(&self, ip: IpAddr) -> Result<(), RoutesError> {
         let route = self.message(ip)?;
         self.handle
             .route()
