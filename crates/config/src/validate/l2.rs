@@ -10,14 +10,12 @@ pub(super) fn check_l2(config: &Config, problems: &mut Collector) {
     let l2 = &config.l2;
     let mut seen = HashSet::new();
     for (index, name) in l2.interfaces.iter().enumerate() {
+        let path = format!("l2.interfaces[{index}]");
         if let Err(why) = interface_name(name) {
-            problems.add(format!("l2.interfaces[{index}]"), why);
+            problems.add(&path, why);
         }
         if !seen.insert(name) {
-            problems.add(
-                format!("l2.interfaces[{index}]"),
-                format!("{name:?} is listed twice"),
-            );
+            problems.add(path, format!("{name:?} is listed twice"));
         }
     }
     if !l2.interfaces.is_empty()
