@@ -14,7 +14,7 @@ pub(super) fn check_dns(config: &Config, problems: &mut Collector) {
             "needs at least one address while dns.enabled = true",
         );
     }
-    check_unique_addresses(problems, "dns.listen", &dns.listen);
+    check_unique_addresses("dns.listen", &dns.listen, problems);
     // RFC 2181 section 8: TTLs are 31-bit.
     if dns.ttl > i32::MAX as u32 {
         problems.add(
@@ -32,7 +32,7 @@ pub(super) fn check_dns(config: &Config, problems: &mut Collector) {
     }
 }
 
-fn check_unique_addresses(problems: &mut Collector, path: &str, addresses: &[SocketAddr]) {
+fn check_unique_addresses(path: &str, addresses: &[SocketAddr], problems: &mut Collector) {
     let mut seen = HashSet::new();
     for (index, address) in addresses.iter().enumerate() {
         if !seen.insert(address) {

@@ -80,7 +80,7 @@ fn check_peers(config: &Config, problems: &mut Collector) {
             );
             continue;
         };
-        check_pod_range(problems, &pod_cidr_path, range, config.cluster.pod_cidr);
+        check_pod_range(&pod_cidr_path, range, config.cluster.pod_cidr, problems);
         if let Some((_, first)) = pod_ranges
             .iter()
             .find(|(earlier, _)| ranges_overlap(*earlier, range))

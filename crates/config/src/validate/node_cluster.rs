@@ -37,7 +37,7 @@ pub(super) fn check_node(config: &Config, problems: &mut Collector) {
         );
     }
     if let Some(pod_cidr) = node.pod_cidr {
-        check_pod_range(problems, "node.pod_cidr", pod_cidr, config.cluster.pod_cidr);
+        check_pod_range("node.pod_cidr", pod_cidr, config.cluster.pod_cidr, problems);
     }
     if config.network.tunnel_mode == TunnelMode::Vxlan && node.pod_cidr.is_none() && has_peers {
         problems.add(
@@ -49,12 +49,12 @@ pub(super) fn check_node(config: &Config, problems: &mut Collector) {
 
 /// A node's pod range: a network address, inside `cluster.pod_cidr`.
 pub(super) fn check_pod_range(
-    problems: &mut Collector,
     path: &str,
     range: IpNet,
     cluster_pod_cidr: IpNet,
+    problems: &mut Collector,
 ) {
-    check_host_bits(problems, path, range);
+    check_host_bits(path, range, problems);
     if !cluster_pod_cidr.contains(&range) {
         problems.add(
             path,
@@ -68,7 +68,7 @@ pub(super) fn ranges_overlap(first: IpNet, second: IpNet) -> bool {
     first.contains(&second.network()) || second.contains(&first.network())
 }
 
-fn check_host_bits(problems: &mut Collector, path: &str, network: IpNet) {
+fn check_host_bits(path: &str, network: IpNet, problems: &mut Collector) {
     if network.trunc() != network {
         problems.add(
             path,
@@ -85,8 +85,8 @@ pub(super) fn check_cluster(config: &Config, problems: &mut Collector) {
     if let Err(why) = dns_name(&cluster.domain) {
         problems.add("cluster.domain", why);
     }
-    check_host_bits(problems, "cluster.pod_cidr", cluster.pod_cidr);
-    check_host_bits(problems, "cluster.service_cidr", cluster.service_cidr);
+    check_host_bits("cluster.pod_cidr", cluster.pod_cidr, problems);
+    check_host_bits("cluster.service_cidr", cluster.service_cidr, problems);
     if ranges_overlap(cluster.pod_cidr, cluster.service_cidr) {
         problems.add(
             "cluster.service_cidr",
