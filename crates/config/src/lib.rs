@@ -1,8 +1,12 @@
-//! dockline's configuration: the TOML contract of `DESIGN.md`, loaded with the `config` crate
+//! dockline's configuration: the TOML file a user writes, loaded with the `config` crate
 //! (file plus `DOCKLINE__SECTION__KEY` environment overrides), deserialized into typed structs
 //! and validated. Every problem is reported with its path, all at once.
+//!
+//! Every key, its default and its rules are described in the commented reference
+//! `config/dockline.toml`; the Configuration section of README.md shows how to use them.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod load;
 mod range;
@@ -21,10 +25,12 @@ pub use validate::{NODE_PORT_RANGE, validate};
 pub struct Problem {
     /// The key path, as `services[2].ports[0].node_port`, or the file for file-level problems.
     pub path: String,
+    /// What is wrong and how to fix it.
     pub message: String,
 }
 
 impl Problem {
+    /// A problem at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Problem {
             path: path.into(),
@@ -44,14 +50,17 @@ impl fmt::Display for Problem {
 pub struct Problems(pub Vec<Problem>);
 
 impl Problems {
+    /// Each problem, in the order found.
     pub fn iter(&self) -> impl Iterator<Item = &Problem> {
         self.0.iter()
     }
 
+    /// How many problems there are.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Whether there are none; a `Problems` returned as an error never is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -31,7 +31,9 @@ const SECTIONS: &[&str] = &[
 /// Where a configuration comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
+    /// The built-in [`EMBEDDED_DEFAULT`].
     Embedded,
+    /// A TOML file on disk.
     File(PathBuf),
 }
 
@@ -44,6 +46,7 @@ impl Source {
         }
     }
 
+    /// The file's path; `None` for the embedded default.
     pub fn path(&self) -> Option<&Path> {
         match self {
             Source::Embedded => None,

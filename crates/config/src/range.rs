@@ -20,10 +20,12 @@ impl AddressRange {
         (same_family && to_u128(first) <= to_u128(last)).then_some(AddressRange { first, last })
     }
 
+    /// The lowest address of the range.
     pub fn first(&self) -> IpAddr {
         self.first
     }
 
+    /// The highest address of the range.
     pub fn last(&self) -> IpAddr {
         self.last
     }
@@ -34,11 +36,13 @@ impl AddressRange {
         (to_u128(self.last) - to_u128(self.first)).saturating_add(1)
     }
 
+    /// Whether `ip` is in the range (an address of the other family never is).
     pub fn contains(&self, ip: IpAddr) -> bool {
         ip.is_ipv4() == self.first.is_ipv4()
             && (to_u128(self.first)..=to_u128(self.last)).contains(&to_u128(ip))
     }
 
+    /// Whether the two ranges share an address.
     pub fn overlaps(&self, other: &AddressRange) -> bool {
         self.first.is_ipv4() == other.first.is_ipv4()
             && to_u128(self.first) <= to_u128(other.last)

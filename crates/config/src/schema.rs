@@ -19,15 +19,25 @@ use crate::AddressRange;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// `[node]`.
     pub node: Node,
+    /// `[cluster]`.
     pub cluster: Cluster,
+    /// `[network]`.
     pub network: Network,
+    /// `[admin]`.
     pub admin: Admin,
+    /// `[dns]`.
     pub dns: Dns,
+    /// `[proxy]`.
     pub proxy: Proxy,
+    /// `[l2]`.
     pub l2: L2,
+    /// `[bgp]`.
     pub bgp: Bgp,
+    /// `[[pools]]`.
     pub pools: Vec<Pool>,
+    /// `[[services]]`.
     pub services: Vec<Service>,
 }
 
@@ -38,12 +48,14 @@ pub const NODEPORT_BIND_INTERNAL_IP: &str = "node.deckhouse.io/nodeport-bind-int
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Node {
+    /// This node's name, unique in the cluster; a DNS label.
     pub name: String,
     /// The address NodePorts bind to and peers reach this node on.
     /// Optional on a lone node (then 127.0.0.1); required once there are peers.
     pub internal_ip: Option<IpAddr>,
     /// This node's pod range, inside `cluster.pod_cidr`.
     pub pod_cidr: Option<IpNet>,
+    /// Free-form labels; dockline reads [`NODEPORT_BIND_INTERNAL_IP`].
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -67,12 +79,17 @@ impl Node {
     }
 }
 
+/// `[cluster]`: what all nodes of the cluster must agree on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Cluster {
+    /// The DNS zone the built-in server answers for.
     pub domain: String,
+    /// The range every node's pod range is carved from.
     pub pod_cidr: IpNet,
+    /// The range cluster IPs come from.
     pub service_cidr: IpNet,
+    /// `[cluster.gossip]`.
     pub gossip: Gossip,
 }
 
@@ -91,14 +108,19 @@ impl Default for Cluster {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Gossip {
+    /// The UDP address gossip binds to.
     pub listen: Option<SocketAddr>,
+    /// Nodes to contact when joining.
     pub seeds: Vec<SocketAddr>,
     /// A file holding a shared secret that authenticates gossip packets.
     pub secret_file: Option<PathBuf>,
     /// Failure-detection timing preset; the `*_ms` keys override single values of it.
     pub profile: GossipProfile,
+    /// Overrides the profile's time between probes of a peer.
     pub probe_interval_ms: Option<u64>,
+    /// Overrides the profile's wait for a probe's answer.
     pub probe_timeout_ms: Option<u64>,
+    /// Overrides the profile's time a peer stays suspect before it is declared dead.
     pub suspect_timeout_ms: Option<u64>,
 }
 
@@ -107,16 +129,21 @@ pub struct Gossip {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GossipProfile {
+    /// Probe every 120 ms, 50 ms timeout, 120 ms suspicion.
     #[default]
     Default,
+    /// Probe every 30 ms, 15 ms timeout, 30 ms suspicion.
     Fast,
 }
 
 /// Effective SWIM timing in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GossipTiming {
+    /// Time between probes of a peer.
     pub probe_interval_ms: u64,
+    /// Wait for a probe's answer.
     pub probe_timeout_ms: u64,
+    /// Time a peer stays suspect before it is declared dead.
     pub suspect_timeout_ms: u64,
 }
 
@@ -135,6 +162,7 @@ impl Gossip {
     }
 }
 
+/// `network.tunnel_mode`: how pod traffic crosses between nodes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TunnelMode {
     /// Direct routing: a route per remote node's pod range via that node's address.
@@ -154,21 +182,29 @@ impl fmt::Display for TunnelMode {
     }
 }
 
+/// `[network]`: pod traffic between nodes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Network {
+    /// Routing or overlay.
     pub tunnel_mode: TunnelMode,
+    /// The overlay's settings, read in VXLAN mode.
     pub vxlan: Vxlan,
     /// Peers known statically; gossip adds the rest.
     pub nodes: Vec<PeerNode>,
 }
 
+/// `[network.vxlan]`: the overlay's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Vxlan {
+    /// The VXLAN network identifier, 1-16777215.
     pub vni: u32,
+    /// The tunnel's UDP port, the same on every node.
     pub port: u16,
+    /// The name of the device dockline creates.
     pub device: String,
+    /// The MTU of the network between nodes; the overlay's is derived from it.
     pub underlay_mtu: u32,
 }
 
@@ -183,17 +219,23 @@ impl Default for Vxlan {
     }
 }
 
+/// A peer known in advance, one `[[network.nodes]]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerNode {
+    /// The peer's node name.
     pub name: String,
+    /// The address routes and tunnels to the peer go to.
     pub internal_ip: IpAddr,
+    /// The peer's pod range; required.
     pub pod_cidr: Option<IpNet>,
 }
 
+/// `[admin]`: the HTTP endpoint for /metrics, /healthz, /readyz and /status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Admin {
+    /// Where to serve; the port is not 0.
     pub listen: SocketAddr,
 }
 
@@ -205,11 +247,15 @@ impl Default for Admin {
     }
 }
 
+/// `[dns]`: the authoritative server for the cluster domain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Dns {
+    /// `false` turns the DNS server off.
     pub enabled: bool,
+    /// Where to answer, over UDP and TCP.
     pub listen: Vec<SocketAddr>,
+    /// The TTL of every answer, in seconds.
     pub ttl: u32,
     /// Upstream resolvers for names outside the cluster domain; empty answers REFUSED.
     pub forward: Vec<Upstream>,
@@ -248,9 +294,11 @@ impl fmt::Display for Upstream {
     }
 }
 
+/// `[proxy]`: the L4 proxy for ClusterIP, NodePort and LoadBalancer traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Proxy {
+    /// `false` leaves forwarding to another proxy.
     pub enabled: bool,
     /// Give up connecting to a backend after this; the client is reset.
     pub connect_timeout_ms: u64,
@@ -274,6 +322,7 @@ impl Default for Proxy {
     }
 }
 
+/// `[l2]`: announcing LoadBalancer IPs with ARP and NDP.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct L2 {
@@ -281,6 +330,7 @@ pub struct L2 {
     pub interfaces: Vec<String>,
     /// Gratuitous ARPs / unsolicited neighbour advertisements sent on taking a VIP over.
     pub gratuitous_count: u32,
+    /// Time between the gratuitous announcements, in milliseconds.
     pub gratuitous_interval_ms: u64,
 }
 
@@ -294,20 +344,27 @@ impl Default for L2 {
     }
 }
 
+/// `[bgp]`: announcing LoadBalancer IPs to routers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Bgp {
+    /// This node's AS number; unset means no BGP.
     pub asn: Option<u32>,
     /// Defaults to the node's internal IPv4 address.
     pub router_id: Option<std::net::Ipv4Addr>,
+    /// One per router to keep a session with.
     pub peers: Vec<BgpPeer>,
 }
 
+/// A router to keep a BGP session with, one `[[bgp.peers]]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BgpPeer {
+    /// The router's address.
     pub address: IpAddr,
+    /// The router's AS number; equal to `bgp.asn` means iBGP.
     pub asn: u32,
+    /// The router's TCP port.
     #[serde(default = "default_bgp_port")]
     pub port: u16,
     /// A file holding the TCP-MD5 (RFC 2385) key.
@@ -316,6 +373,7 @@ pub struct BgpPeer {
     /// Seconds; 0 or at least 3 (RFC 4271 section 4.2).
     #[serde(default = "default_hold_time")]
     pub hold_time: u16,
+    /// Graceful restart (RFC 4724): the router keeps our routes while dockline restarts.
     #[serde(default = "default_true")]
     pub graceful_restart: bool,
 }
@@ -330,21 +388,28 @@ fn default_true() -> bool {
     true
 }
 
+/// How a pool's VIPs are made reachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Announce {
+    /// ARP/NDP answers on `l2.interfaces` by the owning node.
     L2,
+    /// Routes to every BGP peer.
     Bgp,
 }
 
+/// Addresses LoadBalancer services get their IP from, one `[[pools]]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pool {
+    /// The name services' `pool` refers to.
     pub name: String,
     /// Ranges `A-B` or CIDRs, IPv4 or IPv6.
     pub addresses: Vec<AddressRange>,
+    /// Services that name no pool may be given an address from this one.
     #[serde(default = "default_true")]
     pub auto_assign: bool,
+    /// How the VIPs are announced; empty: not at all.
     #[serde(default)]
     pub announce: Vec<Announce>,
     /// BGP communities `ASN:VALUE`.
@@ -358,12 +423,17 @@ pub struct Pool {
     pub local_pref: Option<u32>,
 }
 
+/// The Kubernetes service type.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ServiceType {
+    /// A virtual address inside the cluster (or none, when headless).
     #[default]
     ClusterIP,
+    /// A cluster IP that is also reachable on a port of every node.
     NodePort,
+    /// A NodePort service with an announced address from a pool.
     LoadBalancer,
+    /// Only a DNS alias (CNAME).
     ExternalName,
 }
 
@@ -373,17 +443,22 @@ impl fmt::Display for ServiceType {
     }
 }
 
+/// Which endpoints a node forwards NodePort and LoadBalancer traffic to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TrafficPolicy {
+    /// Any ready endpoint.
     #[default]
     Cluster,
+    /// Only endpoints on this node, keeping the client address.
     Local,
 }
 
 /// `cluster_ip`: an address, or "None" for a headless service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClusterIp {
+    /// No virtual address: DNS answers with the endpoints.
     Headless,
+    /// A fixed address inside `cluster.service_cidr`.
     Address(IpAddr),
 }
 
@@ -408,12 +483,16 @@ impl fmt::Display for ClusterIp {
     }
 }
 
+/// One `[[services]]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
+    /// A DNS label; unique within the namespace.
     pub name: String,
+    /// A DNS label.
     #[serde(default = "default_namespace")]
     pub namespace: String,
+    /// The service type, written `type`.
     #[serde(default, rename = "type")]
     pub kind: ServiceType,
     /// Omitted: allocated from `cluster.service_cidr`.
@@ -422,11 +501,13 @@ pub struct Service {
     /// Omitted: allocated from `pool` (or any auto-assign pool).
     #[serde(default)]
     pub load_balancer_ip: Option<IpAddr>,
+    /// The pool to take the LoadBalancer IP from; LoadBalancer services only.
     #[serde(default)]
     pub pool: Option<String>,
     /// Services with the same key may share one LoadBalancer IP when their ports differ.
     #[serde(default)]
     pub sharing_key: Option<String>,
+    /// Which endpoints NodePort and LoadBalancer traffic goes to.
     #[serde(default)]
     pub external_traffic_policy: TrafficPolicy,
     /// ExternalName services only: the CNAME target.
@@ -435,8 +516,10 @@ pub struct Service {
     /// Headless DNS includes endpoints that are not ready.
     #[serde(default)]
     pub publish_not_ready_addresses: bool,
+    /// What the service serves.
     #[serde(default)]
     pub ports: Vec<ServicePort>,
+    /// Active checks of each endpoint; none: endpoints are as `ready` says.
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
     /// How the proxy picks an endpoint for a new connection or flow.
@@ -449,14 +532,18 @@ pub struct Service {
     /// (TCP ports), so the endpoint learns the client's address.
     #[serde(default)]
     pub proxy_protocol: ProxyProtocol,
+    /// The backends.
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
 }
 
+/// How the proxy picks an endpoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LoadBalancing {
+    /// Each endpoint in turn.
     #[default]
     RoundRobin,
+    /// The endpoint with the fewest open connections.
     LeastConnections,
     /// Consistent hashing on the client address (Maglev).
     Maglev,
@@ -466,9 +553,12 @@ pub enum LoadBalancing {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProxyProtocol {
+    /// No header.
     #[default]
     None,
+    /// Version 1, text.
     V1,
+    /// Version 2, binary.
     V2,
 }
 
@@ -476,13 +566,16 @@ fn default_namespace() -> String {
     "default".into()
 }
 
+/// A transport protocol, written "TCP" or "UDP".
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
 pub enum Protocol {
+    /// TCP.
     #[default]
     #[serde(rename = "TCP")]
     Tcp,
+    /// UDP.
     #[serde(rename = "UDP")]
     Udp,
 }
@@ -496,13 +589,17 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// One port of a service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServicePort {
+    /// A DNS label; required when the service has several ports.
     #[serde(default)]
     pub name: Option<String>,
+    /// TCP or UDP.
     #[serde(default)]
     pub protocol: Protocol,
+    /// The port on the service's addresses.
     pub port: u16,
     /// Defaults to `port`.
     #[serde(default)]
@@ -512,23 +609,32 @@ pub struct ServicePort {
     pub node_port: Option<u16>,
 }
 
+/// How a health check probes an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthCheckKind {
+    /// A TCP connect succeeds.
     Tcp,
+    /// A GET of `path` answers 2xx or 3xx.
     Http,
 }
 
+/// Active checks of each endpoint of a service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
+    /// TCP or HTTP.
     pub kind: HealthCheckKind,
+    /// Time between checks, in milliseconds.
     #[serde(default = "default_interval_ms")]
     pub interval_ms: u64,
+    /// Give up on one check after this many milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Passes in a row that make an endpoint ready.
     #[serde(default = "default_threshold")]
     pub rise: u32,
+    /// Failures in a row that make an endpoint not ready.
     #[serde(default = "default_threshold")]
     pub fall: u32,
     /// HTTP checks: the path to GET; a 2xx or 3xx answer passes. Unset: "/".
@@ -556,9 +662,11 @@ fn default_threshold() -> u32 {
     2
 }
 
+/// A backend of a service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
+    /// The backend's address.
     pub ip: IpAddr,
     /// The node the endpoint runs on (for `external_traffic_policy = "Local"`).
     #[serde(default)]
@@ -566,6 +674,7 @@ pub struct Endpoint {
     /// Gives the endpoint the DNS name `<hostname>.<svc>.<ns>.svc.<domain>`.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// `false` keeps the endpoint out of balancing and DNS (see `publish_not_ready_addresses`).
     #[serde(default = "default_true")]
     pub ready: bool,
 }

@@ -23,7 +23,7 @@ pub fn stable_hash(key: &str) -> u128 {
 /// `slot(i)` maps an index `0..size` to a candidate value; `None` means the index is not
 /// usable (a network or broadcast address). Gives up after `max_probes` candidates, so a huge
 /// nearly-full IPv6 range cannot stall a reload.
-pub fn probe<T: Eq + Hash + Copy>(
+pub(crate) fn probe<T: Eq + Hash + Copy>(
     key: &str,
     size: u128,
     used: &HashSet<T>,

@@ -21,6 +21,7 @@ pub struct HealthVerdicts {
 }
 
 impl HealthVerdicts {
+    /// Records the latest verdict of `endpoint` of `service` (`namespace/name`).
     pub fn set(&mut self, service: &str, endpoint: IpAddr, passing: bool) {
         self.by_service
             .entry(service.to_owned())
@@ -80,6 +81,7 @@ impl Default for LiveHealth {
 }
 
 impl LiveHealth {
+    /// The verdicts in force now.
     pub fn load(&self) -> Arc<HealthVerdicts> {
         self.current.load_full()
     }

@@ -15,13 +15,16 @@ use tokio::sync::watch;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MemberState {
+    /// Answers probes.
     Alive,
     /// Missed probes; still counted live until declared down (SWIM's suspicion).
     Suspect,
+    /// Declared dead; no longer counted live.
     Down,
 }
 
 impl MemberState {
+    /// The state's lowercase name: "alive", "suspect" or "down".
     pub fn name(self) -> &'static str {
         match self {
             MemberState::Alive => "alive",
@@ -30,15 +33,20 @@ impl MemberState {
         }
     }
 
+    /// Alive or suspect.
     pub fn is_live(self) -> bool {
         self != MemberState::Down
     }
 }
 
+/// One node of the cluster, as membership sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
+    /// The node's name.
     pub name: String,
+    /// The node's `internal_ip`.
     pub internal_ip: IpAddr,
+    /// What SWIM thinks of it.
     pub state: MemberState,
     /// The member's `Snapshot::shared_digest` as it gossips it.
     pub shared_digest: String,
@@ -47,10 +55,12 @@ pub struct Member {
 /// Every known member, this node included, sorted by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemberSet {
+    /// Sorted by name.
     pub members: Vec<Member>,
 }
 
 impl MemberSet {
+    /// The set of `members`, sorted by name.
     pub fn new(mut members: Vec<Member>) -> Self {
         members.sort_by(|a, b| a.name.cmp(&b.name));
         MemberSet { members }
@@ -76,15 +86,18 @@ impl MemberSet {
 /// The owner of one L2-announced VIP, as this node computes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VipOwner {
+    /// The VIP.
     pub ip: IpAddr,
     /// `None` when no live node is eligible.
     pub owner: Option<String>,
+    /// Whether this node is the owner.
     pub owned_by_me: bool,
 }
 
 /// Owners of every L2-announced VIP, sorted by address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VipOwners {
+    /// Sorted by address.
     pub vips: Vec<VipOwner>,
 }
 
@@ -102,6 +115,7 @@ impl<T: Default> Default for Live<T> {
 }
 
 impl<T> Live<T> {
+    /// Holds `first` until the first publish.
     pub fn new(first: T) -> Self {
         Live {
             current: ArcSwap::from_pointee(first),
@@ -109,6 +123,7 @@ impl<T> Live<T> {
         }
     }
 
+    /// The value in force now.
     pub fn load(&self) -> Arc<T> {
         self.current.load_full()
     }
@@ -129,7 +144,9 @@ impl<T: PartialEq> Live<T> {
     }
 }
 
+/// The member set, published by the cluster component.
 pub type LiveMembers = Live<MemberSet>;
+/// The owners of the L2-announced VIPs, published by the L2 component.
 pub type LiveOwners = Live<VipOwners>;
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::Snapshot;
 
+/// The snapshot in force, swapped whole on every (re)load.
 #[derive(Debug)]
 pub struct Published {
     current: ArcSwap<Snapshot>,
@@ -18,6 +19,7 @@ pub struct Published {
 }
 
 impl Published {
+    /// Holds `first` until the first publish.
     pub fn new(first: Snapshot) -> Self {
         Published {
             current: ArcSwap::from_pointee(first),

@@ -1,0 +1,92 @@
+//! `[network]`: the VXLAN overlay settings and the peers in `[[network.nodes]]`, whose names,
+//! addresses and pod ranges must not clash with this node's or each other's.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::Collector;
+use super::names::{dns_label, interface_name};
+use super::node_cluster::{check_pod_range, ranges_overlap};
+use crate::schema::{Config, Vxlan};
+
+/// VNIs are 24-bit (RFC 7348 section 5).
+const MAX_VNI: u32 = (1 << 24) - 1;
+
+pub(super) fn check_network(config: &Config, problems: &mut Collector) {
+    check_vxlan(&config.network.vxlan, problems);
+    check_peers(config, problems);
+}
+
+fn check_vxlan(vxlan: &Vxlan, problems: &mut Collector) {
+    if vxlan.vni == 0 || vxlan.vni > MAX_VNI {
+        problems.add(
+            "network.vxlan.vni",
+            format!("{} is outside 1-{MAX_VNI}", vxlan.vni),
+        );
+    }
+    if vxlan.port == 0 {
+        problems.add("network.vxlan.port", "must not be 0");
+    }
+    if let Err(why) = interface_name(&vxlan.device) {
+        problems.add("network.vxlan.device", why);
+    }
+    // IPv6 needs 1280 on the overlay; the encapsulation takes up to 70 bytes more.
+    if !(1350..=65535).contains(&vxlan.underlay_mtu) {
+        problems.add(
+            "network.vxlan.underlay_mtu",
+            format!("{} is outside 1350-65535", vxlan.underlay_mtu),
+        );
+    }
+}
+
+/// Each peer's name, address and pod range, against this node's and the earlier peers'.
+fn check_peers(config: &Config, problems: &mut Collector) {
+    let node = &config.node;
+    // Each value seen so far, with the path of the key that set it.
+    let mut names = HashMap::from([(node.name.as_str(), "node.name".to_owned())]);
+    let mut addresses: HashMap<IpAddr, String> = HashMap::new();
+    if let Some(ip) = node.internal_ip {
+        addresses.insert(ip, "node.internal_ip".into());
+    }
+    let mut pod_ranges: Vec<(IpNet, String)> = node
+        .pod_cidr
+        .map(|range| (range, "node.pod_cidr".to_owned()))
+        .into_iter()
+        .collect();
+    for (index, peer) in config.network.nodes.iter().enumerate() {
+        let path = format!("network.nodes[{index}]");
+        if let Err(why) = dns_label(&peer.name) {
+            problems.add(format!("{path}.name"), why);
+        }
+        if let Some(first) = names.insert(&peer.name, format!("{path}.name")) {
+            problems.add(
+                format!("{path}.name"),
+                format!("{:?} is already used by {first}", peer.name),
+            );
+        }
+        if let Some(first) = addresses.insert(peer.internal_ip, format!("{path}.internal_ip")) {
+            problems.add(
+                format!("{path}.internal_ip"),
+                format!("{} is already used by {first}", peer.internal_ip),
+            );
+        }
+        let pod_cidr_path = format!("{path}.pod_cidr");
+        let Some(range) = peer.pod_cidr else {
+            problems.add(
+                pod_cidr_path,
+                "must be set: routes and the overlay need each node's pod range",
+            );
+            continue;
+        };
+        check_pod_range(&pod_cidr_path, range, config.cluster.pod_cidr, problems);
+        if let Some((_, first)) = pod_ranges
+            .iter()
+            .find(|(earlier, _)| ranges_overlap(*earlier, range))
+        {
+            problems.add(&pod_cidr_path, format!("{range} overlaps {first}"));
+        }
+        pod_ranges.push((range, pod_cidr_path));
+    }
+}
