@@ -130,8 +130,8 @@ pub enum Action {
     Send(ConnectionId, Vec<u8>),
     /// Close that connection once what was sent before is written.
     Close(ConnectionId),
-    /// The session is established: routes may be sent now.
-    Up(Negotiated),
+    /// The session is established on that connection: routes may be sent now.
+    Up(ConnectionId, Negotiated),
     /// The established session ended; the router drops (or, with graceful restart, keeps
     /// stale) what it had from us.
     Down {
@@ -674,7 +674,7 @@ impl Session {
         };
         self.established_since = Some(now);
         self.last_error = None;
-        self.actions.push_back(Action::Up(negotiated));
+        self.actions.push_back(Action::Up(id, negotiated));
     }
 
     /// The OPEN checks of RFC 4271 section 6.2 (and RFC 6793 for the AS number), with

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use dockline_admin::{AdminState, MoreMetrics, Runtime};
+use dockline_admin::{AdminState, BgpPeerRecord, MoreMetrics, Runtime};
 use dockline_config::Config;
 use dockline_model::{LiveHealth, LiveMembers, LiveOwners, Published, Snapshot};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -200,6 +200,31 @@ pub static COMPONENTS: &[Component] = &[
         },
     },
     Component {
+        name: "bgp",
+        enabled: dockline_bgp::enabled,
+        // The AS number and router ID are every session's; peer changes are followed per
+        // session by the speaker itself.
+        restart_key: dockline_bgp::restart_key,
+        describe_metrics: dockline_bgp::describe_metrics,
+        bind: |live, snapshot| {
+            Box::pin(async move {
+                let runtime = Arc::clone(&live.runtime);
+                let report: dockline_bgp::Report = Box::new(move |peers| {
+                    runtime.set_bgp_peers(peers.into_iter().map(bgp_peer_record).collect());
+                });
+                let bgp = dockline_bgp::Bgp::bind(
+                    snapshot,
+                    dockline_bgp::Inputs {
+                        published: live.published,
+                        health: live.health,
+                        report,
+                    },
+                )?;
+                Ok(Bound::new(|shutdown| bgp.run(shutdown)))
+            })
+        },
+    },
+    Component {
         name: "admin",
         enabled: always,
         // The listener moves by itself when `admin.listen` changes.
@@ -226,6 +251,18 @@ pub static COMPONENTS: &[Component] = &[
         },
     },
 ];
+
+fn bgp_peer_record(peer: dockline_bgp::PeerStatus) -> BgpPeerRecord {
+    BgpPeerRecord {
+        address: peer.address,
+        asn: peer.asn,
+        state: peer.state,
+        established_at: peer.established_at,
+        last_error: peer.last_error,
+        prefixes_sent: peer.prefixes_sent,
+        updates_sent: peer.updates_sent,
+    }
+}
 
 #[cfg(test)]
 mod tests {

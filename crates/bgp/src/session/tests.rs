@@ -105,7 +105,7 @@ fn an_outbound_session_sends_its_open_and_comes_up_on_the_routers_keepalive() {
     assert_eq!(session.state(), State::OpenConfirm);
 
     session.received(id, &keepalive(), now + Duration::from_secs(1));
-    let Some(Action::Up(negotiated)) = session.poll_action() else {
+    let Some(Action::Up(_, negotiated)) = session.poll_action() else {
         panic!("not up")
     };
     assert_eq!(negotiated.hold_time, 9, "the smaller hold time wins");
@@ -400,7 +400,7 @@ fn a_router_reconnecting_under_graceful_restart_replaces_the_established_session
     assert!(actions.contains(&Action::Close(old)));
     assert!(is_down(&actions));
     session.received(new, &keepalive(), now);
-    assert!(matches!(session.poll_action(), Some(Action::Up(_))));
+    assert!(matches!(session.poll_action(), Some(Action::Up(..))));
 }
 
 #[test]
