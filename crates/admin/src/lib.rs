@@ -30,16 +30,21 @@ pub use runtime::{ComponentState, ConfigHistory, MoreMetrics, ReloadFailure, Run
 /// What the handlers read.
 #[derive(Debug, Clone)]
 pub struct AdminState {
+    /// The snapshot in force, and its changes (which move the listener).
     pub published: Arc<Published>,
+    /// Endpoint health verdicts, from the health checker.
     pub health: Arc<LiveHealth>,
-    /// Cluster members (from the cluster component) and VIP owners (from the L2 announcer).
+    /// Cluster members, from the cluster component.
     pub members: Arc<LiveMembers>,
+    /// Owners of the L2-announced VIPs, from the L2 announcer.
     pub owners: Arc<LiveOwners>,
     /// The components, their states and the metrics each keeps outside the recorder.
     pub runtime: Arc<Runtime>,
+    /// The Prometheus recorder's handle, rendered by `/metrics`.
     pub metrics: PrometheusHandle,
 }
 
+/// The admin routes (`/metrics`, `/healthz`, `/readyz`, `/status`) over `state`.
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
