@@ -9,12 +9,18 @@
 //! A service may ask for a PROXY protocol header on its TCP connections, so endpoints
 //! learn the client's address, which a userspace proxy otherwise replaces with the node's.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod balance;
+mod data_plane;
+#[cfg(test)]
+mod fixture;
 mod frontends;
 mod listeners;
 mod metrics;
 mod pool;
 mod proxy_protocol;
+mod setup;
 mod splice;
 mod tcp;
 mod throttle;
@@ -31,6 +37,7 @@ use dockline_model::{LiveHealth, Published, Snapshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use data_plane::{DataPlane, Limits, Route};
 use frontends::Frontend;
 pub use frontends::ListenAddr;
 pub use metrics::describe as describe_metrics;
@@ -41,51 +48,17 @@ pub fn enabled(config: &Config) -> bool {
     config.proxy.enabled
 }
 
+/// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum ProxyError {
+    /// A listening socket could not be opened.
     #[error("proxy: cannot listen on {at}: {source}")]
     Listen {
+        /// The address and protocol of the listener.
         at: ListenAddr,
+        /// What the kernel said.
         source: std::io::Error,
     },
-}
-
-/// Timeouts in force, from `[proxy]`.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    connect_timeout: Duration,
-    idle_timeout: Duration,
-    udp_idle_timeout: Duration,
-}
-
-/// What a listener forwards to, swapped whole on reload.
-#[derive(Debug)]
-struct Route {
-    frontend: Frontend,
-    pool: Arc<Pool>,
-    /// This node's name, for `external_traffic_policy = "Local"`.
-    node: String,
-    limits: Limits,
-    metrics: Arc<metrics::PortCounters>,
-}
-
-/// What every listener and connection task reads.
-#[derive(Debug)]
-struct Shared {
-    routes: ArcSwap<HashMap<ListenAddr, Arc<Route>>>,
-    health: Arc<LiveHealth>,
-    metrics: metrics::Global,
-    /// What the per-service series are rendered from.
-    report: ArcSwap<metrics::Report>,
-    pipes: splice::PipePool,
-    /// Logging of running out of descriptors or memory, which fails in bursts.
-    exhausted: throttle::Throttle,
-}
-
-impl Shared {
-    fn route(&self, at: &ListenAddr) -> Option<Arc<Route>> {
-        self.routes.load().get(at).cloned()
-    }
 }
 
 enum Socket {
@@ -93,12 +66,16 @@ enum Socket {
     Udp(tokio::net::UdpSocket),
 }
 
+/// The proxy of one node: its listeners, the routing table they read, and the pools that
+/// keep each service's open connections across reloads.
 #[derive(Debug)]
 pub struct Proxy {
     published: Arc<Published>,
     /// Subscribed at bind, so no snapshot published after the one bound with is missed.
     reloads: tokio::sync::watch::Receiver<u64>,
-    shared: Arc<Shared>,
+    plane: Arc<DataPlane>,
+    /// What the per-service series are rendered from.
+    report: Arc<ArcSwap<metrics::Report>>,
     pools: HashMap<String, Arc<Pool>>,
     /// Counters per service port, kept across reloads while the port exists.
     ports: HashMap<(String, u16), Arc<metrics::PortCounters>>,
@@ -124,18 +101,12 @@ impl Proxy {
         snapshot: &Snapshot,
         published: Arc<Published>,
         health: Arc<LiveHealth>,
-    ) -> Result<Proxy, Error> {
+    ) -> Result<Proxy, ProxyError> {
         let mut proxy = Proxy {
             reloads: published.subscribe(),
             published,
-            shared: Arc::new(Shared {
-                routes: ArcSwap::default(),
-                health,
-                metrics: metrics::Global::new(),
-                report: ArcSwap::default(),
-                pipes: splice::PipePool::default(),
-                exhausted: throttle::Throttle::new(Duration::from_secs(1)),
-            }),
+            plane: Arc::new(DataPlane::new(health)),
+            report: Arc::default(),
             pools: HashMap::new(),
             ports: HashMap::new(),
             listeners: BTreeMap::new(),
@@ -151,7 +122,7 @@ impl Proxy {
     }
 
     /// Serves and follows reloads until `shutdown`.
-    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), ProxyError> {
         for (at, socket) in std::mem::take(&mut self.pending) {
             self.serve(at, socket, &shutdown);
         }
@@ -196,7 +167,7 @@ impl Proxy {
             match bind(*at) {
                 Ok(socket) => self.serve(*at, socket, shutdown),
                 Err(error) => {
-                    self.shared.metrics.listen_errors.increment(1);
+                    self.plane.metrics.listen_errors.increment(1);
                     tracing::error!(error = %error, "proxy listener not opened");
                 }
             }
@@ -206,10 +177,10 @@ impl Proxy {
 
     fn serve(&mut self, at: ListenAddr, socket: Socket, shutdown: &CancellationToken) {
         let stop = shutdown.child_token();
-        let shared = self.shared.clone();
+        let plane = self.plane.clone();
         let task = match socket {
-            Socket::Tcp(listener) => tokio::spawn(tcp::serve(listener, at, shared, stop.clone())),
-            Socket::Udp(socket) => tokio::spawn(udp::serve(socket, at, shared, stop.clone())),
+            Socket::Tcp(listener) => tokio::spawn(tcp::serve(listener, at, plane, stop.clone())),
+            Socket::Udp(socket) => tokio::spawn(udp::serve(socket, at, plane, stop.clone())),
         };
         self.listeners.insert(at, (stop, task));
         tracing::info!(listen = %at, "proxy listening");
@@ -241,11 +212,7 @@ impl Proxy {
         // Services removed entirely: every endpoint drains.
         gone.extend(self.pools.drain().map(|(_, pool)| (pool, None)));
         self.pools = pools;
-        let limits = Limits {
-            connect_timeout: Duration::from_millis(snapshot.config.proxy.connect_timeout_ms),
-            idle_timeout: Duration::from_secs(snapshot.config.proxy.idle_timeout_s),
-            udp_idle_timeout: Duration::from_secs(snapshot.config.proxy.udp_idle_timeout_s),
-        };
+        let limits = Limits::new(&snapshot.config.proxy);
         let mut ports = HashMap::new();
         let mut routes = HashMap::new();
         for (at, frontend) in desired {
@@ -270,7 +237,7 @@ impl Proxy {
             };
             routes.insert(at, Arc::new(route));
         }
-        self.shared.routes.store(Arc::new(routes));
+        self.plane.routes.store(Arc::new(routes));
         self.ports = ports;
         self.publish_report();
         if !gone.is_empty() {
@@ -302,21 +269,21 @@ impl Proxy {
             .collect();
         pools.sort_by(|a, b| a.0.cmp(b.0));
         let pools = pools.into_iter().map(|(_, pool)| pool).collect();
-        self.shared
-            .report
+        self.report
             .store(Arc::new(metrics::Report { ports, pools }));
     }
 
     /// Renders the per-service series (connections, active connections, backend_up) of
     /// the live config, for the admin API to append to /metrics.
     pub fn metrics_renderer(&self) -> impl Fn(&mut String) + Send + Sync + 'static {
-        let shared = self.shared.clone();
-        move |out| metrics::render(&shared.report.load(), &shared.health.load(), out)
+        let report = self.report.clone();
+        let health = self.plane.health.clone();
+        move |out| metrics::render(&report.load(), &health.load(), out)
     }
 }
 
-fn bind(at: ListenAddr) -> Result<Socket, Error> {
-    let error = |source| Error::Listen { at, source };
+fn bind(at: ListenAddr) -> Result<Socket, ProxyError> {
+    let error = |source| ProxyError::Listen { at, source };
     Ok(match at.protocol {
         Protocol::Tcp => Socket::Tcp(listeners::tcp(at.addr).map_err(error)?),
         Protocol::Udp => Socket::Udp(listeners::udp(at.addr).map_err(error)?),

@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::balance::{self, maglev};
 
+/// The endpoints of one service and their open connections.
 #[derive(Debug)]
-pub struct Pool {
+pub(crate) struct Pool {
     service: ArcSwap<Service>,
     turn: AtomicUsize,
     total: AtomicUsize,
@@ -34,10 +35,12 @@ struct Open {
 
 /// One admitted connection; releases its counts on drop.
 #[derive(Debug)]
-pub struct Lease {
+pub(crate) struct Lease {
     pool: Arc<Pool>,
-    pub endpoint: IpAddr,
-    pub drain: CancellationToken,
+    /// The endpoint the connection goes to.
+    pub(crate) endpoint: IpAddr,
+    /// Cancelled when the endpoint is drained: the connection is to close.
+    pub(crate) drain: CancellationToken,
 }
 
 impl Drop for Lease {
@@ -52,13 +55,25 @@ impl Drop for Lease {
 
 /// Why no lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
+    /// No endpoint is ready (or all that are were excluded).
     NoEndpoint,
+    /// The service is at its `max_connections`.
     OverLimit,
 }
 
+impl Refusal {
+    /// The `reason` label of the refused-connections counter.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Refusal::NoEndpoint => "no_endpoint",
+            Refusal::OverLimit => "max_connections",
+        }
+    }
+}
+
 impl Pool {
-    pub fn new(service: Service) -> Arc<Pool> {
+    pub(crate) fn new(service: Service) -> Arc<Pool> {
         Arc::new(Pool {
             service: ArcSwap::from_pointee(service),
             turn: AtomicUsize::new(0),
@@ -68,12 +83,12 @@ impl Pool {
         })
     }
 
-    pub fn service(&self) -> Arc<Service> {
+    pub(crate) fn service(&self) -> Arc<Service> {
         self.service.load_full()
     }
 
     /// Takes a reload's version of the service; returns the endpoints it no longer has.
-    pub fn update(&self, service: Service) -> Vec<IpAddr> {
+    pub(crate) fn update(&self, service: Service) -> Vec<IpAddr> {
         let gone = self
             .service
             .load()
@@ -87,7 +102,7 @@ impl Pool {
     }
 
     /// Closes the connections of `endpoint` unless a reload brought it back meanwhile.
-    pub fn drain(&self, endpoint: IpAddr) {
+    pub(crate) fn drain(&self, endpoint: IpAddr) {
         let present = self
             .service
             .load()
@@ -102,7 +117,7 @@ impl Pool {
     }
 
     /// Closes every connection: the service is gone.
-    pub fn drain_all(&self) {
+    pub(crate) fn drain_all(&self) {
         for (_, open) in self.lock_endpoints().drain() {
             open.drain.cancel();
         }
@@ -110,7 +125,7 @@ impl Pool {
 
     /// Picks a ready endpoint for a new connection from `client` and admits it, skipping
     /// `tried` (endpoints that just failed to connect).
-    pub fn lease(
+    pub(crate) fn lease(
         self: &Arc<Self>,
         client: IpAddr,
         external: bool,
@@ -168,6 +183,12 @@ impl Pool {
         let table = Arc::new(maglev::Table::new(&names));
         *cache = Some((candidates.to_vec(), table.clone()));
         table
+    }
+
+    /// Connections leased and not yet released.
+    #[cfg(test)]
+    pub(crate) fn leased(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
     }
 
     fn lock_endpoints(&self) -> MutexGuard<'_, HashMap<IpAddr, Open>> {

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 /// Bytes moved per splice call; the pipe is grown to hold them. Measured with
 /// tests/bench/proxy.sh, iperf3 through 256 KiB pipes ran about a tenth faster than through
 /// the default 64 KiB ones.
-pub const CHUNK: usize = 256 * 1024;
+pub(crate) const CHUNK: usize = 256 * 1024;
 
 /// The least capacity worth splicing through. The kernel charges pipe capacity to the
 /// user: past `fs.pipe-user-pages-soft` (64 MiB by default) a process without
@@ -18,13 +18,13 @@ const MIN_CAPACITY: libc::c_int = 64 * 1024;
 
 /// A non-blocking pipe that carries one direction of one connection.
 #[derive(Debug)]
-pub struct Pipe {
+pub(crate) struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
 }
 
 impl Pipe {
-    pub fn new() -> io::Result<Pipe> {
+    pub(crate) fn new() -> io::Result<Pipe> {
         let mut fds = [0 as RawFd; 2];
         // SAFETY: `fds` is a valid array of two ints that pipe2 fills on success.
         #[allow(unsafe_code)]
@@ -53,12 +53,12 @@ impl Pipe {
     }
 
     /// Moves up to [`CHUNK`] bytes from socket `from` into the pipe; 0 means end of stream.
-    pub fn fill(&self, from: RawFd) -> io::Result<usize> {
+    pub(crate) fn fill(&self, from: RawFd) -> io::Result<usize> {
         splice(from, self.write.as_raw_fd(), CHUNK)
     }
 
     /// Moves up to `len` bytes from the pipe to socket `to`.
-    pub fn drain(&self, to: RawFd, len: usize) -> io::Result<usize> {
+    pub(crate) fn drain(&self, to: RawFd, len: usize) -> io::Result<usize> {
         splice(self.read.as_raw_fd(), to, len)
     }
 }
@@ -66,7 +66,7 @@ impl Pipe {
 /// Empty pipes kept for the next connections: creating two pipes per connection costs
 /// about ten system calls, which shows in the connection rate.
 #[derive(Debug, Default)]
-pub struct PipePool {
+pub(crate) struct PipePool {
     free: Mutex<Vec<Pipe>>,
 }
 
@@ -75,13 +75,13 @@ pub struct PipePool {
 const POOL_MAX: usize = 64;
 
 impl PipePool {
-    pub fn take(&self) -> io::Result<Pipe> {
+    pub(crate) fn take(&self) -> io::Result<Pipe> {
         let pooled = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
         pooled.map_or_else(Pipe::new, Ok)
     }
 
     /// Keeps `pipe` for reuse; only call with a pipe that holds no bytes.
-    pub fn put(&self, pipe: Pipe) {
+    pub(crate) fn put(&self, pipe: Pipe) {
         let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
         if free.len() < POOL_MAX {
             free.push(pipe);
