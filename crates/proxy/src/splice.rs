@@ -109,3 +109,63 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     }
     Ok(n as usize)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs::File;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    /// The pool keeps and hands out pipes without looking into them: descriptors of
+    /// /dev/null stand in, so the tests spend none of the user's pipe allowance.
+    fn stand_in() -> Pipe {
+        let null = || OwnedFd::from(File::open("/dev/null").unwrap());
+        Pipe {
+            read: null(),
+            write: null(),
+        }
+    }
+
+    fn kept(pool: &PipePool) -> usize {
+        pool.free.lock().unwrap().len()
+    }
+
+    #[test]
+    fn a_pipe_put_back_is_the_next_one_taken() {
+        let pool = PipePool::default();
+        let (first, second) = (stand_in(), stand_in());
+        let second_fd = second.read.as_raw_fd();
+        pool.put(first);
+        pool.put(second);
+        assert_eq!(pool.take().unwrap().read.as_raw_fd(), second_fd);
+        assert_eq!(kept(&pool), 1);
+    }
+
+    #[test]
+    fn the_pool_keeps_no_more_pipes_than_its_cap() {
+        let pool = PipePool::default();
+        for _ in 0..POOL_MAX + 3 {
+            pool.put(stand_in());
+        }
+        assert_eq!(kept(&pool), POOL_MAX);
+        let taken: Vec<Pipe> = (0..POOL_MAX).map(|_| pool.take().unwrap()).collect();
+        assert_eq!(kept(&pool), 0);
+        drop(taken);
+    }
+
+    #[test]
+    fn an_empty_pool_makes_a_pipe_that_carries_bytes_between_sockets() {
+        let pool = PipePool::default();
+        let pipe = pool.take().unwrap();
+        let (mut client, from) = UnixStream::pair().unwrap();
+        let (to, mut backend) = UnixStream::pair().unwrap();
+        client.write_all(b"hello").unwrap();
+        assert_eq!(pipe.fill(from.as_raw_fd()).unwrap(), 5);
+        assert_eq!(pipe.drain(to.as_raw_fd(), 5).unwrap(), 5);
+        let mut got = [0u8; 5];
+        backend.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello");
+    }
+}
