@@ -121,25 +121,38 @@ impl Proxy {
         Ok(proxy)
     }
 
-    /// Serves and follows reloads until `shutdown`.
+    /// Serves and follows reloads until `shutdown`. Every listener is closed by the time
+    /// this returns; connections already open finish on their own.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), ProxyError> {
+        // The parent of every listener's token, cancelled however `run` ends: on shutdown,
+        // when the publisher is gone, or when this future is dropped unfinished.
+        let stop = shutdown.child_token();
+        let _stop_if_dropped = stop.clone().drop_guard();
         for (at, socket) in std::mem::take(&mut self.pending) {
-            self.serve(at, socket, &shutdown);
+            self.serve(at, socket, &stop);
         }
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
+                () = stop.cancelled() => break,
                 changed = self.reloads.changed() => {
                     if changed.is_err() {
-                        return Ok(());
+                        break;
                     }
-                    self.reload(&shutdown).await;
+                    self.reload(&stop).await;
                 }
             }
         }
+        stop.cancel();
+        let listeners = std::mem::take(&mut self.listeners);
+        for (_, task) in listeners.into_values() {
+            // Closed only when the task has dropped the socket.
+            let _ = task.await;
+        }
+        tracing::info!("proxy stopped");
+        Ok(())
     }
 
-    async fn reload(&mut self, shutdown: &CancellationToken) {
+    async fn reload(&mut self, stop: &CancellationToken) {
         let snapshot = self.published.load();
         let desired = frontends::desired(&snapshot);
         // Close first: a NodePort moving between the internal IP and the wildcard address
@@ -165,7 +178,7 @@ impl Proxy {
                 continue;
             }
             match bind(*at) {
-                Ok(socket) => self.serve(*at, socket, shutdown),
+                Ok(socket) => self.serve(*at, socket, stop),
                 Err(error) => {
                     self.plane.metrics.listen_errors.increment(1);
                     tracing::error!(error = %error, "proxy listener not opened");
@@ -175,8 +188,8 @@ impl Proxy {
         tracing::info!(listeners = self.listeners.len(), "proxy reloaded");
     }
 
-    fn serve(&mut self, at: ListenAddr, socket: Socket, shutdown: &CancellationToken) {
-        let stop = shutdown.child_token();
+    fn serve(&mut self, at: ListenAddr, socket: Socket, parent: &CancellationToken) {
+        let stop = parent.child_token();
         let plane = self.plane.clone();
         let task = match socket {
             Socket::Tcp(listener) => tokio::spawn(tcp::serve(listener, at, plane, stop.clone())),
@@ -288,4 +301,71 @@ fn bind(at: ListenAddr) -> Result<Socket, ProxyError> {
         Protocol::Tcp => Socket::Tcp(listeners::tcp(at.addr).map_err(error)?),
         Protocol::Udp => Socket::Udp(listeners::udp(at.addr).map_err(error)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+    use std::net::SocketAddr;
+
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    /// A proxy bound to a TCP and a UDP listener on 127.0.0.1, and their address.
+    fn proxy() -> (Proxy, SocketAddr) {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = free.local_addr().unwrap();
+        drop(free);
+        let port = at.port();
+        let snapshot = fixture::snapshot(&format!(
+            "[cluster]\nservice_cidr = \"127.0.0.0/8\"\n\
+             [[services]]\nname = \"web\"\ncluster_ip = \"127.0.0.1\"\n\
+             ports = [{{ name = \"tcp\", port = {port} }}, \
+             {{ name = \"udp\", port = {port}, protocol = \"UDP\" }}]\n"
+        ));
+        let published = Arc::new(Published::new(snapshot));
+        let health = Arc::new(LiveHealth::default());
+        let proxy = Proxy::bind(&published.load(), published.clone(), health).unwrap();
+        (proxy, at)
+    }
+
+    async fn refused(at: SocketAddr) -> bool {
+        TcpStream::connect(at)
+            .await
+            .is_err_and(|error| error.kind() == ErrorKind::ConnectionRefused)
+    }
+
+    #[tokio::test]
+    async fn every_listener_is_closed_when_run_returns() {
+        let (proxy, at) = proxy();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(proxy.run(shutdown.clone()));
+        assert!(TcpStream::connect(at).await.is_ok());
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
+        // Checked without yielding, so no listener task gets a turn after `run` returned.
+        let closed = std::net::TcpStream::connect(at);
+        assert_eq!(closed.unwrap_err().kind(), ErrorKind::ConnectionRefused);
+        std::net::UdpSocket::bind(at).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_run_dropped_unfinished_stops_its_listeners() {
+        let (proxy, at) = proxy();
+        let running = tokio::spawn(proxy.run(CancellationToken::new()));
+        assert!(TcpStream::connect(at).await.is_ok());
+        running.abort();
+        let _ = running.await;
+        // The listener tasks see their token cancelled at their next turn.
+        let mut closed = false;
+        for _ in 0..100 {
+            if refused(at).await {
+                closed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(closed, "{at} still listening");
+    }
 }
