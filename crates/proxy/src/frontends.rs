@@ -103,8 +103,7 @@ type = "ExternalName"
 external_name = "example.org"
 "#
         );
-        let config = dockline_config::parse("t.toml", &text, std::iter::empty()).unwrap();
-        dockline_model::build(config).unwrap()
+        dockline_model::testing::snapshot(&text)
     }
 
     fn addrs(s: &Snapshot) -> Vec<String> {
