@@ -105,7 +105,7 @@ type = "ExternalName"
 external_name = "example.org"
 "#
         );
-        crate::fixture::snapshot(&text)
+        dockline_model::testing::snapshot(&text)
     }
 
     fn addrs(s: &Snapshot) -> Vec<String> {

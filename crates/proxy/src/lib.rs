@@ -318,7 +318,7 @@ mod tests {
         let at = free.local_addr().unwrap();
         drop(free);
         let port = at.port();
-        let snapshot = fixture::snapshot(&format!(
+        let snapshot = dockline_model::testing::snapshot(&format!(
             "[cluster]\nservice_cidr = \"127.0.0.0/8\"\n\
              [[services]]\nname = \"web\"\ncluster_ip = \"127.0.0.1\"\n\
              ports = [{{ name = \"tcp\", port = {port} }}, \
