@@ -31,6 +31,8 @@ declare -A needs=(
     [nginx]=nginx
     [ss]=iproute2
     [prlimit]=util-linux
+    [bird]=bird2
+    [birdc]=bird2
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -4,6 +4,7 @@
 //! tasks that only forward bytes; everything else is owned here.
 
 use std::collections::{HashMap, HashSet};
+use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -78,6 +79,8 @@ struct PeerTask {
     established_at: Option<SystemTime>,
     updates_sent: u64,
     reported: Option<PeerStatus>,
+    /// Logged once until it changes or the session comes up, not at every retry.
+    last_connect_error: Option<String>,
 }
 
 /// Runs the session with `config` until `shutdown`, then withdraws everything and sends a
@@ -97,6 +100,7 @@ pub(crate) async fn run(config: PeerConfig, inputs: PeerInputs, shutdown: Cancel
         established_at: None,
         updates_sent: 0,
         reported: None,
+        last_connect_error: None,
     };
     task.session.start(Instant::now());
     loop {
@@ -135,8 +139,19 @@ impl PeerTask {
                         self.session.connected(id, now);
                     }
                     Err(error) => {
-                        tracing::debug!(peer = %self.config.address, %error, "BGP connect failed");
-                        self.session.connection_failed(id, now, &error.to_string());
+                        let mut reason = error.to_string();
+                        if self.config.key.is_some() && error.kind() == ErrorKind::TimedOut {
+                            // Linux drops segments whose TCP-MD5 signature does not match
+                            // without a word: a wrong key shows only as silence.
+                            reason.push_str(
+                                " (TCP-MD5 is on: a key the router does not share looks like this)",
+                            );
+                        }
+                        if self.last_connect_error.as_ref() != Some(&reason) {
+                            tracing::warn!(peer = %self.config.address, %reason, "BGP connect failed");
+                            self.last_connect_error = Some(reason.clone());
+                        }
+                        self.session.connection_failed(id, now, &reason);
                     }
                 }
             }
@@ -292,6 +307,7 @@ impl PeerTask {
             "BGP session established"
         );
         self.established_at = Some(SystemTime::now());
+        self.last_connect_error = None;
         self.metrics.session_up.set(1.0);
         self.advertised = Advertised::new();
         self.advertise();

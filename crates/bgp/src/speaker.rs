@@ -191,7 +191,9 @@ pub(crate) async fn run(
             if !keep {
                 tracing::info!(peer = %address, "BGP peer removed or changed: closing its session");
                 handle.stop.cancel();
-                sign_listeners(&listeners, *address, None);
+                if handle.config.key.is_some() {
+                    sign_listeners(&listeners, *address, None);
+                }
             }
             keep
         });
@@ -199,7 +201,9 @@ pub(crate) async fn run(
             if peers.contains_key(&address) {
                 continue;
             }
-            sign_listeners(&listeners, address, config.key.as_deref());
+            if config.key.is_some() {
+                sign_listeners(&listeners, address, config.key.as_deref());
+            }
             let (inbound, inbound_rx) = mpsc::channel(4);
             let stop = shutdown.child_token();
             let inputs = PeerInputs {

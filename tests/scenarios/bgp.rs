@@ -1,0 +1,398 @@
+//! The BGP announcer against BIRD 2, in namespaces: a router and two dockline nodes on one
+//! switch, each node with an IPv4 and an IPv6 iBGP session. What BIRD has in its table
+//! (`birdc show route all`) is the proof: both next hops, the pool's communities and
+//! local-pref, IPv6 /128s by MP-BGP, withdrawals under the Local policy and on SIGTERM,
+//! hold expiry of a frozen node, graceful restart over a SIGKILL, and TCP-MD5.
+
+// Test helpers fail the test by panicking, as the tests themselves do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use dockline_lab::{Daemon, Lab, Netns, Process, wait_until};
+
+const ASN: u32 = 64512;
+const VIP4: &str = "192.0.2.10";
+const VIP6: &str = "2001:db8:1::a";
+/// A second service added by a reload.
+const VIP_ADDED: &str = "192.0.2.11";
+const LOCAL_VIP: &str = "192.0.2.20";
+
+fn node_ip(i: usize) -> String {
+    format!("172.30.0.{}", 11 + i)
+}
+
+fn node_ip6(i: usize) -> String {
+    format!("fd00:30::{}", 11 + i)
+}
+
+/// BIRD's config: one iBGP session per node and family, test-friendly timers, GR aware.
+fn bird_config(password: Option<&str>) -> String {
+    let password = password.map_or(String::new(), |p| format!("password \"{p}\";"));
+    let mut text = format!(
+        "router id 172.30.0.1;\nprotocol device {{ scan time 1; }}\n\
+         template bgp node {{ local as {ASN}; hold time 9; keepalive time 3; connect retry time 2;\n\
+         connect delay time 1; error wait time 1, 2; direct; {password} }}\n"
+    );
+    for i in 0..2 {
+        text.push_str(&format!(
+            "protocol bgp n{i}v4 from node {{ neighbor {} as {ASN}; ipv4 {{ import all; export none; gateway direct; }}; }}\n\
+             protocol bgp n{i}v6 from node {{ neighbor {} as {ASN}; ipv6 {{ import all; export none; gateway direct; }}; }}\n",
+            node_ip(i),
+            node_ip6(i),
+        ));
+    }
+    text
+}
+
+/// Node `i`'s config with `services` appended; `peer` adds keys to both peers.
+fn node_config(i: usize, peer: &str, services: &str) -> String {
+    format!(
+        r#"
+[node]
+name = "n{i}"
+internal_ip = "{ip}"
+[dns]
+enabled = false
+[proxy]
+enabled = false
+[bgp]
+asn = {ASN}
+[[bgp.peers]]
+address = "172.30.0.1"
+asn = {ASN}
+hold_time = 9
+connect_retry_s = 1
+{peer}
+[[bgp.peers]]
+address = "fd00:30::1"
+asn = {ASN}
+hold_time = 9
+connect_retry_s = 1
+{peer}
+[[pools]]
+name = "routed"
+addresses = ["192.0.2.10-192.0.2.50", "2001:db8:1::/124"]
+announce = ["bgp"]
+communities = ["64512:100"]
+large_communities = ["64513:0:100"]
+local_pref = 200
+{services}
+"#,
+        ip = node_ip(i),
+    )
+}
+
+fn lb(name: &str, ip: &str) -> String {
+    format!(
+        "[[services]]\nname = \"{name}\"\ntype = \"LoadBalancer\"\nload_balancer_ip = \"{ip}\"\npool = \"routed\"\nports = [{{ port = 8080 }}]\n"
+    )
+}
+
+/// A Local-policy service whose endpoint on node n0 is health-checked on port 8080.
+fn local_lb() -> String {
+    format!(
+        "[[services]]\nname = \"local\"\ntype = \"LoadBalancer\"\nload_balancer_ip = \"{LOCAL_VIP}\"\npool = \"routed\"\n\
+         external_traffic_policy = \"Local\"\nports = [{{ port = 8080 }}]\n\
+         health_check = {{ kind = \"tcp\", interval_ms = 200, timeout_ms = 100, rise = 1, fall = 1 }}\n\
+         [[services.endpoints]]\nip = \"{}\"\nnode = \"n0\"\n",
+        node_ip(0)
+    )
+}
+
+fn services() -> String {
+    lb("web", VIP4) + &lb("web6", VIP6)
+}
+
+struct Fabric {
+    lab: Lab,
+    router: Netns,
+    nodes: Vec<Netns>,
+    daemons: Vec<Daemon>,
+    bird: Process,
+}
+
+impl Fabric {
+    /// BIRD and two nodes on one switch; each node runs dockline with its config.
+    fn start(test: &str, bird: &str, configs: [String; 2]) -> Fabric {
+        let mut fabric = Fabric::without_daemons(test, bird);
+        for (i, config) in configs.into_iter().enumerate() {
+            let daemon = fabric.daemon(i, &config);
+            fabric.daemons.push(daemon);
+        }
+        fabric
+    }
+
+    /// BIRD running, the nodes' namespaces made, no dockline yet.
+    fn without_daemons(test: &str, bird: &str) -> Fabric {
+        let mut lab = Lab::new(test);
+        let sw = lab.switch("sw");
+        let router = lab.host(&sw, "router", &["172.30.0.1/24", "fd00:30::1/64"]);
+        let nodes: Vec<Netns> = (0..2)
+            .map(|i| {
+                lab.host(
+                    &sw,
+                    &format!("n{i}"),
+                    &[
+                        &format!("{}/24", node_ip(i)),
+                        &format!("{}/64", node_ip6(i)),
+                    ],
+                )
+            })
+            .collect();
+        // IPv6 duplicate address detection would hold the addresses back for a second.
+        for ns in nodes.iter().chain([&router]) {
+            ns.sh("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.eth0.accept_dad=0");
+            ns.sh("ip -6 addr show dev eth0 | grep -q tentative && sleep 2");
+        }
+        let conf = lab.dir().join("bird.conf");
+        std::fs::write(&conf, bird).unwrap();
+        let socket = lab.dir().join("bird.ctl");
+        let bird = lab.spawn(
+            &router,
+            "bird",
+            &[
+                "-f",
+                "-c",
+                conf.to_str().unwrap(),
+                "-s",
+                socket.to_str().unwrap(),
+            ],
+        );
+        Fabric {
+            lab,
+            router,
+            nodes,
+            daemons: Vec::new(),
+            bird,
+        }
+    }
+
+    fn daemon(&mut self, i: usize, config: &str) -> Daemon {
+        Daemon::builder(env!("CARGO_BIN_EXE_dockline"), &self.nodes[i])
+            .config(config)
+            .env("DOCKLINE_LOG", "info")
+            .start(&mut self.lab)
+    }
+
+    fn birdc(&self, command: &str) -> String {
+        let socket = self.lab.dir().join("bird.ctl");
+        let out = self
+            .router
+            .exec("birdc", &["-s", socket.to_str().unwrap(), command]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `show route all for PREFIX`: every path BIRD has, with attributes.
+    fn routes(&self, prefix: &str) -> String {
+        self.birdc(&format!("show route all for {prefix}"))
+    }
+
+    /// The next hops BIRD has for `prefix`, sorted.
+    fn next_hops(&self, prefix: &str) -> Vec<String> {
+        let mut hops: Vec<String> = self
+            .routes(prefix)
+            .lines()
+            .filter_map(|line| line.trim_start().strip_prefix("via "))
+            .filter_map(|rest| rest.split_whitespace().next().map(str::to_owned))
+            .collect();
+        hops.sort();
+        hops
+    }
+
+    /// Waits until BIRD has exactly `hops` for `prefix`; the panic shows BIRD's table.
+    fn wait_next_hops(&self, prefix: &str, hops: &[String], timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.next_hops(prefix) != hops {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{prefix} not via {hops:?} after {timeout:?}; BIRD has:\n{}\n{}",
+                self.birdc("show route all"),
+                self.birdc("show protocols all")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The `Established` line of `show protocols` for `name`, which carries its "since".
+    fn protocol(&self, name: &str) -> String {
+        self.birdc(&format!("show protocols {name}"))
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn wait_established(&self) {
+        for name in ["n0v4", "n0v6", "n1v4", "n1v6"] {
+            wait_until(Duration::from_secs(15), &format!("{name} up"), || {
+                self.protocol(name).contains("Established")
+            });
+        }
+    }
+}
+
+fn both() -> Vec<String> {
+    vec![node_ip(0), node_ip(1)]
+}
+
+#[test]
+fn bird_gets_both_next_hops_with_attributes_and_follows_health_reloads_and_sigterm() {
+    let configs = [
+        node_config(0, "graceful_restart = false", &(services() + &local_lb())),
+        node_config(1, "graceful_restart = false", &services()),
+    ];
+    let mut fabric = Fabric::start("bgp-bird", &bird_config(None), configs);
+    fabric.wait_established();
+
+    // A VIP served by both nodes has both next hops, with the pool's attributes.
+    fabric.wait_next_hops(&format!("{VIP4}/32"), &both(), Duration::from_secs(5));
+    let routes = fabric.routes(&format!("{VIP4}/32"));
+    assert!(routes.contains("(64512,100)"), "community in:\n{routes}");
+    assert!(
+        routes.contains("(64513, 0, 100)"),
+        "large community in:\n{routes}"
+    );
+    assert!(
+        routes.contains("BGP.local_pref: 200"),
+        "local-pref in:\n{routes}"
+    );
+    // The IPv6 /128 arrives by MP-BGP on the IPv6 sessions, next hop each node.
+    let six = vec![node_ip6(0), node_ip6(1)];
+    fabric.wait_next_hops(&format!("{VIP6}/128"), &six, Duration::from_secs(5));
+
+    // Local policy: n0 advertises while its endpoint answers, and only n0.
+    let server = fabric.lab.spawn(
+        &fabric.nodes[0].clone(),
+        "python3",
+        &["-m", "http.server", "--bind", &node_ip(0), "8080"],
+    );
+    fabric.wait_next_hops(
+        &format!("{LOCAL_VIP}/32"),
+        &[node_ip(0)],
+        Duration::from_secs(5),
+    );
+    server.signal("KILL");
+    fabric.wait_next_hops(&format!("{LOCAL_VIP}/32"), &[], Duration::from_secs(3));
+    let _server = fabric.lab.spawn(
+        &fabric.nodes[0].clone(),
+        "python3",
+        &["-m", "http.server", "--bind", &node_ip(0), "8080"],
+    );
+    fabric.wait_next_hops(
+        &format!("{LOCAL_VIP}/32"),
+        &[node_ip(0)],
+        Duration::from_secs(5),
+    );
+
+    // A reload that adds a service sends its route on the live session: BIRD's session
+    // keeps its "since" time.
+    let since = fabric.protocol("n1v4");
+    std::thread::sleep(Duration::from_millis(1100));
+    fabric.daemons[1]
+        .reload(&node_config(
+            1,
+            "graceful_restart = false",
+            &(services() + &lb("added", VIP_ADDED)),
+        ))
+        .unwrap();
+    fabric.wait_next_hops(
+        &format!("{VIP_ADDED}/32"),
+        &[node_ip(1)],
+        Duration::from_secs(5),
+    );
+    assert_eq!(fabric.protocol("n1v4"), since, "the session was not reset");
+
+    // /status and the metrics show the sessions.
+    let status = fabric.daemons[1].status();
+    let peers = status["bgp_peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 2, "{status}");
+    assert!(
+        peers.iter().all(|p| p["state"] == "Established"),
+        "{status}"
+    );
+    assert_eq!(
+        fabric.daemons[1].metric("dockline_bgp_session_up", &[("peer", "172.30.0.1")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        fabric.daemons[1].metric("dockline_bgp_announced_prefixes", &[("peer", "172.30.0.1")]),
+        Some(2.0)
+    );
+
+    // SIGTERM withdraws n1's routes (no graceful restart here): only n0 is left.
+    fabric.daemons[1].stop();
+    assert_eq!(fabric.next_hops(&format!("{VIP4}/32")), vec![node_ip(0)]);
+    assert!(fabric.next_hops(&format!("{VIP_ADDED}/32")).is_empty());
+    assert!(fabric.bird.is_running());
+}
+
+#[test]
+fn a_frozen_node_is_dropped_at_hold_expiry_and_graceful_restart_keeps_routes_over_a_sigkill() {
+    let configs = [
+        node_config(0, "graceful_restart = false", &services()),
+        node_config(1, "graceful_restart = true", &services()),
+    ];
+    let mut fabric = Fabric::start("bgp-hold", &bird_config(None), configs);
+    fabric.wait_established();
+    fabric.wait_next_hops(&format!("{VIP4}/32"), &both(), Duration::from_secs(5));
+
+    // n0 frozen: its TCP stays open but silent, so BIRD drops it at hold expiry (9 s).
+    fabric.daemons[0].signal("STOP");
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        fabric.next_hops(&format!("{VIP4}/32")),
+        both(),
+        "kept before expiry"
+    );
+    fabric.wait_next_hops(&format!("{VIP4}/32"), &[node_ip(1)], Duration::from_secs(6));
+    fabric.daemons[0].signal("CONT");
+
+    // n1 killed: with graceful restart BIRD keeps its routes, stale, until it is back.
+    fabric.daemons[1].signal("KILL");
+    std::thread::sleep(Duration::from_secs(1));
+    let routes = fabric.routes(&format!("{VIP4}/32"));
+    assert!(
+        routes.contains(&node_ip(1)),
+        "kept over the restart:\n{routes}"
+    );
+    let state = fabric.birdc("show protocols all n1v4");
+    assert!(
+        state.contains("Neighbor graceful restart active"),
+        "restarting:\n{state}"
+    );
+    let config = node_config(1, "graceful_restart = true", &services());
+    fabric.daemons[1] = fabric.daemon(1, &config);
+    // Back: BIRD ends the restart at End-of-RIB, flushing what was not re-advertised;
+    // the route is there, fresh.
+    wait_until(Duration::from_secs(15), "n1 back, restart over", || {
+        let state = fabric.birdc("show protocols all n1v4");
+        state.contains("Established") && !state.contains("graceful restart active")
+    });
+    assert_eq!(fabric.next_hops(&format!("{VIP4}/32")), both());
+}
+
+#[test]
+fn tcp_md5_with_the_right_key_comes_up_and_a_wrong_key_does_not() {
+    let mut fabric = Fabric::without_daemons("bgp-md5", &bird_config(Some("s3cret")));
+    for (i, key) in ["s3cret", "wrong"].iter().enumerate() {
+        let file = fabric.lab.dir().join(format!("n{i}.key"));
+        std::fs::write(&file, format!("{key}\n")).unwrap();
+        let config = node_config(
+            i,
+            &format!("password_file = \"{}\"", file.display()),
+            &services(),
+        );
+        let daemon = fabric.daemon(i, &config);
+        fabric.daemons.push(daemon);
+    }
+    wait_until(Duration::from_secs(15), "n0 up with the right key", || {
+        fabric.protocol("n0v4").contains("Established")
+    });
+    fabric.wait_next_hops(&format!("{VIP4}/32"), &[node_ip(0)], Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!fabric.protocol("n1v4").contains("Established"));
+    wait_until(Duration::from_secs(10), "n1 logs why", || {
+        fabric.daemons[1].log().contains("TCP-MD5 is on")
+    });
+}
