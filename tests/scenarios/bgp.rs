@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use dockline_lab::{Daemon, Lab, Netns, Process, wait_until};
+use dockline_lab::{Daemon, Lab, Netns, Process, Switch, wait_until};
 
 const ASN: u32 = 64512;
 const VIP4: &str = "192.0.2.10";
@@ -106,6 +106,7 @@ fn services() -> String {
 
 struct Fabric {
     lab: Lab,
+    switch: Switch,
     router: Netns,
     nodes: Vec<Netns>,
     daemons: Vec<Daemon>,
@@ -161,6 +162,7 @@ impl Fabric {
         );
         Fabric {
             lab,
+            switch: sw,
             router,
             nodes,
             daemons: Vec::new(),
@@ -395,4 +397,97 @@ fn tcp_md5_with_the_right_key_comes_up_and_a_wrong_key_does_not() {
     wait_until(Duration::from_secs(10), "n1 logs why", || {
         fabric.daemons[1].log().contains("TCP-MD5 is on")
     });
+}
+
+/// A router that completes the OPEN exchange, then sends one bad thing per connection and
+/// prints the NOTIFICATION it gets back: garbage instead of a message, then an UPDATE whose
+/// withdrawn-routes length runs past its end.
+const BAD_ROUTER: &str = r#"
+import socket, struct
+def message(kind, body=b""):
+    return b"\xff" * 16 + struct.pack("!HB", 19 + len(body), kind) + body
+def read(connection):
+    data = b""
+    while len(data) < 19 or len(data) < struct.unpack("!H", data[16:18])[0]:
+        want = 19 if len(data) < 19 else struct.unpack("!H", data[16:18])[0]
+        chunk = connection.recv(want - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+capabilities = bytes([65, 4]) + struct.pack("!I", 64512) + bytes([1, 4, 0, 1, 0, 1])
+parameters = bytes([2, len(capabilities)]) + capabilities
+open_message = message(1, struct.pack("!BHH4sB", 4, 64512, 9, socket.inet_aton("172.30.0.5"), len(parameters)) + parameters)
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("172.30.0.5", 179))
+listener.listen(4)
+for mode in ["garbage", "truncated"]:
+    connection, _ = listener.accept()
+    read(connection)
+    connection.sendall(open_message + message(4))
+    while True:
+        received = read(connection)
+        if received is None or received[18] == 4:
+            break
+    if mode == "garbage":
+        connection.sendall(b"\x00" * 40)
+    else:
+        connection.sendall(b"\xff" * 16 + struct.pack("!HB", 23, 2) + b"\x00\x0a\x00\x00")
+    while True:
+        received = read(connection)
+        if received is None:
+            print(mode, "closed without a NOTIFICATION", flush=True)
+            break
+        if received[18] == 3:
+            print(mode, "NOTIFICATION", received[19], received[20], flush=True)
+            break
+    connection.close()
+"#;
+
+#[test]
+fn a_bad_peer_gets_the_right_notifications_while_the_other_sessions_carry_on() {
+    let mut fabric = Fabric::without_daemons("bgp-bad-peer", &bird_config(None));
+    // The bad router has a namespace of its own: BIRD holds port 179 in the router's.
+    let bad = fabric.lab.host(&fabric.switch, "bad", &["172.30.0.5/24"]);
+    let script = fabric.lab.dir().join("bad_router.py");
+    std::fs::write(&script, BAD_ROUTER).unwrap();
+    let router = fabric
+        .lab
+        .spawn(&bad, "python3", &["-u", script.to_str().unwrap()]);
+    let extra = format!(
+        "[[bgp.peers]]\naddress = \"172.30.0.5\"\nasn = {ASN}\nhold_time = 9\nconnect_retry_s = 1\n"
+    );
+    for i in 0..2 {
+        let services = if i == 0 {
+            services() + &extra
+        } else {
+            services()
+        };
+        let config = node_config(i, "", &services);
+        let daemon = fabric.daemon(i, &config);
+        fabric.daemons.push(daemon);
+    }
+    fabric.wait_established();
+    let since = fabric.protocol("n0v4");
+    wait_until(Duration::from_secs(10), "both NOTIFICATIONs", || {
+        router.log().contains("truncated ")
+    });
+    let log = router.log();
+    assert!(log.contains("garbage NOTIFICATION 1 1"), "{log}");
+    assert!(log.contains("truncated NOTIFICATION 3 "), "{log}");
+    // Everything else carries on: n0's BIRD sessions and routes are untouched.
+    assert_eq!(fabric.protocol("n0v4"), since);
+    assert_eq!(fabric.next_hops(&format!("{VIP4}/32")), both());
+    let sent = |code: &str| {
+        fabric.daemons[0].metric(
+            "dockline_bgp_notifications_total",
+            &[
+                ("peer", "172.30.0.5"),
+                ("direction", "sent"),
+                ("code", code),
+            ],
+        )
+    };
+    assert_eq!((sent("1"), sent("3")), (Some(1.0), Some(1.0)));
 }
