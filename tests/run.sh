@@ -33,6 +33,9 @@ declare -A needs=(
     [prlimit]=util-linux
     [bird]=bird2
     [birdc]=bird2
+    [gobgpd]=gobgpd
+    [gobgp]=gobgpd
+    [vtysh]=frr
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -491,3 +491,221 @@ fn a_bad_peer_gets_the_right_notifications_while_the_other_sessions_carry_on() {
     };
     assert_eq!((sent("1"), sent("3")), (Some(1.0), Some(1.0)));
 }
+
+/// GoBGP at 172.30.0.2 (iBGP) and FRR's bgpd at 172.30.0.3 (eBGP, AS 64600), each with an
+/// IPv4 and an IPv6 session to node n0.
+fn gobgp_config() -> String {
+    let mut text = format!(
+        "[global.config]\nas = {ASN}\nrouter-id = \"172.30.0.2\"\nport = 179\n\
+         local-address-list = [\"172.30.0.2\", \"fd00:30::2\"]\n"
+    );
+    for (address, family) in [(node_ip(0), "ipv4-unicast"), (node_ip6(0), "ipv6-unicast")] {
+        text.push_str(&format!(
+            "[[neighbors]]\n[neighbors.config]\nneighbor-address = \"{address}\"\npeer-as = {ASN}\n\
+             [neighbors.timers.config]\nhold-time = 9\nkeepalive-interval = 3\nconnect-retry = 1\n\
+             [[neighbors.afi-safis]]\n[neighbors.afi-safis.config]\nafi-safi-name = \"{family}\"\n"
+        ));
+    }
+    text
+}
+
+fn frr_config() -> String {
+    format!(
+        "frr defaults traditional\nhostname frr\n!\nrouter bgp 64600\n bgp router-id 172.30.0.3\n\
+         no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n\
+         neighbor {v4} remote-as {ASN}\n neighbor {v4} timers 3 9\n neighbor {v4} timers connect 1\n\
+         neighbor {v6} remote-as {ASN}\n neighbor {v6} timers 3 9\n neighbor {v6} timers connect 1\n\
+         address-family ipv4 unicast\n  neighbor {v4} activate\n exit-address-family\n\
+         address-family ipv6 unicast\n  neighbor {v6} activate\n exit-address-family\n!\n",
+        v4 = node_ip(0),
+        v6 = node_ip6(0),
+    )
+}
+
+#[test]
+fn gobgp_and_frr_receive_the_same_routes() {
+    let mut lab = Lab::new("bgp-gobgp-frr");
+    let sw = lab.switch("sw");
+    let gobgp = lab.host(&sw, "gobgp", &["172.30.0.2/24", "fd00:30::2/64"]);
+    let frr = lab.host(&sw, "frr", &["172.30.0.3/24", "fd00:30::3/64"]);
+    let node = lab.host(
+        &sw,
+        "n0",
+        &[
+            &format!("{}/24", node_ip(0)),
+            &format!("{}/64", node_ip6(0)),
+        ],
+    );
+    for ns in [&gobgp, &frr, &node] {
+        ns.sh("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.eth0.accept_dad=0");
+        ns.sh("ip -6 addr show dev eth0 | grep -q tentative && sleep 2");
+    }
+    let dir = lab.dir().to_owned();
+    std::fs::write(dir.join("gobgp.toml"), gobgp_config()).unwrap();
+    let gobgp_api = format!("unix://{}", dir.join("gobgp.sock").display());
+    lab.spawn(
+        &gobgp,
+        "gobgpd",
+        &[
+            "-f",
+            dir.join("gobgp.toml").to_str().unwrap(),
+            "-p",
+            "--pprof-disable",
+            "--api-hosts",
+            &gobgp_api,
+        ],
+    );
+    let frr_dir = dir.join("frr");
+    std::fs::create_dir_all(&frr_dir).unwrap();
+    std::fs::write(frr_dir.join("bgpd.conf"), frr_config()).unwrap();
+    // bgpd drops to the frr user, which must write its vty socket there.
+    let _ = std::process::Command::new("chown")
+        .args(["-R", "frr:frr", frr_dir.to_str().unwrap()])
+        .status();
+    lab.spawn(
+        &frr,
+        "/usr/lib/frr/bgpd",
+        &[
+            "-Z",
+            "-n",
+            "-S",
+            "-f",
+            frr_dir.join("bgpd.conf").to_str().unwrap(),
+            "--vty_socket",
+            frr_dir.to_str().unwrap(),
+            "-i",
+            frr_dir.join("bgpd.pid").to_str().unwrap(),
+            "-P",
+            "0",
+            "--log",
+            "stdout",
+        ],
+    );
+    let peers = [
+        ("172.30.0.2", ASN),
+        ("fd00:30::2", ASN),
+        ("172.30.0.3", 64600),
+        ("fd00:30::3", 64600),
+    ]
+    .iter()
+    .map(|(address, asn)| {
+        format!("[[bgp.peers]]\naddress = \"{address}\"\nasn = {asn}\nhold_time = 9\nconnect_retry_s = 1\n")
+    })
+    .collect::<String>();
+    let config = format!(
+        "[node]\nname = \"n0\"\ninternal_ip = \"{ip}\"\n[dns]\nenabled = false\n[proxy]\nenabled = false\n\
+         [bgp]\nasn = {ASN}\n{peers}\
+         [[pools]]\nname = \"routed\"\naddresses = [\"192.0.2.10-192.0.2.50\", \"2001:db8:1::/124\"]\n\
+         announce = [\"bgp\"]\ncommunities = [\"64512:100\"]\nlarge_communities = [\"64513:0:100\"]\nlocal_pref = 200\n{services}",
+        ip = node_ip(0),
+        services = services(),
+    );
+    let _daemon = Daemon::builder(env!("CARGO_BIN_EXE_dockline"), &node)
+        .config(&config)
+        .env("DOCKLINE_LOG", "info")
+        .start(&mut lab);
+
+    let gobgp_rib = |family: &str| {
+        let out = gobgp.exec(
+            "gobgp",
+            &["--target", &gobgp_api, "global", "rib", "-a", family],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_until(Duration::from_secs(20), "GoBGP has both routes", || {
+        gobgp_rib("ipv4").contains(&format!("{VIP4}/32"))
+            && gobgp_rib("ipv6").contains(&format!("{VIP6}/128"))
+    });
+    let v4 = gobgp_rib("ipv4");
+    assert!(v4.contains(&node_ip(0)), "next hop in:\n{v4}");
+    assert!(v4.contains("64512:100"), "community in:\n{v4}");
+    assert!(v4.contains("LocalPref: 200"), "local-pref in:\n{v4}");
+    assert!(gobgp_rib("ipv6").contains(&node_ip6(0)));
+
+    let vtysh = |command: &str| {
+        let out = frr.exec(
+            "vtysh",
+            &[
+                "--vty_socket",
+                frr_dir.to_str().unwrap(),
+                "-d",
+                "bgpd",
+                "-c",
+                command,
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_until(Duration::from_secs(20), "FRR has both routes", || {
+        vtysh(&format!("show bgp ipv4 unicast {VIP4}/32")).contains(&node_ip(0))
+            && vtysh(&format!("show bgp ipv6 unicast {VIP6}/128")).contains(&node_ip6(0))
+    });
+    let route = vtysh(&format!("show bgp ipv4 unicast {VIP4}/32"));
+    // eBGP: our AS in the path, no LOCAL_PREF from us, both kinds of community.
+    assert!(
+        route.contains(&format!("\n  {ASN}")),
+        "AS path in:\n{route}"
+    );
+    assert!(
+        route.contains("Community: 64512:100"),
+        "community in:\n{route}"
+    );
+    assert!(
+        route.contains("Large Community: 64513:0:100"),
+        "large community in:\n{route}"
+    );
+    println!("GoBGP:\n{v4}\nFRR:\n{route}");
+}
+
+#[test]
+fn a_reload_resets_opens_and_closes_only_the_sessions_of_changed_peers() {
+    let configs = [
+        node_config(0, "", &services()),
+        node_config(1, "", &services()),
+    ];
+    let fabric = Fabric::start("bgp-peer-reload", &bird_config(None), configs);
+    fabric.wait_established();
+    let v4 = fabric.protocol("n0v4");
+    let v6 = fabric.protocol("n0v6");
+    std::thread::sleep(Duration::from_millis(1100));
+
+    // Only the IPv6 peer's keepalive changes: that session alone is reset.
+    let changed = node_config(0, "", &services()).replacen(
+        "address = \"fd00:30::1\"\nasn = 64512\nhold_time = 9\n",
+        "address = \"fd00:30::1\"\nasn = 64512\nhold_time = 9\nkeepalive = 2\n",
+        1,
+    );
+    assert_ne!(changed, node_config(0, "", &services()));
+    fabric.daemons[0].reload(&changed).unwrap();
+    wait_until(Duration::from_secs(10), "n0v6 reset and back", || {
+        let now = fabric.protocol("n0v6");
+        now != v6 && now.contains("Established")
+    });
+    assert_eq!(
+        fabric.protocol("n0v4"),
+        v4,
+        "the IPv4 session was not touched"
+    );
+
+    // The IPv6 peer removed: its session closes (BIRD sees the Cease), the other stays.
+    let v6_peer = "[[bgp.peers]]\naddress = \"fd00:30::1\"\nasn = 64512\nhold_time = 9\nconnect_retry_s = 1\n";
+    let removed = node_config(0, "", &services()).replacen(v6_peer, "", 1);
+    assert!(!removed.contains("fd00:30::1"));
+    fabric.daemons[0].reload(&removed).unwrap();
+    wait_until(Duration::from_secs(10), "n0v6 closed", || {
+        !fabric.protocol("n0v6").contains("Established")
+    });
+    fabric.wait_next_hops(
+        &format!("{VIP6}/128"),
+        &[node_ip6(1)],
+        Duration::from_secs(5),
+    );
+    assert_eq!(fabric.protocol("n0v4"), v4);
+
+    // Added back: it opens again.
+    fabric.daemons[0].reload(&changed).unwrap();
+    wait_until(Duration::from_secs(10), "n0v6 open again", || {
+        fabric.protocol("n0v6").contains("Established")
+    });
+    assert_eq!(fabric.protocol("n0v4"), v4);
+}
