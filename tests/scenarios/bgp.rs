@@ -58,18 +58,7 @@ enabled = false
 enabled = false
 [bgp]
 asn = {ASN}
-[[bgp.peers]]
-address = "172.30.0.1"
-asn = {ASN}
-hold_time = 9
-connect_retry_s = 1
-{peer}
-[[bgp.peers]]
-address = "fd00:30::1"
-asn = {ASN}
-hold_time = 9
-connect_retry_s = 1
-{peer}
+{v4}{v6}
 [[pools]]
 name = "routed"
 addresses = ["192.0.2.10-192.0.2.50", "2001:db8:1::/124"]
@@ -80,6 +69,15 @@ local_pref = 200
 {services}
 "#,
         ip = node_ip(i),
+        v4 = bgp_peer("172.30.0.1", ASN, peer),
+        v6 = bgp_peer("fd00:30::1", ASN, peer),
+    )
+}
+
+/// One `[[bgp.peers]]` table with the tests' timers and `extra` keys.
+fn bgp_peer(address: &str, asn: u32, extra: &str) -> String {
+    format!(
+        "[[bgp.peers]]\naddress = \"{address}\"\nasn = {asn}\nhold_time = 9\nconnect_retry_s = 1\n{extra}\n"
     )
 }
 
@@ -263,29 +261,22 @@ fn bird_gets_both_next_hops_with_attributes_and_follows_health_reloads_and_sigte
     let six = vec![node_ip6(0), node_ip6(1)];
     fabric.wait_next_hops(&format!("{VIP6}/128"), &six, Duration::from_secs(5));
 
-    // Local policy: n0 advertises while its endpoint answers, and only n0.
-    let server = fabric.lab.spawn(
-        &fabric.nodes[0].clone(),
-        "python3",
-        &["-m", "http.server", "--bind", &node_ip(0), "8080"],
-    );
-    fabric.wait_next_hops(
-        &format!("{LOCAL_VIP}/32"),
-        &[node_ip(0)],
-        Duration::from_secs(5),
-    );
-    server.signal("KILL");
-    fabric.wait_next_hops(&format!("{LOCAL_VIP}/32"), &[], Duration::from_secs(3));
-    let _server = fabric.lab.spawn(
-        &fabric.nodes[0].clone(),
-        "python3",
-        &["-m", "http.server", "--bind", &node_ip(0), "8080"],
-    );
-    fabric.wait_next_hops(
-        &format!("{LOCAL_VIP}/32"),
-        &[node_ip(0)],
-        Duration::from_secs(5),
-    );
+    // Local policy: n0 advertises while its endpoint answers, and only n0; it withdraws
+    // when the endpoint stops answering and advertises again when it is back.
+    let local = format!("{LOCAL_VIP}/32");
+    for round in 0..2 {
+        let node = fabric.nodes[0].clone();
+        let endpoint = fabric.lab.spawn(
+            &node,
+            "python3",
+            &["-m", "http.server", "--bind", &node_ip(0), "8080"],
+        );
+        fabric.wait_next_hops(&local, &[node_ip(0)], Duration::from_secs(5));
+        if round == 0 {
+            endpoint.signal("KILL");
+            fabric.wait_next_hops(&local, &[], Duration::from_secs(3));
+        }
+    }
 
     // A reload that adds a service sends its route on the live session: BIRD's session
     // keeps its "since" time.
@@ -455,9 +446,7 @@ fn a_bad_peer_gets_the_right_notifications_while_the_other_sessions_carry_on() {
     let router = fabric
         .lab
         .spawn(&bad, "python3", &["-u", script.to_str().unwrap()]);
-    let extra = format!(
-        "[[bgp.peers]]\naddress = \"172.30.0.5\"\nasn = {ASN}\nhold_time = 9\nconnect_retry_s = 1\n"
-    );
+    let extra = bgp_peer("172.30.0.5", ASN, "");
     for i in 0..2 {
         let services = if i == 0 {
             services() + &extra
@@ -588,9 +577,7 @@ fn gobgp_and_frr_receive_the_same_routes() {
         ("fd00:30::3", 64600),
     ]
     .iter()
-    .map(|(address, asn)| {
-        format!("[[bgp.peers]]\naddress = \"{address}\"\nasn = {asn}\nhold_time = 9\nconnect_retry_s = 1\n")
-    })
+    .map(|(address, asn)| bgp_peer(address, *asn, ""))
     .collect::<String>();
     let config = format!(
         "[node]\nname = \"n0\"\ninternal_ip = \"{ip}\"\n[dns]\nenabled = false\n[proxy]\nenabled = false\n\
@@ -671,8 +658,8 @@ fn a_reload_resets_opens_and_closes_only_the_sessions_of_changed_peers() {
 
     // Only the IPv6 peer's keepalive changes: that session alone is reset.
     let changed = node_config(0, "", &services()).replacen(
-        "address = \"fd00:30::1\"\nasn = 64512\nhold_time = 9\n",
-        "address = \"fd00:30::1\"\nasn = 64512\nhold_time = 9\nkeepalive = 2\n",
+        &bgp_peer("fd00:30::1", ASN, ""),
+        &bgp_peer("fd00:30::1", ASN, "keepalive = 2"),
         1,
     );
     assert_ne!(changed, node_config(0, "", &services()));
@@ -688,8 +675,7 @@ fn a_reload_resets_opens_and_closes_only_the_sessions_of_changed_peers() {
     );
 
     // The IPv6 peer removed: its session closes (BIRD sees the Cease), the other stays.
-    let v6_peer = "[[bgp.peers]]\naddress = \"fd00:30::1\"\nasn = 64512\nhold_time = 9\nconnect_retry_s = 1\n";
-    let removed = node_config(0, "", &services()).replacen(v6_peer, "", 1);
+    let removed = node_config(0, "", &services()).replacen(&bgp_peer("fd00:30::1", ASN, ""), "", 1);
     assert!(!removed.contains("fd00:30::1"));
     fabric.daemons[0].reload(&removed).unwrap();
     wait_until(Duration::from_secs(10), "n0v6 closed", || {

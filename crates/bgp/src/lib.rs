@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use dockline_admin::Runtime;
 use dockline_config::Config;
 use dockline_model::{LiveHealth, Published, Snapshot};
 use tokio::net::TcpListener;
@@ -32,7 +33,6 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::metrics::describe_metrics;
 pub use error::BgpError;
-pub use status::{PeerStatus, Report};
 
 use status::StatusBoard;
 
@@ -48,19 +48,14 @@ pub fn restart_key(config: &Config) -> String {
 }
 
 /// The live inputs the speaker follows.
+#[derive(Debug)]
 pub struct Inputs {
     /// The snapshot in force.
     pub published: Arc<Published>,
     /// Endpoint health, for the Local policy.
     pub health: Arc<LiveHealth>,
-    /// Where each change of a session's status goes (`/status`).
-    pub report: Report,
-}
-
-impl std::fmt::Debug for Inputs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inputs").finish_non_exhaustive()
-    }
+    /// Where the sessions' status lines go, for `/status`.
+    pub runtime: Arc<Runtime>,
 }
 
 /// The speaker with its listeners open.
@@ -84,7 +79,7 @@ impl Bgp {
             listeners,
             published: inputs.published,
             health: inputs.health,
-            board: Arc::new(StatusBoard::new(inputs.report)),
+            board: Arc::new(StatusBoard::new(inputs.runtime)),
         })
     }
 

@@ -23,7 +23,8 @@ use crate::message;
 use crate::metrics::PeerMetrics;
 use crate::session::{Action, ConnectionId, Negotiated, Session, Settings, State};
 use crate::socket;
-use crate::status::{PeerStatus, StatusBoard};
+use crate::status::StatusBoard;
+use dockline_admin::BgpPeerRecord;
 
 /// How long a stop may spend writing withdrawals and the Cease, inside the daemon's grace.
 const STOP_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -78,7 +79,7 @@ struct PeerTask {
     metrics: PeerMetrics,
     established_at: Option<SystemTime>,
     updates_sent: u64,
-    reported: Option<PeerStatus>,
+    reported: Option<BgpPeerRecord>,
     /// Logged once until it changes or the session comes up, not at every retry.
     last_connect_error: Option<String>,
 }
@@ -391,7 +392,7 @@ impl PeerTask {
     /// Tells the status board, when something it shows changed.
     fn report(&mut self) {
         let state = self.session.state();
-        let status = PeerStatus {
+        let status = BgpPeerRecord {
             address: self.config.address.ip(),
             asn: self.config.settings.peer_asn,
             state: state.to_string(),

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use dockline_admin::{BgpPeerRecord, LiveState, MoreMetrics};
+use dockline_admin::{LiveState, MoreMetrics};
 use dockline_config::Config;
 use dockline_model::Snapshot;
 use tokio_util::sync::CancellationToken;
@@ -195,16 +195,12 @@ pub static COMPONENTS: &[Component] = &[
         describe_metrics: dockline_bgp::describe_metrics,
         bind: |live, snapshot| {
             Box::pin(async move {
-                let runtime = Arc::clone(&live.runtime);
-                let report: dockline_bgp::Report = Box::new(move |peers| {
-                    runtime.set_bgp_peers(peers.into_iter().map(bgp_peer_record).collect());
-                });
                 let bgp = dockline_bgp::Bgp::bind(
                     snapshot,
                     dockline_bgp::Inputs {
                         published: live.published,
                         health: live.health,
-                        report,
+                        runtime: live.runtime,
                     },
                 )?;
                 Ok(Bound::new(|shutdown| bgp.run(shutdown)))
@@ -230,18 +226,6 @@ pub static COMPONENTS: &[Component] = &[
         },
     },
 ];
-
-fn bgp_peer_record(peer: dockline_bgp::PeerStatus) -> BgpPeerRecord {
-    BgpPeerRecord {
-        address: peer.address,
-        asn: peer.asn,
-        state: peer.state,
-        established_at: peer.established_at,
-        last_error: peer.last_error,
-        prefixes_sent: peer.prefixes_sent,
-        updates_sent: peer.updates_sent,
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -33,20 +33,12 @@ fn snapshot(node: &str, pool: &str, extra: &str) -> Snapshot {
     dockline_model::build(config).expect("builds")
 }
 
+/// A LoadBalancer service of pool "p" on `ip`, with one endpoint on `endpoint_node`.
 fn lb(name: &str, ip: &str, policy: &str, endpoint_node: &str) -> String {
     format!(
-        r#"
-        [[services]]
-        name = "{name}"
-        type = "LoadBalancer"
-        load_balancer_ip = "{ip}"
-        pool = "p"
-        external_traffic_policy = "{policy}"
-        ports = [{{ port = 80 }}]
-        [[services.endpoints]]
-        ip = "10.111.0.5"
-        node = "{endpoint_node}"
-        "#
+        "[[services]]\nname = \"{name}\"\ntype = \"LoadBalancer\"\nload_balancer_ip = \"{ip}\"\n\
+         pool = \"p\"\nexternal_traffic_policy = \"{policy}\"\nports = [{{ port = 80 }}]\n\
+         endpoints = [{{ ip = \"10.111.0.5\", node = \"{endpoint_node}\" }}]\n"
     )
 }
 
