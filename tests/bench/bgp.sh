@@ -2,9 +2,11 @@
 # BGP table push: dockline next to GoBGP (the anchor) pushing the same /32s into the same
 # BIRD, in one run. For each size: the time from BIRD's session reaching Established to
 # every prefix in BIRD's table (median of $RUNS runs), the ratio dockline/GoBGP, and
-# dockline's RSS with that table. Then the failure figure: SIGKILL of dockline to BIRD
-# having removed its routes (graceful restart off; BFD is not implemented yet). Prints
-# figures; asserts nothing. Runs as root; everything lives in two namespaces of its own.
+# dockline's RSS with that table, and the time from SIGKILL of dockline to BIRD having
+# removed its routes (graceful restart off: the kernel closes the TCP session). Then
+# failure detection of a frozen node (SIGSTOP: TCP open but silent), with BFD (300 ms x 3)
+# against the hold time alone (9 s). Prints figures; asserts nothing. Runs as root;
+# everything lives in two namespaces of its own.
 #
 # Times are taken by polling `birdc` every few milliseconds, the same way for both
 # speakers, so both carry the same few-ms polling error. GoBGP gets its routes through its
@@ -55,10 +57,11 @@ start_bird() {
     cat > "$WORK/bird.conf" <<CONF
 router id 172.31.0.1;
 protocol device { }
+protocol bfd { interface "*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }
 protocol bgp speaker {
     local 172.31.0.1 as 64512; neighbor 172.31.0.2 as 64513;
     hold time 9; keepalive time 3; connect retry time 1; connect delay time 1;
-    error wait time 1, 2;
+    error wait time 1, 2; bfd on;
     ipv4 { import all; export none; };
 }
 CONF
@@ -85,14 +88,15 @@ time_to_table() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 
+# $1 prefixes; $2 extra keys of the peer (e.g. "bfd = true").
 write_dockline_config() {
-    python3 - "$1" "$WORK/dockline.toml" <<'PY'
+    python3 - "$1" "$WORK/dockline.toml" "${2:-}" <<'PY'
 import sys
 size, path = int(sys.argv[1]), sys.argv[2]
 conf = ['[node]\nname = "bench"\ninternal_ip = "172.31.0.2"\n',
         '[dns]\nenabled = false\n[proxy]\nenabled = false\n',
         '[bgp]\nasn = 64513\n[[bgp.peers]]\naddress = "172.31.0.1"\nasn = 64512\n'
-        'hold_time = 9\nconnect_retry_s = 1\ngraceful_restart = false\n',
+        'hold_time = 9\nconnect_retry_s = 1\ngraceful_restart = false\n' + sys.argv[3] + '\n',
         '[[pools]]\nname = "bench"\naddresses = ["10.128.0.0/10"]\nannounce = ["bgp"]\n']
 for i in range(size):
     ip = f"10.{128 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}"
@@ -184,4 +188,35 @@ for size in $SIZES; do
     fi
     printf '%-9s %-22s %-22s %-8s %-12s %s\n' "$size" "$dl_median (${dl[*]})" \
         "$gb_median (${gb[*]:-})" "$ratio" "$((rss_median / 1024)) MiB" "$kill_median (${kills[*]})"
+done
+
+# Failure detection of a frozen node, 100 prefixes: BFD against the hold time alone.
+freeze_ms() {
+    local killed
+    start_bird
+    ip netns exec "$SPEAKER" "$BIN" run --config "$WORK/dockline.toml" >"$WORK/dockline.log" 2>&1 &
+    dockline_pid=$!
+    pids+=("$dockline_pid")
+    time_to_table 100 >/dev/null
+    # With BFD, wait for it to be up on BIRD's side before freezing.
+    if grep -q "bfd = true" "$WORK/dockline.toml"; then
+        until birdc_ show bfd sessions | grep -q " Up "; do sleep 0.05; done
+    fi
+    kill -STOP "$dockline_pid"
+    killed=$(now_ms)
+    until [ "$(routes_in_bird)" = "0" ]; do sleep 0.002; done
+    freeze=$(($(now_ms) - killed))
+    kill -9 "$dockline_pid"
+    wait "$dockline_pid" 2>/dev/null || true
+    stop_bird
+}
+printf '\n%-22s %s\n' "frozen node" "routes gone after ms (median, runs)"
+for mode in "bfd = true" ""; do
+    write_dockline_config 100 "$mode"
+    runs=()
+    for _ in $(seq "$RUNS"); do
+        freeze_ms
+        runs+=("$freeze")
+    done
+    printf '%-22s %s (%s)\n' "${mode:-hold time only}" "$(printf '%s\n' "${runs[@]}" | median)" "${runs[*]}"
 done

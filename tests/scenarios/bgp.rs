@@ -29,10 +29,21 @@ fn node_ip6(i: usize) -> String {
 /// BIRD's config: one iBGP session per node and family, test-friendly timers, GR aware.
 fn bird_config(password: Option<&str>) -> String {
     let password = password.map_or(String::new(), |p| format!("password \"{p}\";"));
+    bird_config_with(&password)
+}
+
+/// BIRD's config with BFD on every session (100 ms, multiplier 3).
+fn bird_config_with_bfd() -> String {
+    let bfd = "protocol bfd { interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; \
+               multiplier 3; }; }\n";
+    format!("{bfd}{}", bird_config_with("bfd on;"))
+}
+
+fn bird_config_with(session_keys: &str) -> String {
     let mut text = format!(
         "router id 172.30.0.1;\nprotocol device {{ scan time 1; }}\n\
          template bgp node {{ local as {ASN}; hold time 9; keepalive time 3; connect retry time 2;\n\
-         connect delay time 1; error wait time 1, 2; direct; {password} }}\n"
+         connect delay time 1; error wait time 1, 2; direct; {session_keys} }}\n"
     );
     for i in 0..2 {
         text.push_str(&format!(
@@ -694,4 +705,34 @@ fn a_reload_resets_opens_and_closes_only_the_sessions_of_changed_peers() {
         fabric.protocol("n0v6").contains("Established")
     });
     assert_eq!(fabric.protocol("n0v4"), v4);
+}
+
+#[test]
+fn with_bfd_a_frozen_node_loses_its_routes_within_a_second() {
+    let configs = [
+        node_config(0, "graceful_restart = false\nbfd = true", &services()),
+        node_config(1, "graceful_restart = false", &services()),
+    ];
+    let fabric = Fabric::start("bgp-bfd", &bird_config_with_bfd(), configs);
+    fabric.wait_established();
+    fabric.wait_next_hops(&format!("{VIP4}/32"), &both(), Duration::from_secs(5));
+    wait_until(Duration::from_secs(10), "BFD up on both ends", || {
+        fabric
+            .birdc("show bfd sessions")
+            .lines()
+            .any(|line| line.starts_with(&node_ip(0)) && line.contains(" Up "))
+            && fabric.daemons[0].metric("dockline_bfd_session_up", &[("peer", "172.30.0.1")])
+                == Some(1.0)
+    });
+
+    // Frozen: the TCP session stays open and silent, but BFD stops at once.
+    fabric.daemons[0].signal("STOP");
+    let frozen = std::time::Instant::now();
+    fabric.wait_next_hops(&format!("{VIP4}/32"), &[node_ip(1)], Duration::from_secs(3));
+    let detected = frozen.elapsed();
+    fabric.daemons[0].signal("CONT");
+    println!("BFD: routes of the frozen node gone after {detected:?}");
+    assert!(detected < Duration::from_millis(1500), "{detected:?}");
+    // Back: BFD and the session come up again, and so do the routes.
+    fabric.wait_next_hops(&format!("{VIP4}/32"), &both(), Duration::from_secs(20));
 }

@@ -12,6 +12,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod advertise;
+pub mod bfd;
 mod error;
 pub mod message;
 mod metrics;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use dockline_admin::Runtime;
 use dockline_config::Config;
 use dockline_model::{LiveHealth, Published, Snapshot};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
 pub use self::metrics::describe_metrics;
@@ -41,10 +42,25 @@ pub fn enabled(config: &Config) -> bool {
     config.bgp.asn.is_some() && !config.bgp.peers.is_empty()
 }
 
-/// What every session shares and the speaker cannot change live: a change restarts the
-/// speaker (and so every session). Peer settings are followed per session instead.
+/// What every session shares and the speaker cannot change live (the AS number, the
+/// router ID, which address families have BFD sockets): a change restarts the speaker
+/// (and so every session). Peer settings are followed per session instead.
 pub fn restart_key(config: &Config) -> String {
-    format!("{:?} {:?}", config.bgp.asn, config.bgp.router_id)
+    // The BFD sockets are opened per address family at bind.
+    let bfd = |ipv6: bool| {
+        config
+            .bgp
+            .peers
+            .iter()
+            .any(|peer| peer.bfd == Some(true) && peer.address.is_ipv6() == ipv6)
+    };
+    format!(
+        "{:?} {:?} bfd {} {}",
+        config.bgp.asn,
+        config.bgp.router_id,
+        bfd(false),
+        bfd(true)
+    )
 }
 
 /// The live inputs the speaker follows.
@@ -63,6 +79,7 @@ pub struct Inputs {
 pub struct Bgp {
     snapshot: Arc<Snapshot>,
     listeners: Vec<Arc<TcpListener>>,
+    bfd_sockets: Vec<UdpSocket>,
     published: Arc<Published>,
     health: Arc<LiveHealth>,
     board: Arc<StatusBoard>,
@@ -74,9 +91,11 @@ impl Bgp {
     pub fn bind(snapshot: Arc<Snapshot>, inputs: Inputs) -> Result<Self, BgpError> {
         let peers: HashMap<IpAddr, _> = speaker::peer_configs(&snapshot.config)?;
         let listeners = speaker::listen(&peers)?;
+        let bfd_sockets = speaker::bfd_listen(&peers)?;
         Ok(Bgp {
             snapshot,
             listeners,
+            bfd_sockets,
             published: inputs.published,
             health: inputs.health,
             board: Arc::new(StatusBoard::new(inputs.runtime)),
@@ -89,6 +108,7 @@ impl Bgp {
         speaker::run(
             self.snapshot,
             self.listeners,
+            self.bfd_sockets,
             self.published,
             self.health,
             self.board,

@@ -11,6 +11,7 @@ const SESSION_UP: &str = "dockline_bgp_session_up";
 const ANNOUNCED: &str = "dockline_bgp_announced_prefixes";
 const UPDATES_SENT: &str = "dockline_bgp_updates_sent_total";
 const NOTIFICATIONS: &str = "dockline_bgp_notifications_total";
+const BFD_UP: &str = "dockline_bfd_session_up";
 
 /// Describes the BGP metrics to the recorder.
 pub fn describe_metrics() {
@@ -23,6 +24,7 @@ pub fn describe_metrics() {
         "Prefixes the peer has from this node (advertised and not withdrawn)"
     );
     metrics::describe_counter!(UPDATES_SENT, "BGP UPDATE messages sent to the peer");
+    metrics::describe_gauge!(BFD_UP, "1 while the BFD session with the peer is up");
     metrics::describe_counter!(
         NOTIFICATIONS,
         "BGP NOTIFICATION messages, by peer, direction (sent, received) and error code"
@@ -36,6 +38,7 @@ pub(crate) struct PeerMetrics {
     pub(crate) session_up: Gauge,
     pub(crate) announced: Gauge,
     pub(crate) updates_sent: Counter,
+    pub(crate) bfd_up: Gauge,
 }
 
 impl PeerMetrics {
@@ -46,6 +49,7 @@ impl PeerMetrics {
             session_up: metrics::gauge!(SESSION_UP, "peer" => peer.clone()),
             announced: metrics::gauge!(ANNOUNCED, "peer" => peer.clone()),
             updates_sent: metrics::counter!(UPDATES_SENT, "peer" => peer.clone()),
+            bfd_up: metrics::gauge!(BFD_UP, "peer" => peer.clone()),
             peer,
         };
         metrics.session_up.set(0.0);

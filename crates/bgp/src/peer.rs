@@ -12,13 +12,14 @@ use std::time::{Duration, Instant, SystemTime};
 use netgauze_bgp_pkt::BgpMessage;
 use netgauze_iana::address_family::AddressType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::advertise::{Advertised, Peer, Routes};
+use crate::bfd::{BfdSession, BfdState, ControlPacket};
 use crate::message;
 use crate::metrics::PeerMetrics;
 use crate::session::{Action, ConnectionId, Negotiated, Session, Settings, State};
@@ -39,6 +40,8 @@ pub(crate) struct PeerConfig {
     pub(crate) address: SocketAddr,
     pub(crate) key: Option<Vec<u8>>,
     pub(crate) ttl: Option<u32>,
+    /// BFD transmit/receive interval and detection multiplier, when on.
+    pub(crate) bfd: Option<(Duration, u8)>,
     pub(crate) settings: Settings,
 }
 
@@ -58,6 +61,8 @@ struct Link {
 pub(crate) struct PeerInputs {
     pub(crate) routes: watch::Receiver<Arc<Routes>>,
     pub(crate) inbound: mpsc::Receiver<TcpStream>,
+    /// BFD control packets from the router, already checked.
+    pub(crate) bfd_packets: mpsc::Receiver<ControlPacket>,
     pub(crate) board: Arc<StatusBoard>,
     /// Tells this task's status line from that of a task replacing it.
     pub(crate) generation: u64,
@@ -66,9 +71,17 @@ pub(crate) struct PeerInputs {
     pub(crate) node_ip: IpAddr,
 }
 
+/// A BFD session and the socket its packets go out on.
+struct Bfd {
+    session: BfdSession,
+    socket: UdpSocket,
+    up: bool,
+}
+
 struct PeerTask {
     config: PeerConfig,
     session: Session,
+    bfd: Option<Bfd>,
     advertised: Advertised,
     /// What UPDATEs are built with, while established.
     peer: Option<Peer>,
@@ -88,7 +101,24 @@ struct PeerTask {
 /// Cease.
 pub(crate) async fn run(config: PeerConfig, inputs: PeerInputs, shutdown: CancellationToken) {
     let (events, mut received) = mpsc::channel(16);
+    let now = Instant::now();
+    let bfd = config.bfd.and_then(|(interval, multiplier)| {
+        // Any non-zero number unique on this node will do as discriminator.
+        let discriminator = u32::try_from(inputs.generation % u64::from(u32::MAX)).unwrap_or(0) + 1;
+        match socket::bfd_sender(config.address.ip(), discriminator as u16) {
+            Ok(socket) => Some(Bfd {
+                session: BfdSession::new(discriminator, interval, multiplier, now),
+                socket,
+                up: false,
+            }),
+            Err(error) => {
+                tracing::error!(peer = %config.address, %error, "BFD not started: no socket");
+                None
+            }
+        }
+    });
     let mut task = PeerTask {
+        bfd,
         session: Session::new(config.settings.clone()),
         metrics: PeerMetrics::new(config.address.ip()),
         config,
@@ -107,7 +137,13 @@ pub(crate) async fn run(config: PeerConfig, inputs: PeerInputs, shutdown: Cancel
     loop {
         task.carry_out().await;
         task.report();
-        let deadline = task.session.poll_timeout();
+        let deadline = [
+            task.session.poll_timeout(),
+            task.bfd.as_ref().map(|bfd| bfd.session.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let sleep = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -119,8 +155,14 @@ pub(crate) async fn run(config: PeerConfig, inputs: PeerInputs, shutdown: Cancel
             Some(event) = received.recv() => task.handle(event),
             Some(stream) = task.inputs.inbound.recv() => task.accept(stream),
             Ok(()) = task.inputs.routes.changed() => task.advertise(),
+            Some(packet) = task.inputs.bfd_packets.recv() => {
+                if let Some(bfd) = &mut task.bfd {
+                    bfd.session.received(&packet, Instant::now());
+                }
+            }
             () = sleep => task.session.handle_timeout(Instant::now()),
         }
+        task.run_bfd().await;
     }
     task.stop().await;
 }
@@ -206,6 +248,30 @@ impl PeerTask {
                 reader,
             },
         );
+    }
+
+    /// Fires BFD's timers, sends what is due, and takes the BGP session down when BFD
+    /// loses the router.
+    async fn run_bfd(&mut self) {
+        let Some(bfd) = &mut self.bfd else {
+            return;
+        };
+        let now = Instant::now();
+        bfd.session.handle_timeout(now);
+        while let Some(packet) = bfd.session.poll_transmit(now) {
+            let _ = bfd.socket.send(&packet).await;
+        }
+        let up = bfd.session.state() == BfdState::Up;
+        if up != bfd.up {
+            bfd.up = up;
+            self.metrics.bfd_up.set(if up { 1.0 } else { 0.0 });
+            if up {
+                tracing::info!(peer = %self.config.address, "BFD session up");
+            } else {
+                tracing::warn!(peer = %self.config.address, "BFD session down: resetting the BGP session");
+                self.session.bfd_down(now);
+            }
+        }
     }
 
     /// Carries out the session's actions until it has none left.

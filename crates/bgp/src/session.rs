@@ -422,6 +422,23 @@ impl Session {
         }
     }
 
+    /// BFD says the router is gone: the established connection ends with a Cease
+    /// (BFD Down, RFC 9384) without waiting for the hold timer.
+    pub fn bfd_down(&mut self, now: Instant) {
+        let established: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|c| c.stage == Stage::Established)
+            .map(|c| c.id)
+            .collect();
+        for id in established {
+            let notification = BgpNotificationMessage::CeaseError(CeaseError::BfdDown {
+                value: Box::new([]),
+            });
+            self.fail(id, now, Some(notification), "BFD down".to_owned());
+        }
+    }
+
     /// Queues an UPDATE (or any message) on the established connection; `false` when
     /// the session is not established.
     pub fn send(&mut self, bytes: Vec<u8>, now: Instant) -> bool {

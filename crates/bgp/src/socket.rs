@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
 /// The BGP port dockline listens on.
 pub const BGP_PORT: u16 = 179;
@@ -105,6 +105,47 @@ pub fn listen(ipv6: bool) -> io::Result<TcpListener> {
     socket.bind(&SocketAddr::new(address, BGP_PORT).into())?;
     socket.listen(64)?;
     TcpListener::from_std(socket.into())
+}
+
+/// Receives single-hop BFD control packets on port 3784 (RFC 5881 section 4), IPv6 only
+/// or IPv4.
+pub fn bfd_listen(ipv6: bool) -> io::Result<UdpSocket> {
+    let (domain, address) = if ipv6 {
+        (Domain::IPV6, IpAddr::V6(Ipv6Addr::UNSPECIFIED))
+    } else {
+        (Domain::IPV4, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    };
+    let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if ipv6 {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::new(address, crate::bfd::CONTROL_PORT).into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// The socket BFD control packets go to `peer` from: a source port in 49152-65535 and
+/// TTL 255, so the router can tell they come from its link (RFC 5881 sections 4 and 5).
+pub fn bfd_sender(peer: IpAddr, first_port: u16) -> io::Result<UdpSocket> {
+    let local = match peer {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let mut last = io::Error::new(io::ErrorKind::AddrInUse, "no free BFD source port");
+    for offset in 0..16_384u16 {
+        let port = 49_152 + (first_port.wrapping_add(offset) % 16_384);
+        match std::net::UdpSocket::bind(SocketAddr::new(local, port)) {
+            Ok(socket) => {
+                set_ttl(&socket, peer, 255)?;
+                socket.set_nonblocking(true)?;
+                socket.connect(SocketAddr::new(peer, crate::bfd::CONTROL_PORT))?;
+                return UdpSocket::from_std(socket);
+            }
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
 }
 
 /// Connects to `peer`, signed with `key` and sent with `ttl` when given, within `timeout`.

@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use dockline_config::{BgpPeer, Config};
 use dockline_model::{LiveHealth, Published, Snapshot};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::BgpError;
 use crate::advertise::{self, Routes};
+use crate::bfd::ControlPacket;
 use crate::peer::{self, PeerConfig, PeerInputs};
 use crate::session::Settings;
 use crate::socket;
@@ -27,6 +28,7 @@ use crate::status::StatusBoard;
 struct PeerHandle {
     config: PeerConfig,
     inbound: mpsc::Sender<TcpStream>,
+    bfd: mpsc::Sender<ControlPacket>,
     stop: CancellationToken,
 }
 
@@ -79,6 +81,12 @@ fn peer_config(
         key,
         // eBGP routers are expected one hop away unless multihop says otherwise.
         ttl: peer.ebgp_multihop.map(u32::from).or(external.then_some(1)),
+        bfd: (peer.bfd == Some(true)).then(|| {
+            (
+                Duration::from_millis(peer.bfd_interval_ms.unwrap_or(300).into()),
+                peer.bfd_multiplier.unwrap_or(3),
+            )
+        }),
         settings: Settings {
             local_asn,
             router_id,
@@ -122,6 +130,26 @@ pub(crate) fn listen(
     Ok(listeners)
 }
 
+/// The BFD receive sockets on port 3784, one per address family with a BFD peer (the
+/// families are part of the restart key, so a reload that needs another one rebinds).
+pub(crate) fn bfd_listen(peers: &HashMap<IpAddr, PeerConfig>) -> Result<Vec<UdpSocket>, BgpError> {
+    let mut sockets = Vec::new();
+    for ipv6 in [false, true] {
+        if !peers
+            .iter()
+            .any(|(ip, config)| ip.is_ipv6() == ipv6 && config.bfd.is_some())
+        {
+            continue;
+        }
+        let socket = socket::bfd_listen(ipv6).map_err(|error| BgpError::Listen {
+            address: if ipv6 { "[::]:3784" } else { "0.0.0.0:3784" },
+            error,
+        })?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
 /// Installs or removes the TCP-MD5 key of `peer` on every listener.
 fn sign_listeners(listeners: &[Arc<TcpListener>], peer: IpAddr, key: Option<&[u8]>) {
     for listener in listeners {
@@ -139,6 +167,7 @@ fn sign_listeners(listeners: &[Arc<TcpListener>], peer: IpAddr, key: Option<&[u8
 pub(crate) async fn run(
     first: Arc<Snapshot>,
     listeners: Vec<Arc<TcpListener>>,
+    bfd_sockets: Vec<UdpSocket>,
     published: Arc<Published>,
     health: Arc<LiveHealth>,
     board: Arc<StatusBoard>,
@@ -166,6 +195,25 @@ pub(crate) async fn run(
                         tracing::warn!(%error, "BGP accept failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
+                }
+            }
+        });
+    }
+
+    let (bfd_received, mut bfd_received_rx) = mpsc::channel::<(ControlPacket, IpAddr)>(64);
+    for socket in bfd_sockets {
+        let bfd_received = bfd_received.clone();
+        acceptors.spawn(async move {
+            let mut buffer = [0u8; 64];
+            loop {
+                let Ok((length, from)) = socket.recv_from(&mut buffer).await else {
+                    continue;
+                };
+                // Malformed packets are dropped here (RFC 5880 section 6.8.6).
+                if let Ok(packet) = ControlPacket::decode(&buffer[..length])
+                    && bfd_received.send((packet, from.ip())).await.is_err()
+                {
+                    return;
                 }
             }
         });
@@ -205,10 +253,12 @@ pub(crate) async fn run(
                 sign_listeners(&listeners, address, config.key.as_deref());
             }
             let (inbound, inbound_rx) = mpsc::channel(4);
+            let (bfd, bfd_rx) = mpsc::channel(16);
             let stop = shutdown.child_token();
             let inputs = PeerInputs {
                 routes: routes.subscribe(),
                 inbound: inbound_rx,
+                bfd_packets: bfd_rx,
                 board: Arc::clone(&board),
                 generation: *generation,
                 node_ip,
@@ -220,6 +270,7 @@ pub(crate) async fn run(
                 PeerHandle {
                     config,
                     inbound,
+                    bfd,
                     stop,
                 },
             );
@@ -245,6 +296,11 @@ pub(crate) async fn run(
                         let _ = peer.inbound.try_send(stream);
                     }
                     None => tracing::debug!(%from, "BGP connection from an unknown address refused"),
+                }
+            }
+            Some((packet, from)) = bfd_received_rx.recv() => {
+                if let Some(peer) = peers.get(&from) {
+                    let _ = peer.bfd.try_send(packet);
                 }
             }
             Some(_) = tasks.join_next() => {}

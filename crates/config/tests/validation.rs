@@ -743,16 +743,35 @@ fn bgp_peer_session_keys() {
 }
 
 #[test]
-fn bfd_keys_are_refused_until_bfd_is_supported() {
+fn bfd_keys() {
+    let peers = "[node]\ninternal_ip = \"172.30.0.11\"\n[bgp]\nasn = 64513\n";
+    let config = valid(&format!(
+        "{peers}[[bgp.peers]]\naddress = \"172.30.0.1\"\nasn = 64512\nbfd = true\nbfd_interval_ms = 100\nbfd_multiplier = 5\n"
+    ));
+    let peer = &config.bgp.peers[0];
+    assert_eq!(
+        (peer.bfd, peer.bfd_interval_ms, peer.bfd_multiplier),
+        (Some(true), Some(100), Some(5))
+    );
     assert_exactly(
-        &problems(
-            "[node]\ninternal_ip = \"172.30.0.11\"\n[bgp]\nasn = 64513\n[[bgp.peers]]\naddress = \"172.30.0.1\"\nasn = 64512\n\
-             bfd = true\nbfd_interval_ms = 100\nbfd_multiplier = 3\n",
-        ),
+        &problems(&format!(
+            "{peers}[[bgp.peers]]\naddress = \"172.30.0.1\"\nasn = 64512\nbfd = true\nbfd_interval_ms = 5\nbfd_multiplier = 0\n\
+             [[bgp.peers]]\naddress = \"172.30.0.2\"\nasn = 64512\nbfd_interval_ms = 300\nbfd_multiplier = 3\n"
+        )),
         &[
-            ("bgp.peers[0].bfd", "BFD is not supported yet"),
-            ("bgp.peers[0].bfd_interval_ms", "BFD is not supported yet"),
-            ("bgp.peers[0].bfd_multiplier", "BFD is not supported yet"),
+            (
+                "bgp.peers[0].bfd_interval_ms",
+                "5 must be 10 to 60000 milliseconds",
+            ),
+            ("bgp.peers[0].bfd_multiplier", "must be 1 to 255"),
+            (
+                "bgp.peers[1].bfd_interval_ms",
+                "has no effect without bfd = true",
+            ),
+            (
+                "bgp.peers[1].bfd_multiplier",
+                "has no effect without bfd = true",
+            ),
         ],
     );
 }

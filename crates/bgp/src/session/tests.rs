@@ -417,3 +417,17 @@ fn an_inbound_connection_replaces_a_pending_connect() {
     assert!(matches!(session.poll_action(), Some(Action::Send(id, _)) if id == inbound));
     assert_eq!(session.poll_action(), None);
 }
+
+#[test]
+fn bfd_down_ends_the_established_session_with_a_cease() {
+    let (mut session, id, now) = session_in(State::Established);
+    session.bfd_down(now);
+    let actions = drain(&mut session);
+    assert_eq!(sent_notifications(&actions), vec![(6, 10)]);
+    assert!(actions.contains(&Action::Close(id)) && is_down(&actions));
+    assert_eq!(
+        session.poll_timeout(),
+        Some(now + Duration::from_secs(5)),
+        "retried"
+    );
+}

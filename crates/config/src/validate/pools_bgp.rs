@@ -56,18 +56,31 @@ pub(super) fn check_bgp(config: &Config, problems: &mut Collector) {
                 "applies to eBGP only: this peer is in bgp.asn (iBGP)",
             );
         }
-        for (key, set) in [
-            ("bfd", peer.bfd.is_some()),
-            ("bfd_interval_ms", peer.bfd_interval_ms.is_some()),
-            ("bfd_multiplier", peer.bfd_multiplier.is_some()),
-        ] {
-            if set {
-                problems.add(
-                    format!("{path}.{key}"),
-                    "BFD is not supported yet: remove the key (the hold timer detects failures)",
-                );
-            }
+        check_peer_bfd(peer, &path, problems);
+    }
+}
+
+/// BFD (RFC 5880): the interval and multiplier only mean something with `bfd = true`.
+fn check_peer_bfd(peer: &BgpPeer, path: &str, problems: &mut Collector) {
+    let on = peer.bfd == Some(true);
+    for (key, set) in [
+        ("bfd_interval_ms", peer.bfd_interval_ms.is_some()),
+        ("bfd_multiplier", peer.bfd_multiplier.is_some()),
+    ] {
+        if set && !on {
+            problems.add(format!("{path}.{key}"), "has no effect without bfd = true");
         }
+    }
+    if let Some(interval) = peer.bfd_interval_ms
+        && !(10..=60_000).contains(&interval)
+    {
+        problems.add(
+            format!("{path}.bfd_interval_ms"),
+            format!("{interval} must be 10 to 60000 milliseconds"),
+        );
+    }
+    if peer.bfd_multiplier == Some(0) {
+        problems.add(format!("{path}.bfd_multiplier"), "must be 1 to 255");
     }
 }
 
