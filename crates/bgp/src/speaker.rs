@@ -319,3 +319,60 @@ fn replace(current: &mut Arc<Routes>, next: Arc<Routes>) -> bool {
     }
     changed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(peers: &str) -> Config {
+        let text = format!("[node]\ninternal_ip = \"172.30.0.11\"\n[bgp]\nasn = 64513\n{peers}");
+        dockline_config::parse("t.toml", &text, Vec::<(String, String)>::new()).unwrap()
+    }
+
+    #[test]
+    fn ebgp_sessions_get_ttl_1_unless_multihop_and_ibgp_keeps_the_default() {
+        let peers = peer_configs(&config(
+            "[[bgp.peers]]\naddress = \"10.0.0.1\"\nasn = 64512\n\
+             [[bgp.peers]]\naddress = \"10.0.0.2\"\nasn = 64512\nebgp_multihop = 4\n\
+             [[bgp.peers]]\naddress = \"10.0.0.3\"\nasn = 64513\nbfd = true\n",
+        ))
+        .unwrap();
+        let ttl = |ip: &str| peers[&ip.parse::<IpAddr>().unwrap()].ttl;
+        assert_eq!(
+            (ttl("10.0.0.1"), ttl("10.0.0.2"), ttl("10.0.0.3")),
+            (Some(1), Some(4), None)
+        );
+        let internal = &peers[&"10.0.0.3".parse::<IpAddr>().unwrap()];
+        assert_eq!(
+            internal.settings.router_id,
+            std::net::Ipv4Addr::new(172, 30, 0, 11)
+        );
+        assert_eq!(internal.bfd, Some((Duration::from_millis(300), 3)));
+    }
+
+    #[test]
+    fn the_password_file_is_read_without_its_newline_and_a_missing_one_is_named() {
+        let dir = std::env::temp_dir().join(format!("dockline-bgp-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("bgp.key");
+        std::fs::write(&key, "s3cret\n").unwrap();
+        let peers = peer_configs(&config(&format!(
+            "[[bgp.peers]]\naddress = \"10.0.0.1\"\nasn = 64512\npassword_file = \"{}\"\n",
+            key.display()
+        )))
+        .unwrap();
+        assert_eq!(
+            peers.values().next().unwrap().key.as_deref(),
+            Some(&b"s3cret"[..])
+        );
+
+        let missing = dir.join("missing.key");
+        let error = peer_configs(&config(&format!(
+            "[[bgp.peers]]\naddress = \"10.0.0.1\"\nasn = 64512\npassword_file = \"{}\"\n",
+            missing.display()
+        )))
+        .unwrap_err();
+        assert!(error.to_string().contains("missing.key"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
