@@ -326,7 +326,7 @@ mod tests {
 
     fn config(peers: &str) -> Config {
         let text = format!("[node]\ninternal_ip = \"172.30.0.11\"\n[bgp]\nasn = 64513\n{peers}");
-        dockline_config::parse("t.toml", &text, Vec::<(String, String)>::new()).unwrap()
+        dockline_model::testing::snapshot(&text).config
     }
 
     #[test]

@@ -28,9 +28,7 @@ fn snapshot(node: &str, pool: &str, extra: &str) -> Snapshot {
         {extra}
         "#
     );
-    let config =
-        dockline_config::parse("t.toml", &text, Vec::<(String, String)>::new()).expect("parses");
-    dockline_model::build(config).expect("builds")
+    dockline_model::testing::snapshot(&text)
 }
 
 /// A LoadBalancer service of pool "p" on `ip`, with one endpoint on `endpoint_node`.
