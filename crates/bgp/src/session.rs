@@ -622,10 +622,12 @@ impl Session {
                 return;
             }
         };
+        // The configured keepalive holds unless the router's shorter hold time leaves it
+        // too slow; then a third of the agreed hold time, as by default.
         let keepalive = match (negotiated.hold_time, self.settings.keepalive) {
             (0, _) => None,
-            (hold, Some(keepalive)) => Some(keepalive.clamp(1, hold)),
-            (hold, None) => Some((hold / 3).max(1)),
+            (hold, Some(keepalive)) if keepalive > 0 && keepalive < hold => Some(keepalive),
+            (hold, _) => Some((hold / 3).max(1)),
         };
         let Some(connection) = self.connection_mut(id) else {
             return;

@@ -431,3 +431,20 @@ fn bfd_down_ends_the_established_session_with_a_cease() {
         "retried"
     );
 }
+
+#[test]
+fn a_configured_keepalive_gives_way_to_a_shorter_hold_time_of_the_router() {
+    let now = Instant::now();
+    let mut session = Session::new(Settings {
+        keepalive: Some(8),
+        ..settings()
+    });
+    session.start(now);
+    let Some(Action::Connect(id)) = session.poll_action() else {
+        panic!("no connect")
+    };
+    session.connected(id, now);
+    session.received(id, &router_open(64512, 3, ROUTER_ID), now);
+    drain(&mut session);
+    assert_eq!(session.poll_timeout(), Some(now + Duration::from_secs(1)));
+}
