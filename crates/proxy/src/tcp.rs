@@ -410,7 +410,8 @@ mod tests {
     #[tokio::test]
     async fn a_listener_task_stays_small() {
         // One per listener, and 10,000 services have over 11,000 listeners. 280 bytes in a
-        // debug build when this was written (less in release); its task adds a header.
+        // debug build when this was written; a release build's task took 384 bytes with its
+        // header (heaptrack, 10,000 services), against 640 with a stop token and accept().
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let at = ListenAddr {
             protocol: Protocol::Tcp,
