@@ -31,6 +31,9 @@ declare -A needs=(
     [nginx]=nginx
     [ss]=iproute2
     [prlimit]=util-linux
+    [etcd]=etcd-server
+    [etcdctl]=etcd-client
+    [protoc]=protobuf-compiler
 )
 missing=()
 for cmd in "${!needs[@]}"; do

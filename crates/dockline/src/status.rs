@@ -88,9 +88,13 @@ pub fn render(r: &StatusReport) -> String {
         r.started_at
     );
     let c = &r.config;
+    let revision = c
+        .revision
+        .map(|revision| format!(" at revision {revision}"))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "config {} loaded {} in {:.1} ms, digest {}, reloads ok {} / rejected {}",
+        "config {}{revision} loaded {} in {:.1} ms, digest {}, reloads ok {} / rejected {}",
         c.source,
         c.loaded_at,
         c.load_duration_ms,
