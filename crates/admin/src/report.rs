@@ -52,6 +52,10 @@ pub struct MemberReport {
     pub state: String,
     /// The member gossips the same shared config digest as this node.
     pub digest_match: bool,
+    /// The etcd revision of the shared config the member runs, as it gossips it; absent
+    /// with a file source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_revision: Option<i64>,
 }
 
 /// The owner of one L2-announced VIP, as this node computes it.
@@ -217,6 +221,7 @@ impl StatusReport {
                 ip: m.internal_ip,
                 state: m.state.name().to_owned(),
                 digest_match: m.shared_digest == ours,
+                config_revision: m.config_revision,
             })
             .collect();
         self.vip_owners = owners

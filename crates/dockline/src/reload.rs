@@ -160,12 +160,14 @@ pub async fn first_load(source: Source) -> anyhow::Result<(Origin, Snapshot)> {
             (cached, true)
         }
     };
-    let snapshot = split_snapshot(&source, &text, &key, &document.text).map_err(|problems| {
-        invalid(
-            &format!("{key} at revision {}", document.revision),
-            problems,
-        )
-    })?;
+    let mut snapshot =
+        split_snapshot(&source, &text, &key, &document.text).map_err(|problems| {
+            invalid(
+                &format!("{key} at revision {}", document.revision),
+                problems,
+            )
+        })?;
+    snapshot.config_revision = Some(document.revision);
     if !from_cache {
         store_cache(&cache, &key, &document);
     }
@@ -274,21 +276,25 @@ fn start_file(
     // `forced` reloads (SIGHUP) run even when the text is unchanged.
     let (loads, load_requests) = std::sync::mpsc::channel::<bool>();
     loader_thread(load_requests, move |forced| {
-        target.reload(&source.name(), || {
-            let text = source.read()?;
-            if !forced && text == last_text {
-                return Ok(None);
-            }
-            if !forced {
-                tracing::info!(trigger = "file change", "reloading config");
-            }
-            last_text = text;
-            snapshot_of(|| {
-                parse(&source.name(), &last_text, std::env::vars())
-                    .and_then(unchanged_source(&ConfigSource::default()))
-            })
-            .map(Some)
-        });
+        target.reload(
+            &source.name(),
+            || {
+                let text = source.read()?;
+                if !forced && text == last_text {
+                    return Ok(None);
+                }
+                if !forced {
+                    tracing::info!(trigger = "file change", "reloading config");
+                }
+                last_text = text;
+                snapshot_of(|| {
+                    parse(&source.name(), &last_text, std::env::vars())
+                        .and_then(unchanged_source(&ConfigSource::default()))
+                })
+                .map(Some)
+            },
+            || {},
+        );
     })?;
     Ok(Box::pin(async move {
         // Kept alive for the life of the loop; dropping it stops the watch.
@@ -388,24 +394,34 @@ fn start_etcd(
                 return;
             }
         };
-        let applied = target.reload(&name, || {
-            let local_text = local.read()?;
-            snapshot_of(|| {
-                parse_split(
-                    (&local.name(), &local_text),
-                    (&key, &candidate.text),
-                    std::env::vars(),
-                )
-                .and_then(unchanged_source(&started_with))
-            })
-            .map(Some)
-        });
-        if applied {
+        let mut loaded = false;
+        target.reload(
+            &name,
+            || {
+                let local_text = local.read()?;
+                snapshot_of(|| {
+                    parse_split(
+                        (&local.name(), &local_text),
+                        (&key, &candidate.text),
+                        std::env::vars(),
+                    )
+                    .and_then(unchanged_source(&started_with))
+                })
+                .map(|mut snapshot| {
+                    snapshot.config_revision = Some(candidate.revision);
+                    Some(snapshot)
+                })
+            },
+            || {
+                target
+                    .runtime
+                    .set_source(name.clone(), Some(candidate.revision));
+                metrics::gauge!(telemetry::CONFIG_REVISION).set(candidate.revision as f64);
+                loaded = true;
+            },
+        );
+        if loaded {
             store_cache(&cache, &key, &candidate);
-            target
-                .runtime
-                .set_source(name.clone(), Some(candidate.revision));
-            metrics::gauge!(telemetry::CONFIG_REVISION).set(candidate.revision as f64);
             in_force = candidate;
         }
     })?;
@@ -430,29 +446,36 @@ fn start_etcd(
 
 impl Target {
     /// Builds a snapshot with `load` (None: nothing changed), hands it to the supervisor
-    /// unless it equals the one in force, and records the outcome; true when the new
-    /// config is in force.
+    /// unless it equals the one in force, and records the outcome; `on_loaded` runs once
+    /// the new config is in force.
     fn reload(
         &self,
         name: &str,
         load: impl FnOnce() -> Result<Option<Snapshot>, Problems>,
-    ) -> bool {
+        on_loaded: impl FnOnce(),
+    ) {
         let started = Instant::now();
         let result = load().and_then(|snapshot| {
             let Some(snapshot) = snapshot else {
                 return Ok(None);
             };
-            if snapshot.config_digest == self.published.load().config_digest {
-                return Ok(Some((Arc::new(snapshot), true)));
+            // A new etcd revision of the same text is still published: members gossip it.
+            let unchanged = {
+                let in_force = self.published.load();
+                snapshot.config_digest == in_force.config_digest
+                    && snapshot.config_revision == in_force.config_revision
+            };
+            if unchanged {
+                return Ok(Some((Arc::new(snapshot), None)));
             }
             let snapshot = Arc::new(snapshot);
             let previous = apply(&self.applies, snapshot.clone())?;
-            drop_when_unread(previous);
-            Ok(Some((snapshot, false)))
+            Ok(Some((snapshot, Some(previous))))
         });
-        let applied = match result {
-            Ok(None) => false,
-            Ok(Some((snapshot, unchanged))) => {
+        match result {
+            Ok(None) => {}
+            Ok(Some((snapshot, previous))) => {
+                let unchanged = previous.is_none();
                 let elapsed = started.elapsed();
                 telemetry::record_snapshot(&snapshot);
                 drop(snapshot);
@@ -466,16 +489,17 @@ impl Target {
                     duration_ms = elapsed.as_secs_f64() * 1000.0,
                     "config loaded"
                 );
-                true
+                on_loaded();
+                // After the new config is reported in force: readers may hold the old one
+                // for a while.
+                if let Some(previous) = previous {
+                    drop_when_unread(previous);
+                }
             }
-            Err(problems) => {
-                self.reject(name, &problems);
-                false
-            }
-        };
+            Err(problems) => self.reject(name, &problems),
+        }
         // The replaced snapshot, or the rejected file's parse, was just freed.
         crate::memory::release_free_heap();
-        applied
     }
 
     /// Logs, counts and shows a rejected reload; the running config stays.

@@ -210,7 +210,10 @@ pub fn render(r: &StatusReport) -> String {
                 m.name.clone(),
                 m.ip.to_string(),
                 m.state.clone(),
-                yes_no(m.digest_match),
+                match m.config_revision {
+                    Some(revision) => format!("{} (revision {revision})", yes_no(m.digest_match)),
+                    None => yes_no(m.digest_match),
+                },
             ]
         })
         .collect();
