@@ -75,31 +75,28 @@ fn check_etcd_source(source: &ConfigSource, problems: &mut Collector) {
             ),
         );
     }
-    let tls_client = "cert_file and key_file go together (TLS client authentication)";
-    check_pair(
-        ("cert_file", source.cert_file.is_some()),
-        ("key_file", source.key_file.is_some()),
-        tls_client,
-        problems,
-    );
-    let login = "username and password_file go together; the password is read from the file";
-    check_pair(
-        ("username", source.username.is_some()),
-        ("password_file", source.password_file.is_some()),
-        login,
-        problems,
-    );
+    // Keys set together or not at all: the missing one is the problem.
+    let pairs = [
+        (
+            ("cert_file", source.cert_file.is_some()),
+            ("key_file", source.key_file.is_some()),
+            "cert_file and key_file go together (TLS client authentication)",
+        ),
+        (
+            ("username", source.username.is_some()),
+            ("password_file", source.password_file.is_some()),
+            "username and password_file go together; the password is read from the file",
+        ),
+    ];
+    for (first, second, message) in pairs {
+        match (first, second) {
+            ((_, true), (missing, false)) | ((missing, false), (_, true)) => {
+                problems.add(format!("source.{missing}"), message)
+            }
+            _ => {}
+        }
+    }
     if source.cache_dir.as_os_str().is_empty() {
         problems.add("source.cache_dir", "must not be empty");
-    }
-}
-
-/// Two keys that are set together or not at all: the missing one is the problem.
-fn check_pair(first: (&str, bool), second: (&str, bool), message: &str, problems: &mut Collector) {
-    match (first, second) {
-        ((_, true), (missing, false)) | ((missing, false), (_, true)) => {
-            problems.add(format!("source.{missing}"), message)
-        }
-        _ => {}
     }
 }
