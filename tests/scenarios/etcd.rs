@@ -358,6 +358,16 @@ fn pushes_reach_every_node_within_a_second_and_survive_member_loss_bad_documents
     let fifth = fleet.push_ok(&shared(5));
     applied_everywhere(&daemons, fifth, Duration::from_secs(5));
     assert!(daemons.iter().all(|d| services_of(d) == 5));
+
+    // `config get` prints the document in force and its revision.
+    let local = fleet.locals[1].display().to_string();
+    let got = fleet.nodes[1].exec(DOCKLINE, &["config", "get", "--config", &local]);
+    assert!(got.status.success(), "{got:?}");
+    let stdout = String::from_utf8_lossy(&got.stdout);
+    assert_eq!(
+        stdout,
+        format!("# {KEY} at revision {fifth}\n{}", shared(5))
+    );
 }
 
 #[test]
