@@ -36,6 +36,9 @@ declare -A needs=(
     [gobgpd]=gobgpd
     [gobgp]=gobgpd
     [vtysh]=frr
+    [etcd]=etcd-server
+    [etcdctl]=etcd-client
+    [protoc]=protobuf-compiler
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -74,6 +74,10 @@ pub struct MemberReport {
     pub state: String,
     /// The member gossips the same shared config digest as this node.
     pub digest_match: bool,
+    /// The etcd revision of the shared config the member runs, as it gossips it; absent
+    /// with a file source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_revision: Option<i64>,
 }
 
 /// The owner of one L2-announced VIP, as this node computes it.
@@ -117,8 +121,12 @@ pub struct ComponentReport {
 /// The config in force and how reloads went.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfigReport {
-    /// Where the config comes from: the file's path, or `<embedded default>`.
+    /// Where the config comes from: the file's path, `<embedded default>`, or the etcd key
+    /// (saying when it was read from the local cache).
     pub source: String,
+    /// The etcd revision of the shared document in force; absent with a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<i64>,
     /// SHA-256 (hex) of the whole effective config.
     pub config_digest: String,
     /// SHA-256 (hex) of the parts every node must agree on; members compare it by gossip.
@@ -235,6 +243,7 @@ impl StatusReport {
                 ip: m.internal_ip,
                 state: m.state.name().to_owned(),
                 digest_match: m.shared_digest == ours,
+                config_revision: m.config_revision,
             })
             .collect();
         self.vip_owners = owners
@@ -279,6 +288,7 @@ impl StatusReport {
                 .collect(),
             config: ConfigReport {
                 source: history.source.clone(),
+                revision: history.revision,
                 config_digest: snapshot.config_digest.clone(),
                 shared_digest: snapshot.shared_digest.clone(),
                 loaded_at: rfc3339(history.loaded_at),

@@ -35,8 +35,10 @@ impl ComponentState {
 /// How the config in force got there, and the last reload that failed.
 #[derive(Debug, Clone)]
 pub struct ConfigHistory {
-    /// The file, or `<embedded default>`.
+    /// The file, `<embedded default>`, or the etcd key (and whether it came from the cache).
     pub source: String,
+    /// The etcd revision of the shared document in force; `None` with a file.
+    pub revision: Option<i64>,
     /// When the config in force was loaded.
     pub loaded_at: SystemTime,
     /// How long reading, validating and building the snapshot in force took.
@@ -122,6 +124,7 @@ impl Runtime {
             bgp_peers: Mutex::new(Vec::new()),
             config: ArcSwap::from_pointee(ConfigHistory {
                 source,
+                revision: None,
                 loaded_at: now,
                 load_duration,
                 reloads_ok: 0,
@@ -216,6 +219,15 @@ impl Runtime {
             loaded_at: SystemTime::now(),
             load_duration,
             reloads_ok: h.reloads_ok + 1,
+            ..(**h).clone()
+        });
+    }
+
+    /// Names where the config in force came from and its etcd revision.
+    pub fn set_source(&self, source: String, revision: Option<i64>) {
+        self.config.rcu(|h| ConfigHistory {
+            source: source.clone(),
+            revision,
             ..(**h).clone()
         });
     }

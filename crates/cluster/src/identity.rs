@@ -18,6 +18,8 @@ pub struct NodeId {
     /// The digest of the config every node must share (cluster ranges, network mode, pools,
     /// services).
     pub shared_digest: String,
+    /// The etcd revision of the shared config in force; `None` with a file source.
+    pub config_revision: Option<i64>,
     /// Grows with every restart and identity change so the newest identity of an address
     /// wins (seconds since the epoch at start, then +1 per change).
     pub bump: u64,
@@ -32,6 +34,7 @@ impl NodeId {
             addr,
             internal_ip: addr.ip(),
             shared_digest: String::new(),
+            config_revision: None,
             bump: 0,
         }
     }

@@ -35,6 +35,7 @@ pub(crate) fn member_set<'a>(
         internal_ip: id.internal_ip,
         state,
         shared_digest: id.shared_digest.clone(),
+        config_revision: id.config_revision,
     };
     let mut members: Vec<Member> = newest
         .into_iter()
@@ -59,6 +60,7 @@ pub(crate) fn member_set<'a>(
                     MemberState::Down
                 },
                 shared_digest: String::new(),
+                config_revision: None,
             });
         }
     }
@@ -81,6 +83,7 @@ mod tests {
             addr: "10.0.0.1:7946".parse().unwrap(),
             internal_ip: "10.0.0.1".parse().unwrap(),
             shared_digest: format!("d{bump}"),
+            config_revision: None,
             bump,
         }
     }

@@ -15,7 +15,10 @@ mod validate;
 
 use std::fmt;
 
-pub use load::{EMBEDDED_DEFAULT, ENV_PREFIX, Source, load, load_with_env, parse};
+pub use load::{
+    EMBEDDED_DEFAULT, ENV_PREFIX, LOCAL_SECTIONS, Source, load, load_with_env, parse, parse_source,
+    parse_split,
+};
 pub use range::AddressRange;
 pub use schema::*;
 pub use validate::{NODE_PORT_RANGE, validate};

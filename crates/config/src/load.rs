@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use config::{Environment, File, FileFormat, Value, ValueKind};
 use serde::de::DeserializeOwned;
 
-use crate::{Config, Problem, Problems, validate};
+use crate::{Config, ConfigSource, Problem, Problems, SourceKind, validate};
 
 /// Environment variables `DOCKLINE__SECTION__KEY=value` override the file.
 pub const ENV_PREFIX: &str = "DOCKLINE";
@@ -26,6 +26,7 @@ const LIST_KEYS: &[&str] = &[
 
 const SECTIONS: &[&str] = &[
     "node", "cluster", "network", "admin", "dns", "proxy", "l2", "bgp", "pools", "services",
+    "source",
 ];
 
 /// Where a configuration comes from.
@@ -91,6 +92,10 @@ pub fn load_with_env(
     Ok(config)
 }
 
+/// The sections a node's local file holds when `source.kind = "etcd"`; the shared document
+/// holds every other one.
+pub const LOCAL_SECTIONS: &[&str] = &["node", "source"];
+
 /// Parses TOML text plus environment overrides into a typed [`Config`] (not yet validated).
 ///
 /// The file alone is deserialized first, strictly (a string is not a number, a boolean is
@@ -101,20 +106,100 @@ pub fn parse(
     text: &str,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, Problems> {
-    let file = match text.parse::<toml::Table>() {
-        Ok(table) => table,
-        Err(e) => {
-            // One `file:line:column: message` line instead of toml's multi-line snippet.
-            let at = e
-                .span()
-                .map(|span| line_column(text, span.start))
-                .map(|(line, col)| format!("{name}:{line}:{col}"))
-                .unwrap_or_else(|| name.to_owned());
-            return Err(one(at, format!("invalid TOML: {}", e.message().trim())));
-        }
-    };
-    let strict = from_tree(file)?;
+    let file = toml_table(name, text)?;
+    parse_table(name, file, |_| Ok(text.to_owned()), env)
+}
 
+/// Parses a node's local file (`[node]` and `[source]`) and the shared document (every
+/// other section) into one [`Config`] (not yet validated), with environment overrides as
+/// [`parse`] applies them. A section on the wrong side is a problem at its name.
+pub fn parse_split(
+    local: (&str, &str),
+    shared: (&str, &str),
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, Problems> {
+    let (local_name, local_text) = local;
+    let (shared_name, shared_text) = shared;
+    let local = toml_table(local_name, local_text)?;
+    let mut merged = toml_table(shared_name, shared_text)?;
+    let mut problems = Vec::new();
+    for key in merged
+        .keys()
+        .filter(|k| LOCAL_SECTIONS.contains(&k.as_str()))
+    {
+        problems.push(Problem::new(
+            key.as_str(),
+            format!("belongs in each node's local file, not in the shared document {shared_name}"),
+        ));
+    }
+    for (key, value) in local {
+        if LOCAL_SECTIONS.contains(&key.as_str()) {
+            merged.insert(key, value);
+        } else {
+            problems.push(Problem::new(
+                key,
+                format!(
+                    "with source.kind = \"etcd\" this section comes from the shared document; \
+                     move it there (the local file {local_name} holds only {})",
+                    LOCAL_SECTIONS.join(" and ")
+                ),
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Problems(problems));
+    }
+    let text_of = |table: &toml::Table| {
+        toml::to_string(table).map_err(|e| one(shared_name, format!("cannot merge: {e}")))
+    };
+    parse_table(shared_name, merged, text_of, env)
+}
+
+/// The `[source]` of a file (with its `DOCKLINE__SOURCE__` overrides), without the rest of
+/// it: what a start needs to know before it reads the shared sections. An etcd source is
+/// checked here; a file source is checked with the whole file.
+pub fn parse_source(
+    name: &str,
+    text: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<ConfigSource, Problems> {
+    let mut file = toml_table(name, text)?;
+    file.retain(|key, _| key == "source");
+    let text_of =
+        |table: &toml::Table| toml::to_string(table).map_err(|e| one(name, e.to_string()));
+    let source_env = format!("{ENV_PREFIX}__SOURCE__");
+    let env = env
+        .into_iter()
+        .filter(|(var, _)| var.starts_with(&source_env));
+    let config = parse_table(name, file, text_of, env)?;
+    // A file source is checked with the rest of the file, so every problem shows at once.
+    if config.source.kind == SourceKind::Etcd {
+        validate::validate_source(&config)?;
+    }
+    Ok(config.source)
+}
+
+/// One `file:line:column: message` problem for a TOML syntax error instead of toml's
+/// multi-line snippet.
+fn toml_table(name: &str, text: &str) -> Result<toml::Table, Problems> {
+    text.parse::<toml::Table>().map_err(|e| {
+        let at = e
+            .span()
+            .map(|span| line_column(text, span.start))
+            .map(|(line, col)| format!("{name}:{line}:{col}"))
+            .unwrap_or_else(|| name.to_owned());
+        one(at, format!("invalid TOML: {}", e.message().trim()))
+    })
+}
+
+/// Typed sections from a parsed `file`; `text_of` gives its TOML text, which the
+/// environment merge needs (asked for only when there are overrides).
+fn parse_table(
+    name: &str,
+    file: toml::Table,
+    text_of: impl FnOnce(&toml::Table) -> Result<String, Problems>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, Problems> {
     // Values stay text (no `try_parsing`): guessing a type first would turn a name such as
     // "007" or "1e5" into a number and round a TTL of "5.5" instead of rejecting it. The
     // list keys are split here, as the `config` crate only splits when it guesses types.
@@ -139,14 +224,17 @@ pub fn parse(
     // Without overrides the strict result is the answer; skipping the merge halves the work
     // (and the garbage) of a reload.
     if scalars.is_empty() && lists.is_empty() {
-        return Ok(strict);
+        return from_tree(file);
     }
+    let text = text_of(&file)?;
+    // The file's own type errors are reported as the strict pass finds them.
+    from_tree(file)?;
     let environment = Environment::with_prefix(ENV_PREFIX)
         .prefix_separator("__")
         .separator("__")
         .source(Some(scalars.into_iter().collect()));
     let mut builder = config::Config::builder()
-        .add_source(File::from_str(text, FileFormat::Toml))
+        .add_source(File::from_str(&text, FileFormat::Toml))
         .add_source(environment);
     for (key, items) in lists {
         builder = builder
@@ -206,6 +294,7 @@ fn from_tree<V: Tree>(root: impl IntoIterator<Item = (String, V)>) -> Result<Con
         let p = &mut problems;
         match key.as_str() {
             "node" => section(&key, value, &mut config.node, p),
+            "source" => section(&key, value, &mut config.source, p),
             "cluster" => section(&key, value, &mut config.cluster, p),
             "network" => section(&key, value, &mut config.network, p),
             "admin" => section(&key, value, &mut config.admin, p),

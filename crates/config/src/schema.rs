@@ -21,6 +21,11 @@ use crate::AddressRange;
 pub struct Config {
     /// `[node]`.
     pub node: Node,
+    /// `[source]`: where the shared sections come from. Left out of the serialized form
+    /// (and so of the config digest) while it is the default, so a file-only config keeps
+    /// the digest it always had.
+    #[serde(skip_serializing_if = "ConfigSource::is_default")]
+    pub source: ConfigSource,
     /// `[cluster]`.
     pub cluster: Cluster,
     /// `[network]`.
@@ -77,6 +82,69 @@ impl Node {
             .get(NODEPORT_BIND_INTERNAL_IP)
             .is_none_or(|v| v != "false")
     }
+}
+
+/// `[source]`: where every section but `[node]` and `[source]` comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigSource {
+    /// "file" (everything in the one local file) or "etcd".
+    pub kind: SourceKind,
+    /// The etcd client URLs, `http://HOST:PORT` or `https://HOST:PORT`.
+    pub endpoints: Vec<String>,
+    /// The key prefix; the shared document is stored at `<prefix>/config`.
+    pub prefix: String,
+    /// The CA that signs the etcd servers' certificates (TLS).
+    pub ca_file: Option<PathBuf>,
+    /// This node's client certificate (TLS client authentication), with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// The etcd user, with `password_file`.
+    pub username: Option<String>,
+    /// A file holding the etcd user's password.
+    pub password_file: Option<PathBuf>,
+    /// Where the last applied shared document and its revision are cached.
+    pub cache_dir: PathBuf,
+}
+
+impl Default for ConfigSource {
+    fn default() -> Self {
+        ConfigSource {
+            kind: SourceKind::File,
+            endpoints: Vec::new(),
+            prefix: "/dockline".into(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            username: None,
+            password_file: None,
+            cache_dir: PathBuf::from("/var/lib/dockline"),
+        }
+    }
+}
+
+impl ConfigSource {
+    /// Whether this is `[source]` as a file without one reads it.
+    pub fn is_default(&self) -> bool {
+        *self == ConfigSource::default()
+    }
+
+    /// The etcd key of the shared document.
+    pub fn document_key(&self) -> String {
+        format!("{}/config", self.prefix)
+    }
+}
+
+/// Where the shared sections come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// The local file holds every section.
+    #[default]
+    File,
+    /// The local file holds `[node]` and `[source]`; the rest is one document in etcd.
+    Etcd,
 }
 
 /// `[cluster]`: what all nodes of the cluster must agree on.

@@ -102,3 +102,20 @@ fn the_use_case_examples_exist() {
 fn embedded_default_is_valid() {
     load_with_env(&Source::Embedded, std::iter::empty()).expect("the embedded default is valid");
 }
+
+#[test]
+fn the_etcd_example_node_and_shared_document_make_a_valid_config() {
+    let dir = config_dir().join("examples");
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let config = dockline_config::parse_split(
+        ("etcd-node.toml", &read("etcd-node.toml")),
+        ("/dockline/config", &read("etcd-shared.toml")),
+        std::iter::empty(),
+    )
+    .and_then(|config| dockline_config::validate(&config).map(|()| config))
+    .unwrap_or_else(|problems| panic!("{problems}"));
+    assert_eq!(config.source.document_key(), "/dockline/config");
+    assert_eq!(config.services.len(), 1);
+}

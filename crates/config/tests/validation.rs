@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use dockline_config::{Config, Problem, Problems, Source, load_with_env, parse, validate};
+use dockline_config::{
+    Config, Problem, Problems, Source, load_with_env, parse, parse_split, validate,
+};
 
 const NO_ENV: [(String, String); 0] = [];
 
@@ -1517,4 +1519,117 @@ fn l2_with_peers_needs_gossip() {
         "cluster.gossip.listen",
         "every node would answer",
     );
+}
+
+#[test]
+fn an_etcd_source_needs_endpoints_and_a_clean_prefix() {
+    let found =
+        problems("[node]\nname = \"n\"\n[source]\nkind = \"etcd\"\nprefix = \"dockline/\"\n");
+    assert_exactly(
+        &found,
+        &[
+            ("source.endpoints", "required with kind = \"etcd\""),
+            ("source.prefix", "must start with /"),
+        ],
+    );
+}
+
+#[test]
+fn etcd_endpoints_are_urls_and_tls_files_ask_for_https() {
+    let found = problems(
+        "[node]\nname = \"n\"\n[source]\nkind = \"etcd\"\nca_file = \"/etc/ca.pem\"\n\
+         endpoints = [\"10.0.0.1:2379\", \"http://10.0.0.2:2379\", \"ftp://x:1\"]\n",
+    );
+    assert_exactly(
+        &found,
+        &[
+            ("source.endpoints[0]", "is not a URL"),
+            ("source.endpoints[1]", "write https://"),
+            ("source.endpoints[2]", "is not http or https"),
+        ],
+    );
+}
+
+#[test]
+fn etcd_credentials_come_in_pairs() {
+    let found = problems(
+        "[node]\nname = \"n\"\n[source]\nkind = \"etcd\"\nendpoints = [\"https://e:2379\"]\n\
+         cert_file = \"/c.pem\"\nusername = \"node\"\n",
+    );
+    assert_exactly(
+        &found,
+        &[
+            ("source.key_file", "cert_file and key_file go together"),
+            (
+                "source.password_file",
+                "username and password_file go together",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn etcd_keys_are_refused_with_the_file_source() {
+    assert_only(
+        "[node]\nname = \"n\"\n[source]\nendpoints = [\"http://e:2379\"]\n",
+        "source.endpoints",
+        "only used with kind = \"etcd\"",
+    );
+}
+
+#[test]
+fn a_file_source_keeps_the_serialized_config_unchanged() {
+    let config = valid("[node]\nname = \"n\"\n[source]\nkind = \"file\"\n");
+    let json = serde_json::to_string(&config).unwrap();
+    assert!(!json.contains("source"), "{json}");
+}
+
+const LOCAL_ETCD: &str =
+    "[node]\nname = \"n\"\n[source]\nkind = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\n";
+
+#[test]
+fn a_split_config_takes_node_from_the_local_file_and_the_rest_from_the_shared_document() {
+    let config = parse_split(
+        ("local.toml", LOCAL_ETCD),
+        ("/dockline/config", "[dns]\nttl = 9\n"),
+        NO_ENV,
+    )
+    .unwrap();
+    validate(&config).unwrap();
+    assert_eq!((config.node.name.as_str(), config.dns.ttl), ("n", 9));
+    assert_eq!(config.source.document_key(), "/dockline/config");
+}
+
+#[test]
+fn sections_on_the_wrong_side_of_a_split_config_are_named() {
+    let Err(found) = parse_split(
+        ("local.toml", &format!("{LOCAL_ETCD}[dns]\nttl = 9\n")),
+        ("/dockline/config", "[node]\nname = \"m\"\n"),
+        NO_ENV,
+    ) else {
+        panic!("expected problems");
+    };
+    assert_exactly(
+        &found.0,
+        &[
+            ("node", "belongs in each node's local file"),
+            ("dns", "comes from the shared document"),
+        ],
+    );
+}
+
+#[test]
+fn a_split_config_names_the_shared_document_in_syntax_errors_and_applies_the_environment() {
+    let Err(found) = parse_split(("local.toml", LOCAL_ETCD), ("/d/config", "[dns\n"), NO_ENV)
+    else {
+        panic!("expected problems");
+    };
+    assert!(found.0[0].path.starts_with("/d/config:1:"), "{found}");
+    let config = parse_split(
+        ("local.toml", LOCAL_ETCD),
+        ("/d/config", "[dns]\nttl = 9\n"),
+        env(&[("DOCKLINE__DNS__TTL", "7")]),
+    )
+    .unwrap();
+    assert_eq!(config.dns.ttl, 7);
 }

@@ -42,8 +42,7 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
         None => Source::Embedded,
     };
     let started = Instant::now();
-    let (text, snapshot) = reload::load_snapshot(&source)
-        .map_err(|problems| anyhow!("invalid configuration {}:\n{problems}", source.name()))?;
+    let (origin, snapshot) = reload::first_load(source).await?;
     let load_duration = started.elapsed();
     let metrics = telemetry::install()?;
     telemetry::record_snapshot(&snapshot);
@@ -51,14 +50,14 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     metrics::gauge!(telemetry::CONFIG_LOAD_DURATION).set(load_duration.as_secs_f64());
     tracing::info!(
         version = crate::VERSION,
-        source = %source.name(),
+        source = %origin.name(),
         node = %snapshot.node.name,
         services = snapshot.services.len(),
         digest = %snapshot.config_digest,
         duration_ms = load_duration.as_secs_f64() * 1000.0,
         "config loaded"
     );
-    let runtime = Runtime::new(source.name(), load_duration);
+    let runtime = Runtime::new(origin.name(), load_duration);
     let live = LiveState {
         published: Arc::new(Published::new(snapshot)),
         // Endpoint health verdicts: written by the health checker, read by everyone else.
@@ -73,8 +72,7 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
 
     let (applies_tx, mut applies) = mpsc::channel::<Apply>(1);
     let reloads = reload::start(
-        source,
-        text,
+        origin,
         live.published.clone(),
         runtime,
         applies_tx,

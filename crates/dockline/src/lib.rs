@@ -2,11 +2,14 @@
 //!
 //! `run` starts the daemon: config -> model snapshot (published with arc-swap) -> components,
 //! each reconciling to the snapshot; `check` validates a file like a reload would;
-//! `status` prints a running daemon's `/status`.
+//! `status` prints a running daemon's `/status`; `config_push` and `config_get` write and
+//! read the shared document in etcd.
 
 mod check;
 mod components;
 mod daemon;
+mod etcd;
+mod fleet;
 mod logging;
 mod memory;
 mod reload;
@@ -18,6 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub use check::check;
+pub use fleet::{config_get, config_push};
 pub use logging::LogFormat;
 pub use status::status;
 

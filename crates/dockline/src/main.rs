@@ -43,8 +43,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read or write the shared config document in etcd (with source.kind = "etcd").
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate SHARED with the local file's [node] as a reload would, then write it to etcd
+    /// unless someone else wrote it since it was read (exit 1 on problems or a conflict).
+    Push {
+        /// This node's local file, with [node] and [source].
+        #[arg(short, long, env = "DOCKLINE_CONFIG")]
+        config: PathBuf,
+        /// The shared document: every section but [node] and [source].
+        shared: PathBuf,
+    },
+    /// Print the shared document in etcd, its revision on the first line.
+    Get {
+        /// This node's local file, with [node] and [source].
+        #[arg(short, long, env = "DOCKLINE_CONFIG")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +85,12 @@ fn main() -> ExitCode {
         }),
         Command::Check { file } => dockline::check(&file),
         Command::Status { admin, json } => dockline::status(admin, json),
+        Command::Config {
+            command: ConfigCommand::Push { config, shared },
+        } => dockline::config_push(&config, &shared),
+        Command::Config {
+            command: ConfigCommand::Get { config },
+        } => dockline::config_get(&config),
         Command::Version => {
             println!("dockline {}", dockline::VERSION);
             ExitCode::SUCCESS

@@ -7,17 +7,22 @@
 //! reload the same way.
 
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::anyhow;
 use dockline_admin::Runtime;
-use dockline_config::{Problem, Problems, Source, parse};
+use dockline_config::{
+    Config, ConfigSource, Problem, Problems, Source, SourceKind, parse, parse_source, parse_split,
+};
 use dockline_model::{Published, Snapshot, build};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::signal::unix::Signal;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::etcd::{self, Cache, Change, Document};
 use crate::telemetry;
 
 /// Editors write a file in several steps; wait for them to settle before reading.
@@ -34,16 +39,33 @@ pub struct Apply {
 /// Reads, parses, validates and builds; environment overrides from the process.
 pub fn load_snapshot(source: &Source) -> Result<(String, Snapshot), Problems> {
     let text = source.read()?;
-    let snapshot = snapshot_of(source, &text)?;
+    let snapshot = snapshot_of(|| parse(&source.name(), &text, std::env::vars()))?;
     Ok((text, snapshot))
+}
+
+/// Builds the snapshot of a node's local file and the shared document at `key`, as a start,
+/// a reload and `dockline config push` all do.
+pub fn split_snapshot(
+    local: &Source,
+    local_text: &str,
+    key: &str,
+    shared_text: &str,
+) -> Result<Snapshot, Problems> {
+    snapshot_of(|| {
+        parse_split(
+            (&local.name(), local_text),
+            (key, shared_text),
+            std::env::vars(),
+        )
+    })
 }
 
 /// Parsing 10,000 services allocates about eight times what the snapshot keeps. The work
 /// runs on a scratch thread, so its garbage (and the first snapshot) land in that thread's
 /// malloc arena; the copy made here is compact in the caller's arena, and once the original
 /// is dropped the scratch arena is empty and goes back to the system whole.
-fn snapshot_of(source: &Source, text: &str) -> Result<Snapshot, Problems> {
-    let parse_and_build = || parse(&source.name(), text, std::env::vars()).and_then(build);
+fn snapshot_of(parse: impl Fn() -> Result<Config, Problems> + Sync) -> Result<Snapshot, Problems> {
+    let parse_and_build = || parse().and_then(build);
     let built = std::thread::scope(|scope| {
         match std::thread::Builder::new()
             .name("dockline-parse".into())
@@ -61,24 +83,188 @@ fn snapshot_of(source: &Source, text: &str) -> Result<Snapshot, Problems> {
     Ok(compact)
 }
 
-/// Runs until `shutdown`, reloading on SIGHUP (always) and on file events (when the text
-/// changed).
-///
-/// Loads run on one thread of their own: a load of 10,000 services allocates about eight
-/// times what it keeps, and one thread keeps that churn in one malloc arena, trimmed after
-/// each load, instead of raising the high-water mark of every worker thread's arena.
-///
-/// The watch is in place when this returns, before the daemon reports ready, so no change
-/// made after readiness can be missed; the returned future is the reload loop.
+/// Where the config in force comes from, with what the first load read.
+#[derive(Debug)]
+pub enum Origin {
+    /// One file (or the embedded default) holds everything.
+    File { source: Source, text: String },
+    /// The local file holds `[node]` and `[source]`; etcd holds the shared document.
+    Etcd {
+        local: Source,
+        settings: Box<ConfigSource>,
+        document: Document,
+        from_cache: bool,
+    },
+}
+
+impl Origin {
+    /// How logs and `/status` name the source.
+    pub fn name(&self) -> String {
+        match self {
+            Origin::File { source, .. } => source.name(),
+            Origin::Etcd {
+                settings,
+                from_cache,
+                ..
+            } => etcd_name(settings, *from_cache),
+        }
+    }
+}
+
+fn etcd_name(settings: &ConfigSource, from_cache: bool) -> String {
+    let name = format!(
+        "etcd {} {}",
+        settings.endpoints.join(","),
+        settings.document_key()
+    );
+    if from_cache {
+        format!("{name} (from the local cache: etcd unreachable)")
+    } else {
+        name
+    }
+}
+
+/// The first load: the file, or (with `source.kind = "etcd"`) the local file and the shared
+/// document from etcd, or from the cache when etcd cannot be reached.
+pub async fn first_load(source: Source) -> anyhow::Result<(Origin, Snapshot)> {
+    let invalid =
+        |name: &str, problems: Problems| anyhow!("invalid configuration {name}:\n{problems}");
+    let text = source
+        .read()
+        .map_err(|problems| invalid(&source.name(), problems))?;
+    let settings = parse_source(&source.name(), &text, std::env::vars())
+        .map_err(|problems| invalid(&source.name(), problems))?;
+    if settings.kind == SourceKind::File {
+        let (text, snapshot) =
+            load_snapshot(&source).map_err(|problems| invalid(&source.name(), problems))?;
+        return Ok((Origin::File { source, text }, snapshot));
+    }
+    let key = settings.document_key();
+    let cache = Cache::new(&settings);
+    let (document, from_cache) = match read_document(&settings).await {
+        Ok(document) => (document, false),
+        Err(error) => {
+            let cached = cache.load(&key)?.ok_or_else(|| {
+                anyhow!(
+                    "{error:#}; and there is no cached document at {}, so there is no config to start with",
+                    cache.path().display()
+                )
+            })?;
+            tracing::warn!(
+                key,
+                error = format!("{error:#}"),
+                cache = %cache.path().display(),
+                revision = cached.revision,
+                "etcd is unreachable; starting from the cached shared config"
+            );
+            (cached, true)
+        }
+    };
+    let mut snapshot =
+        split_snapshot(&source, &text, &key, &document.text).map_err(|problems| {
+            invalid(
+                &format!("{key} at revision {}", document.revision),
+                problems,
+            )
+        })?;
+    snapshot.config_revision = Some(document.revision);
+    if !from_cache {
+        store_cache(&cache, &key, &document);
+    }
+    Ok((
+        Origin::Etcd {
+            local: source,
+            settings: Box::new(settings),
+            document,
+            from_cache,
+        },
+        snapshot,
+    ))
+}
+
+async fn read_document(settings: &ConfigSource) -> anyhow::Result<Document> {
+    let key = settings.document_key();
+    let mut client = etcd::connect(settings).await?;
+    let (document, _) = etcd::read(&mut client, &key).await?;
+    document.ok_or_else(|| {
+        anyhow!("{key} does not exist in etcd; write it with `dockline config push`")
+    })
+}
+
+fn store_cache(cache: &Cache, key: &str, document: &Document) {
+    if let Err(error) = cache.store(key, document) {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "cannot cache the shared config"
+        );
+    }
+}
+
+/// The reload loop: a future that runs until `shutdown`.
+pub type Reloads = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// Starts following `origin`: the file (see [`start_file`]) or the etcd document (see
+/// [`start_etcd`]). The watch is in place when this returns, before the daemon reports
+/// ready, so no change made after readiness can be missed.
 pub fn start(
-    source: Source,
-    mut last_text: String,
+    origin: Origin,
     published: Arc<Published>,
     runtime: Arc<Runtime>,
     applies: mpsc::Sender<Apply>,
+    hangup: Signal,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Reloads> {
+    let target = Target {
+        published,
+        runtime,
+        applies,
+    };
+    match origin {
+        Origin::File { source, text } => start_file(source, text, target, hangup, shutdown),
+        Origin::Etcd {
+            local,
+            settings,
+            document,
+            from_cache,
+        } => start_etcd(
+            local, *settings, document, from_cache, target, hangup, shutdown,
+        ),
+    }
+}
+
+/// Where reloads go: the snapshot in force, the runtime record and the supervisor.
+struct Target {
+    published: Arc<Published>,
+    runtime: Arc<Runtime>,
+    applies: mpsc::Sender<Apply>,
+}
+
+/// Loads run on one thread of their own: a load of 10,000 services allocates about eight
+/// times what it keeps, and one thread keeps that churn in one malloc arena, trimmed after
+/// each load, instead of raising the high-water mark of every worker thread's arena.
+fn loader_thread<T: Send + 'static>(
+    requests: std::sync::mpsc::Receiver<T>,
+    mut load: impl FnMut(T) + Send + 'static,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("dockline-config".into())
+        .spawn(move || {
+            while let Ok(request) = requests.recv() {
+                load(request);
+            }
+        })
+        .map(drop)
+        .map_err(|e| anyhow!("cannot start the config loader thread: {e}"))
+}
+
+/// Reloads on SIGHUP (always) and on file events (when the text changed).
+fn start_file(
+    source: Source,
+    mut last_text: String,
+    target: Target,
     mut hangup: Signal,
     shutdown: CancellationToken,
-) -> anyhow::Result<impl Future<Output = anyhow::Result<()>> + Send> {
+) -> anyhow::Result<Reloads> {
     let (events_tx, mut events) = mpsc::channel::<()>(1);
     let watcher = source.path().and_then(|path| match watch(path, events_tx) {
         Ok(watcher) => Some(watcher),
@@ -89,22 +275,28 @@ pub fn start(
     });
     // `forced` reloads (SIGHUP) run even when the text is unchanged.
     let (loads, load_requests) = std::sync::mpsc::channel::<bool>();
-    std::thread::Builder::new()
-        .name("dockline-config".into())
-        .spawn(move || {
-            while let Ok(forced) = load_requests.recv() {
-                reload(
-                    &source,
-                    &published,
-                    &runtime,
-                    &applies,
-                    &mut last_text,
-                    forced,
-                );
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("cannot start the config loader thread: {e}"))?;
-    Ok(async move {
+    loader_thread(load_requests, move |forced| {
+        target.reload(
+            &source.name(),
+            || {
+                let text = source.read()?;
+                if !forced && text == last_text {
+                    return Ok(None);
+                }
+                if !forced {
+                    tracing::info!(trigger = "file change", "reloading config");
+                }
+                last_text = text;
+                snapshot_of(|| {
+                    parse(&source.name(), &last_text, std::env::vars())
+                        .and_then(unchanged_source(&ConfigSource::default()))
+                })
+                .map(Some)
+            },
+            || {},
+        );
+    })?;
+    Ok(Box::pin(async move {
         // Kept alive for the life of the loop; dropping it stops the watch.
         let _watcher = watcher;
         loop {
@@ -124,67 +316,206 @@ pub fn start(
                 anyhow::bail!("the config loader thread ended");
             }
         }
-    })
+    }))
 }
 
-fn reload(
-    source: &Source,
-    published: &Published,
-    runtime: &Runtime,
-    applies: &mpsc::Sender<Apply>,
-    last_text: &mut String,
-    forced: bool,
-) {
-    let started = Instant::now();
-    let result = source.read().and_then(|text| {
-        if !forced && text == *last_text {
-            return Ok(None);
-        }
-        if !forced {
-            tracing::info!(trigger = "file change", "reloading config");
-        }
-        *last_text = text;
-        let snapshot = snapshot_of(source, last_text)?;
-        if snapshot.config_digest == published.load().config_digest {
-            return Ok(Some((Arc::new(snapshot), true)));
-        }
-        let snapshot = Arc::new(snapshot);
-        let previous = apply(applies, snapshot.clone())?;
-        drop_when_unread(previous);
-        Ok(Some((snapshot, false)))
-    });
-    match result {
-        Ok(None) => {}
-        Ok(Some((snapshot, unchanged))) => {
-            let elapsed = started.elapsed();
-            telemetry::record_snapshot(&snapshot);
-            drop(snapshot);
-            runtime.reload_succeeded(elapsed);
-            metrics::counter!(telemetry::CONFIG_RELOADS, "result" => "ok").increment(1);
-            metrics::gauge!(telemetry::CONFIG_LAST_RELOAD_SUCCESS).set(telemetry::unix_now());
-            metrics::gauge!(telemetry::CONFIG_LOAD_DURATION).set(elapsed.as_secs_f64());
-            tracing::info!(
-                unchanged,
-                digest = %published.load().config_digest,
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
-                "config loaded"
-            );
-        }
-        Err(problems) => {
-            for problem in problems.iter() {
-                tracing::error!(%problem, "invalid config");
-            }
-            tracing::warn!(
-                source = %source.name(),
-                problems = problems.len(),
-                "config reload rejected; the running config stays"
-            );
-            runtime.reload_failed(problems.iter().map(ToString::to_string).collect());
-            metrics::counter!(telemetry::CONFIG_RELOADS, "result" => "error").increment(1);
+/// A reload keeps the `[source]` the daemon started with: following another source needs
+/// a restart.
+fn unchanged_source(
+    started_with: &ConfigSource,
+) -> impl Fn(Config) -> Result<Config, Problems> + '_ {
+    move |config| {
+        if config.source == *started_with {
+            Ok(config)
+        } else {
+            Err(Problems(vec![Problem::new(
+                "source",
+                "differs from the [source] dockline started with; restart dockline to follow another source",
+            )]))
         }
     }
-    // The replaced snapshot, or the rejected file's parse, was just freed.
-    crate::memory::release_free_heap();
+}
+
+/// A load request of the etcd loader.
+enum EtcdLoad {
+    /// The watch saw a change.
+    Change(Change),
+    /// SIGHUP: the local file again, with the document in force.
+    Hangup,
+}
+
+impl From<Change> for EtcdLoad {
+    fn from(change: Change) -> Self {
+        EtcdLoad::Change(change)
+    }
+}
+
+/// Applies every document the etcd watch hands over, and the local file again on SIGHUP.
+/// Each applied document is cached; a rejected one changes nothing.
+fn start_etcd(
+    local: Source,
+    settings: ConfigSource,
+    document: Document,
+    from_cache: bool,
+    target: Target,
+    mut hangup: Signal,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Reloads> {
+    let key = settings.document_key();
+    let cache = Cache::new(&settings);
+    target
+        .runtime
+        .set_source(etcd_name(&settings, from_cache), Some(document.revision));
+    metrics::gauge!(telemetry::CONFIG_REVISION).set(document.revision as f64);
+    let (loads, load_requests) = std::sync::mpsc::channel::<EtcdLoad>();
+    let name = etcd_name(&settings, false);
+    let started_with = settings.clone();
+    let mut in_force = document.clone();
+    loader_thread(load_requests, move |request| {
+        let candidate = match request {
+            EtcdLoad::Hangup => in_force.clone(),
+            EtcdLoad::Change(Change::Put(document)) => {
+                tracing::info!(
+                    trigger = "etcd",
+                    key,
+                    revision = document.revision,
+                    "reloading config"
+                );
+                document
+            }
+            EtcdLoad::Change(Change::Deleted(revision)) => {
+                target.reject(
+                    &name,
+                    &Problems(vec![Problem::new(
+                        key.as_str(),
+                        format!("deleted at revision {revision}; the running config stays"),
+                    )]),
+                );
+                return;
+            }
+        };
+        let mut loaded = false;
+        target.reload(
+            &name,
+            || {
+                let local_text = local.read()?;
+                snapshot_of(|| {
+                    parse_split(
+                        (&local.name(), &local_text),
+                        (&key, &candidate.text),
+                        std::env::vars(),
+                    )
+                    .and_then(unchanged_source(&started_with))
+                })
+                .map(|mut snapshot| {
+                    snapshot.config_revision = Some(candidate.revision);
+                    Some(snapshot)
+                })
+            },
+            || {
+                target
+                    .runtime
+                    .set_source(name.clone(), Some(candidate.revision));
+                metrics::gauge!(telemetry::CONFIG_REVISION).set(candidate.revision as f64);
+                loaded = true;
+            },
+        );
+        if loaded {
+            store_cache(&cache, &key, &candidate);
+            in_force = candidate;
+        }
+    })?;
+    let seen = (!from_cache).then_some(document.revision);
+    let follow = etcd::follow(settings, seen, loads.clone(), shutdown.clone());
+    Ok(Box::pin(async move {
+        tokio::pin!(follow);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                ended = &mut follow => return ended,
+                _ = hangup.recv() => {
+                    tracing::info!(trigger = "SIGHUP", "reloading config");
+                    if loads.send(EtcdLoad::Hangup).is_err() {
+                        anyhow::bail!("the config loader thread ended");
+                    }
+                }
+            }
+        }
+    }))
+}
+
+impl Target {
+    /// Builds a snapshot with `load` (None: nothing changed), hands it to the supervisor
+    /// unless it equals the one in force, and records the outcome; `on_loaded` runs once
+    /// the new config is in force.
+    fn reload(
+        &self,
+        name: &str,
+        load: impl FnOnce() -> Result<Option<Snapshot>, Problems>,
+        on_loaded: impl FnOnce(),
+    ) {
+        let started = Instant::now();
+        let result = load().and_then(|snapshot| {
+            let Some(snapshot) = snapshot else {
+                return Ok(None);
+            };
+            // A new etcd revision of the same text is still published: members gossip it.
+            let unchanged = {
+                let in_force = self.published.load();
+                snapshot.config_digest == in_force.config_digest
+                    && snapshot.config_revision == in_force.config_revision
+            };
+            if unchanged {
+                return Ok(Some((Arc::new(snapshot), None)));
+            }
+            let snapshot = Arc::new(snapshot);
+            let previous = apply(&self.applies, snapshot.clone())?;
+            Ok(Some((snapshot, Some(previous))))
+        });
+        match result {
+            Ok(None) => {}
+            Ok(Some((snapshot, previous))) => {
+                let unchanged = previous.is_none();
+                let elapsed = started.elapsed();
+                telemetry::record_snapshot(&snapshot);
+                drop(snapshot);
+                self.runtime.reload_succeeded(elapsed);
+                metrics::counter!(telemetry::CONFIG_RELOADS, "result" => "ok").increment(1);
+                metrics::gauge!(telemetry::CONFIG_LAST_RELOAD_SUCCESS).set(telemetry::unix_now());
+                metrics::gauge!(telemetry::CONFIG_LOAD_DURATION).set(elapsed.as_secs_f64());
+                tracing::info!(
+                    unchanged,
+                    digest = %self.published.load().config_digest,
+                    duration_ms = elapsed.as_secs_f64() * 1000.0,
+                    "config loaded"
+                );
+                on_loaded();
+                // After the new config is reported in force: readers may hold the old one
+                // for a while.
+                if let Some(previous) = previous {
+                    drop_when_unread(previous);
+                }
+            }
+            Err(problems) => self.reject(name, &problems),
+        }
+        // The replaced snapshot, or the rejected file's parse, was just freed.
+        crate::memory::release_free_heap();
+    }
+
+    /// Logs, counts and shows a rejected reload; the running config stays.
+    fn reject(&self, name: &str, problems: &Problems) {
+        for problem in problems.iter() {
+            tracing::error!(%problem, "invalid config");
+        }
+        tracing::warn!(
+            source = %name,
+            problems = problems.len(),
+            "config reload rejected; the running config stays"
+        );
+        self.runtime
+            .reload_failed(problems.iter().map(ToString::to_string).collect());
+        metrics::counter!(telemetry::CONFIG_RELOADS, "result" => "error").increment(1);
+    }
 }
 
 /// Hands a valid snapshot to the supervisor and waits until it is in force or rejected.

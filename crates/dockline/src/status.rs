@@ -88,9 +88,13 @@ pub fn render(r: &StatusReport) -> String {
         r.started_at
     );
     let c = &r.config;
+    let revision = c
+        .revision
+        .map(|revision| format!(" at revision {revision}"))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "config {} loaded {} in {:.1} ms, digest {}, reloads ok {} / rejected {}",
+        "config {}{revision} loaded {} in {:.1} ms, digest {}, reloads ok {} / rejected {}",
         c.source,
         c.loaded_at,
         c.load_duration_ms,
@@ -206,7 +210,10 @@ pub fn render(r: &StatusReport) -> String {
                 m.name.clone(),
                 m.ip.to_string(),
                 m.state.clone(),
-                yes_no(m.digest_match),
+                match m.config_revision {
+                    Some(revision) => format!("{} (revision {revision})", yes_no(m.digest_match)),
+                    None => yes_no(m.digest_match),
+                },
             ]
         })
         .collect();

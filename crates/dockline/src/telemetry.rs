@@ -9,6 +9,7 @@ pub const CONFIG_RELOADS: &str = "dockline_config_reloads_total";
 pub const CONFIG_LAST_RELOAD_SUCCESS: &str =
     "dockline_config_last_reload_success_timestamp_seconds";
 pub const CONFIG_LOAD_DURATION: &str = "dockline_config_load_duration_seconds";
+pub const CONFIG_REVISION: &str = "dockline_config_revision";
 pub const SERVICES: &str = "dockline_services";
 pub const ENDPOINTS: &str = "dockline_endpoints";
 pub const VIPS: &str = "dockline_load_balancer_ips";
@@ -34,6 +35,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         CONFIG_LOAD_DURATION,
         Unit::Seconds,
         "Time to read, validate and build the config in force"
+    );
+    describe_gauge!(
+        CONFIG_REVISION,
+        "The etcd revision of the shared config document in force (with source.kind = \"etcd\")"
     );
     describe_gauge!(SERVICES, "Services in the config in force, by type");
     describe_gauge!(ENDPOINTS, "Endpoints in the config in force, by readiness");

@@ -62,6 +62,7 @@ pub(crate) fn members(names: &[(&str, MemberState)]) -> MemberSet {
                 internal_ip: "10.0.0.1".parse().expect("an address"),
                 state: *state,
                 shared_digest: String::new(),
+                config_revision: None,
             })
             .collect(),
     )

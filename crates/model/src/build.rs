@@ -110,6 +110,7 @@ pub fn build(mut config: Config) -> Result<Snapshot, Problems> {
         vips: vips(config, &services),
         config_digest,
         shared_digest,
+        config_revision: None,
         services,
         config: std::mem::take(config),
     })

@@ -47,6 +47,9 @@ pub struct Snapshot {
     /// SHA-256 of the parts every node must agree on (cluster ranges, network mode, pools,
     /// services); nodes gossip it to detect a split config.
     pub shared_digest: String,
+    /// The etcd revision of the shared document the snapshot was built from (gossiped next
+    /// to the shared digest); `None` with a file source.
+    pub config_revision: Option<i64>,
 }
 
 /// This node, as the components need it.

@@ -50,6 +50,9 @@ pub struct Member {
     pub state: MemberState,
     /// The member's `Snapshot::shared_digest` as it gossips it.
     pub shared_digest: String,
+    /// The member's `Snapshot::config_revision` as it gossips it.
+    #[serde(default)]
+    pub config_revision: Option<i64>,
 }
 
 /// Every known member, this node included, sorted by name.
@@ -159,6 +162,7 @@ mod tests {
             internal_ip: "10.0.0.1".parse().unwrap(),
             state,
             shared_digest: digest.into(),
+            config_revision: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! One file per part of the configuration, checked in this order (the order problems are
 //! reported in):
 //! - `node_cluster.rs`: `[node]`, `[cluster]` and `[cluster.gossip]`;
+//! - `source.rs`: `[source]`;
 //! - `network.rs`: `[network]`, its `[network.vxlan]` and the peers in `[[network.nodes]]`;
 //! - `dns_admin.rs`: `[dns]` and `[admin]`;
 //! - `proxy.rs`: `[proxy]`;
@@ -23,6 +24,7 @@ mod pools_bgp;
 mod proxy;
 mod service_ports;
 mod services;
+mod source;
 
 use std::ops::RangeInclusive;
 
@@ -37,6 +39,7 @@ pub fn validate(config: &Config) -> Result<(), Problems> {
     let mut problems = Collector::default();
     node_cluster::check_node(config, &mut problems);
     node_cluster::check_cluster(config, &mut problems);
+    source::check_source(config, &mut problems);
     network::check_network(config, &mut problems);
     dns_admin::check_dns(config, &mut problems);
     dns_admin::check_admin(config, &mut problems);
@@ -45,6 +48,13 @@ pub fn validate(config: &Config) -> Result<(), Problems> {
     pools_bgp::check_bgp(config, &mut problems);
     pools_bgp::check_pools(config, &mut problems);
     services::check_services(config, &mut problems);
+    problems.finish()
+}
+
+/// Checks `[source]` alone.
+pub(crate) fn validate_source(config: &Config) -> Result<(), Problems> {
+    let mut problems = Collector::default();
+    source::check_source(config, &mut problems);
     problems.finish()
 }
 
