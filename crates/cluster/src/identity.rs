@@ -18,6 +18,9 @@ pub struct NodeId {
     /// The digest of the config every node must share (cluster ranges, network mode, pools,
     /// services).
     pub shared_digest: String,
+    /// Whether the node answers ARP/NDP for the VIPs it owns (`l2.interfaces` set): a node
+    /// that does not must own none.
+    pub announces_l2: bool,
     /// Grows with every restart and identity change so the newest identity of an address
     /// wins (seconds since the epoch at start, then +1 per change).
     pub bump: u64,
@@ -32,6 +35,7 @@ impl NodeId {
             addr,
             internal_ip: addr.ip(),
             shared_digest: String::new(),
+            announces_l2: false,
             bump: 0,
         }
     }

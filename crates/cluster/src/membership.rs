@@ -39,6 +39,8 @@ pub(crate) struct MembershipConfig {
     pub(crate) internal_ip: IpAddr,
     /// The snapshot's shared config digest.
     pub(crate) shared_digest: String,
+    /// `l2.interfaces` is not empty.
+    pub(crate) announces_l2: bool,
     /// `cluster.gossip.seeds`.
     pub(crate) seeds: Vec<SocketAddr>,
     /// The internal IPs of `network.nodes`, reached at our own gossip port.
@@ -53,6 +55,7 @@ impl MembershipConfig {
             name: snapshot.node.name.clone(),
             internal_ip: snapshot.node.internal_ip,
             shared_digest: snapshot.shared_digest.clone(),
+            announces_l2: !config.l2.interfaces.is_empty(),
             seeds: config.cluster.gossip.seeds.clone(),
             static_nodes: config.network.nodes.iter().map(|n| n.internal_ip).collect(),
         }
@@ -95,6 +98,7 @@ impl Membership {
                 addr,
                 internal_ip: config.internal_ip,
                 shared_digest: config.shared_digest.clone(),
+                announces_l2: config.announces_l2,
                 bump,
             },
             join_targets: join_targets(config, addr),
@@ -131,7 +135,8 @@ impl Membership {
         self.join_targets = join_targets(config, self.me.addr);
         let unchanged = self.me.name == config.name
             && self.me.internal_ip == config.internal_ip
-            && self.me.shared_digest == config.shared_digest;
+            && self.me.shared_digest == config.shared_digest
+            && self.me.announces_l2 == config.announces_l2;
         if unchanged {
             return;
         }
@@ -140,6 +145,7 @@ impl Membership {
             addr: self.me.addr,
             internal_ip: config.internal_ip,
             shared_digest: config.shared_digest.clone(),
+            announces_l2: config.announces_l2,
             bump: self.me.bump + 1,
         };
         self.actions
@@ -220,6 +226,7 @@ mod tests {
             name: "a".into(),
             internal_ip: "10.0.0.1".parse().unwrap(),
             shared_digest: digest.into(),
+            announces_l2: true,
             seeds: vec![addr(ME), addr("10.0.0.2:7946")],
             static_nodes: vec!["10.0.0.3".parse().unwrap()],
         }

@@ -70,6 +70,7 @@ pub(crate) fn member_set<'a>(
         internal_ip: id.internal_ip,
         state,
         shared_digest: id.shared_digest.clone(),
+        announces_l2: id.announces_l2,
     };
     let mut members: Vec<Member> = newest
         .into_iter()
@@ -96,6 +97,8 @@ pub(crate) fn member_set<'a>(
                     MemberState::Down
                 },
                 shared_digest: String::new(),
+                // Unknown until heard from: it may own VIPs, as before it was heard.
+                announces_l2: true,
             });
         }
     }
@@ -118,6 +121,7 @@ mod tests {
             addr: "10.0.0.1:7946".parse().unwrap(),
             internal_ip: "10.0.0.1".parse().unwrap(),
             shared_digest: format!("d{bump}"),
+            announces_l2: true,
             bump,
         }
     }
@@ -192,6 +196,7 @@ mod allowed_nodes {
             addr: format!("{ip}:7946").parse().unwrap(),
             internal_ip: ip.parse().unwrap(),
             shared_digest: "d".into(),
+            announces_l2: true,
             bump: 1,
         }
     }

@@ -43,13 +43,14 @@ fn nodes_with_ready_endpoints<'s>(
         .collect()
 }
 
-/// The live nodes that may own VIPs: this node always counts as live (with the digest of
-/// `snapshot`); under "exclude" only the nodes with the cluster's digest, or none heard yet.
+/// The live nodes that may own VIPs: those that announce L2 (this node, running the
+/// announcer, always counts, with the digest of `snapshot`); under "exclude" only the nodes
+/// with the cluster's digest, or none heard yet.
 fn eligible_nodes<'a>(snapshot: &'a Snapshot, members: &'a MemberSet) -> BTreeSet<&'a str> {
     let mut live: BTreeMap<&str, &str> = members
         .members
         .iter()
-        .filter(|m| m.state.is_live())
+        .filter(|m| m.state.is_live() && m.announces_l2)
         .map(|m| (m.name.as_str(), m.shared_digest.as_str()))
         .collect();
     live.insert(snapshot.node.name.as_str(), snapshot.shared_digest.as_str());
@@ -274,6 +275,16 @@ mod tests {
         // Members not heard from yet (no digest) stay eligible.
         let o = owners(&snap, &HealthVerdicts::default(), &digests("", "", &ours));
         assert!(owned_by(&o, "n2") > 0 && owned_by(&o, "n3") > 0);
+    }
+
+    #[test]
+    fn a_member_that_does_not_announce_l2_owns_no_l2_vip() {
+        let snap = ten_vips("", "n1");
+        let mut set = members(&ALL);
+        set.members[2].announces_l2 = false;
+        let o = owners(&snap, &HealthVerdicts::default(), &set);
+        assert_eq!(owned_by(&o, "n3"), 0);
+        assert!(owned_by(&o, "n1") > 0 && owned_by(&o, "n2") > 0);
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub(crate) fn members(names: &[(&str, MemberState)]) -> MemberSet {
                 internal_ip: "10.0.0.1".parse().expect("an address"),
                 state: *state,
                 shared_digest: String::new(),
+                announces_l2: true,
             })
             .collect(),
     )

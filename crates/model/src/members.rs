@@ -50,6 +50,9 @@ pub struct Member {
     pub state: MemberState,
     /// The member's `Snapshot::shared_digest` as it gossips it.
     pub shared_digest: String,
+    /// Whether the member answers ARP/NDP (its `l2.interfaces` is not empty): only such
+    /// members can own L2 VIPs. Peers not heard from yet count as announcing.
+    pub announces_l2: bool,
 }
 
 /// Every known member, this node included, sorted by name.
@@ -159,6 +162,7 @@ mod tests {
             internal_ip: "10.0.0.1".parse().unwrap(),
             state,
             shared_digest: digest.into(),
+            announces_l2: true,
         }
     }
 
