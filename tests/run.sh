@@ -24,6 +24,7 @@ declare -A needs=(
     [nginx]=nginx
     [ss]=iproute2
     [prlimit]=util-linux
+    [sysctl]=procps
 )
 missing=()
 for cmd in "${!needs[@]}"; do
