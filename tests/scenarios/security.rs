@@ -145,6 +145,14 @@ impl Segment {
         segment
     }
 
+    /// Writes a gossip key and the [`shared_config`] signing with it, under `policy`, with
+    /// `extra` services; returns the config file.
+    fn keyed_config(&self, file: &str, policy: &str, extra: &str) -> PathBuf {
+        let key = self.write("gossip.key", "the-cluster-key\n");
+        let auth = format!("secret_file = \"{}\"", key.display());
+        self.write(file, &shared_config(&auth, policy, &services(extra)))
+    }
+
     fn ns(&self, name: &str) -> &Netns {
         &self.hosts[name]
     }
@@ -282,6 +290,15 @@ impl Segment {
             .sum()
     }
 
+    /// Sends `sig` to the daemon on `host` and waits for it to exit.
+    fn stop(&mut self, host: &str, sig: &str) {
+        let daemon = self.daemons.get_mut(host).unwrap();
+        daemon.signal(sig);
+        daemon
+            .wait_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{host} did not exit on SIG{sig}"));
+    }
+
     fn log(&self, host: &str) -> String {
         self.daemons[host].log()
     }
@@ -314,15 +331,7 @@ print(sent)
 #[test]
 fn rogues_without_the_key_with_a_wrong_key_or_replaying_packets_never_join_nor_move_a_vip() {
     let mut s = Segment::new("sec-rogues");
-    let key = s.write("gossip.key", "the-real-key\n");
-    let file = s.write(
-        "cluster.toml",
-        &shared_config(
-            &format!("secret_file = \"{}\"", key.display()),
-            "flag",
-            &services(""),
-        ),
-    );
+    let file = s.keyed_config("cluster.toml", "flag", "");
     s.start_node(0, &file, "eth0");
     s.start_node(1, &file, "eth0");
     s.wait_members(&["n1", "n2"], &["n1", "n2"]);
@@ -356,12 +365,7 @@ fn rogues_without_the_key_with_a_wrong_key_or_replaying_packets_never_join_nor_m
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(s.alive("n1"), BTreeSet::from(["n1".into(), "n2".into()]));
     assert_eq!(s.alive("rogue"), BTreeSet::from(["rogue-zz".into()]));
-    s.daemons.get_mut("rogue").unwrap().signal("TERM");
-    s.daemons
-        .get_mut("rogue")
-        .unwrap()
-        .wait_timeout(Duration::from_secs(5))
-        .expect("the rogue stops");
+    s.stop("rogue", "TERM");
 
     let wrong_key = s.write("wrong.key", "not-the-key\n");
     let wrong = s.write(
@@ -409,15 +413,7 @@ fn rogues_without_the_key_with_a_wrong_key_or_replaying_packets_never_join_nor_m
 #[test]
 fn a_node_with_l2_off_and_a_bgp_only_pool_answer_no_arp_and_the_client_sees_one_mac_per_vip() {
     let mut s = Segment::new("sec-l2-off");
-    let key = s.write("gossip.key", "k\n");
-    let file = s.write(
-        "cluster.toml",
-        &shared_config(
-            &format!("secret_file = \"{}\"", key.display()),
-            "flag",
-            &services(""),
-        ),
-    );
+    let file = s.keyed_config("cluster.toml", "flag", "");
     s.start_node(0, &file, "eth0");
     s.start_node(1, &file, "eth0");
     // n3: L2 off; the VIPs of both pools are local there too (routes), as BGP needs.
@@ -450,15 +446,7 @@ fn a_node_with_l2_off_and_a_bgp_only_pool_answer_no_arp_and_the_client_sees_one_
 #[test]
 fn one_config_file_whose_seeds_list_every_node_serves_all_three_and_they_converge() {
     let mut s = Segment::new("sec-one-file");
-    let key = s.write("gossip.key", "k\n");
-    let file = s.write(
-        "cluster.toml",
-        &shared_config(
-            &format!("secret_file = \"{}\"", key.display()),
-            "flag",
-            &services(""),
-        ),
-    );
+    let file = s.keyed_config("cluster.toml", "flag", "");
     let check = s.ns("n1").sh(&format!(
         "DOCKLINE__NODE__INTERNAL_IP={ip} DOCKLINE__CLUSTER__GOSSIP__LISTEN={ip}:7946 \
          {DOCKLINE} check {file}",
@@ -479,11 +467,9 @@ fn one_config_file_whose_seeds_list_every_node_serves_all_three_and_they_converg
 /// Three nodes, n3 with one more service (another shared digest), under `policy`.
 fn split_config(test: &str, policy: &str) -> Segment {
     let mut s = Segment::new(test);
-    let key = s.write("gossip.key", "k\n");
-    let auth = format!("secret_file = \"{}\"", key.display());
-    let file = s.write("cluster.toml", &shared_config(&auth, policy, &services("")));
+    let file = s.keyed_config("cluster.toml", policy, "");
     let extra = "[[services]]\nname = \"odd\"\nports = [{ port = 80 }]\n";
-    let odd = s.write("odd.toml", &shared_config(&auth, policy, &services(extra)));
+    let odd = s.keyed_config("odd.toml", policy, extra);
     s.start_node(0, &file, "eth0");
     s.start_node(1, &file, "eth0");
     s.start_node(2, &odd, "eth0");
@@ -563,12 +549,7 @@ fn a_sigkilled_daemon_leaves_sysctls_the_next_start_adopts_or_restores_and_a_cle
         ("1".into(), "2".into())
     );
     assert_eq!(read("eth0/arp_ignore"), "1");
-    s.daemons["n1"].signal("KILL");
-    s.daemons
-        .get_mut("n1")
-        .unwrap()
-        .wait_timeout(Duration::from_secs(5))
-        .expect("killed");
+    s.stop("n1", "KILL");
     // Left as the killed daemon set them, and recorded.
     assert_eq!(read("all/arp_ignore"), "1");
     assert_eq!(read("eth0/arp_ignore"), "1");
@@ -603,12 +584,7 @@ fn a_sigkilled_daemon_leaves_sysctls_the_next_start_adopts_or_restores_and_a_cle
     assert_eq!(read("eth1/arp_ignore"), "1");
 
     // A clean stop leaves the host as it was.
-    s.daemons["n1"].signal("TERM");
-    s.daemons
-        .get_mut("n1")
-        .unwrap()
-        .wait_timeout(Duration::from_secs(10))
-        .expect("stops");
+    s.stop("n1", "TERM");
     for (key, value) in host {
         assert_eq!(read(key), value, "{key}");
     }

@@ -111,15 +111,9 @@ mod tests {
             .and_then(|v| v.owner.clone())
     }
 
-    const ALL: [(&str, MemberState); 3] = [
-        ("n1", MemberState::Alive),
-        ("n2", MemberState::Alive),
-        ("n3", MemberState::Alive),
-    ];
-
-    #[test]
-    fn every_node_computes_the_same_owner() {
-        let services: String = (10..20)
+    /// A "Cluster"-policy LoadBalancer service on 192.0.2.`i` for each `i` of `last_octets`.
+    fn cluster_vips(last_octets: std::ops::Range<u8>) -> String {
+        last_octets
             .map(|i| {
                 lb(
                     &format!("s{i}"),
@@ -129,7 +123,18 @@ mod tests {
                     true,
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    const ALL: [(&str, MemberState); 3] = [
+        ("n1", MemberState::Alive),
+        ("n2", MemberState::Alive),
+        ("n3", MemberState::Alive),
+    ];
+
+    #[test]
+    fn every_node_computes_the_same_owner() {
+        let services = cluster_vips(10..20);
         let views: Vec<VipOwners> = ["n1", "n2", "n3"]
             .iter()
             .map(|me| {
@@ -161,17 +166,7 @@ mod tests {
 
     #[test]
     fn a_dead_owner_moves_only_its_vips() {
-        let services: String = (10..30)
-            .map(|i| {
-                lb(
-                    &format!("s{i}"),
-                    &format!("192.0.2.{i}"),
-                    "Cluster",
-                    "n1",
-                    true,
-                )
-            })
-            .collect();
+        let services = cluster_vips(10..30);
         let snap = snapshot("n1", &services);
         let before = owners(&snap, &HealthVerdicts::default(), &members(&ALL));
         let after = owners(
@@ -221,26 +216,15 @@ mod tests {
             .count()
     }
 
-    const TEN_VIPS: std::ops::Range<u8> = 10..30;
+    const TWENTY_VIPS: std::ops::Range<u8> = 10..30;
 
-    fn ten_vips(extra: &str, me: &str) -> Snapshot {
-        let services: String = TEN_VIPS
-            .map(|i| {
-                lb(
-                    &format!("s{i}"),
-                    &format!("192.0.2.{i}"),
-                    "Cluster",
-                    "n1",
-                    true,
-                )
-            })
-            .collect();
-        snapshot(me, &format!("{extra}\n{services}"))
+    fn twenty_vips(extra: &str, me: &str) -> Snapshot {
+        snapshot(me, &format!("{extra}\n{}", cluster_vips(TWENTY_VIPS)))
     }
 
     #[test]
     fn under_flag_a_member_with_another_digest_still_owns_vips() {
-        let snap = ten_vips("", "n1");
+        let snap = twenty_vips("", "n1");
         let ours = snap.shared_digest.clone();
         let o = owners(
             &snap,
@@ -253,7 +237,7 @@ mod tests {
     #[test]
     fn under_exclude_a_member_with_another_digest_owns_nothing_as_every_node_computes_it() {
         let extra = "[cluster]\non_config_mismatch = \"exclude\"";
-        let snap = ten_vips(extra, "n1");
+        let snap = twenty_vips(extra, "n1");
         let ours = snap.shared_digest.clone();
         let o = owners(
             &snap,
@@ -265,7 +249,7 @@ mod tests {
 
         // n3 itself, whose digest is the odd one: it sees n1 and n2 agree on another.
         let one_more = lb("more", "192.0.2.99", "Cluster", "n1", true);
-        let odd = ten_vips(&format!("{extra}\n{one_more}"), "n3");
+        let odd = twenty_vips(&format!("{extra}\n{one_more}"), "n3");
         assert_ne!(odd.shared_digest, ours);
         let mut theirs = digests(&ours, &odd.shared_digest, &ours);
         theirs.members[2].shared_digest = odd.shared_digest.clone();
@@ -279,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_member_that_does_not_announce_l2_owns_no_l2_vip() {
-        let snap = ten_vips("", "n1");
+        let snap = twenty_vips("", "n1");
         let mut set = members(&ALL);
         set.members[2].announces_l2 = false;
         let o = owners(&snap, &HealthVerdicts::default(), &set);
