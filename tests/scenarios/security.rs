@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dockline_lab::{Lab, Netns, Process, http_get, wait_until};
@@ -164,7 +164,7 @@ impl Segment {
     }
 
     /// Starts node `i` (n1, n2, n3) with `file`; `l2` is its `l2.interfaces`.
-    fn start_node(&mut self, i: usize, file: &PathBuf, l2: &str) {
+    fn start_node(&mut self, i: usize, file: &Path, l2: &str) {
         let name = format!("n{}", i + 1);
         let ip = node_ip(i);
         let listen = format!("{ip}:7946");
@@ -180,7 +180,7 @@ impl Segment {
         );
     }
 
-    fn start(&mut self, host: &str, file: &PathBuf, env: &[(&str, &str)]) {
+    fn start(&mut self, host: &str, file: &Path, env: &[(&str, &str)]) {
         let ns = self.ns(host).clone();
         let mut env = env.to_vec();
         env.push(("DOCKLINE_LOG", "info"));
