@@ -1,5 +1,6 @@
 //! Secure by default, in namespaces: nodes and a client on one switch, with rogue hosts
-//! that try to join the cluster (no key, a wrong key, replayed packets), a node with L2
+//! that try to join the cluster (no key, a wrong key, replayed packets, the key but outside
+//! `cluster.allowed_nodes`), a node with L2
 //! off, a BGP-only pool, one config file for every node, a split config under both
 //! mismatch policies, and a daemon SIGKILLed with the ARP sysctls set.
 //!
@@ -64,6 +65,7 @@ fn shared_config(gossip_auth: &str, policy: &str, services: &str) -> String {
         r#"
 [cluster]
 on_config_mismatch = "{policy}"
+allowed_nodes = ["n1", "n2", "172.30.0.13/32"]
 [cluster.gossip]
 seeds = [{seeds}]
 {gossip_auth}
@@ -329,7 +331,7 @@ print(sent)
 "#;
 
 #[test]
-fn rogues_without_the_key_with_a_wrong_key_or_replaying_packets_never_join_nor_move_a_vip() {
+fn rogues_without_the_key_with_a_wrong_key_replaying_or_not_allowed_never_join_nor_move_a_vip() {
     let mut s = Segment::new("sec-rogues");
     let file = s.keyed_config("cluster.toml", "flag", "");
     s.start_node(0, &file, "eth0");
@@ -403,6 +405,22 @@ fn rogues_without_the_key_with_a_wrong_key_or_replaying_packets_never_join_nor_m
         "every replayed packet rejected",
         || s.metric("n1", &replay) + s.metric("n2", &replay) >= replayed_before + sent,
     );
+
+    // Rogue 4: the real key, but outside cluster.allowed_nodes (by name and by address).
+    s.stop("rogue", "TERM");
+    s.start("rogue", &file, &rogue_env);
+    wait_until(Duration::from_secs(5), "the outsider logged", || {
+        s.log("n1")
+            .contains("a node outside cluster.allowed_nodes is ignored")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(s.alive("n1"), BTreeSet::from(["n1".into(), "n2".into()]));
+    assert_eq!(s.alive("n2"), BTreeSet::from(["n1".into(), "n2".into()]));
+    let logged = s
+        .log("n1")
+        .matches("a node outside cluster.allowed_nodes is ignored")
+        .count();
+    assert_eq!(logged, 1, "logged once");
 
     // Nothing moved: the same owners, each answering alone.
     assert_eq!(s.assert_one_mac_per_vip("n1"), before);
