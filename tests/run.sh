@@ -39,6 +39,7 @@ declare -A needs=(
     [etcd]=etcd-server
     [etcdctl]=etcd-client
     [protoc]=protobuf-compiler
+    [sysctl]=procps
 )
 missing=()
 for cmd in "${!needs[@]}"; do

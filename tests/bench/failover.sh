@@ -66,6 +66,7 @@ start_dockline() {
         [ "$m" = "$n" ] && continue
         peers+=$'[[network.nodes]]\nname = "n'$m$'"\ninternal_ip = "172.31.0.1'$m$'"\npod_cidr = "10.111.'$m$'.0/24"\n'
     done
+    echo bench-gossip-key > "$WORK/gossip.key"
     cat > "$WORK/n$n.toml" <<CONF
 [node]
 name = "n$n"
@@ -73,6 +74,7 @@ internal_ip = "172.31.0.1$n"
 pod_cidr = "10.111.$n.0/24"
 [cluster.gossip]
 listen = "172.31.0.1$n:7946"
+secret_file = "$WORK/gossip.key"
 profile = "$2"
 [dns]
 enabled = false

@@ -20,6 +20,9 @@ pub struct NodeId {
     pub shared_digest: String,
     /// The etcd revision of the shared config in force; `None` with a file source.
     pub config_revision: Option<i64>,
+    /// Whether the node answers ARP/NDP for the VIPs it owns (`l2.interfaces` set): a node
+    /// that does not must own none.
+    pub announces_l2: bool,
     /// Grows with every restart and identity change so the newest identity of an address
     /// wins (seconds since the epoch at start, then +1 per change).
     pub bump: u64,
@@ -35,6 +38,7 @@ impl NodeId {
             internal_ip: addr.ip(),
             shared_digest: String::new(),
             config_revision: None,
+            announces_l2: false,
             bump: 0,
         }
     }

@@ -4,6 +4,10 @@
 //! digest) as a live input that the announcers read, and flags a member whose shared digest
 //! differs from ours (split config).
 //!
+//! Off loopback, gossip is authenticated ([`Auth`]: HMAC-SHA256 with the keys of
+//! `cluster.gossip.secret_file`, a timestamp and a nonce against replays), and
+//! `cluster.allowed_nodes` bounds who may be a member.
+//!
 //! foca is the sans-IO SWIM core and `membership` the sans-IO core for this node's identity
 //! and joining; `swim` only moves their packets, timers and actions.
 
@@ -24,7 +28,7 @@ use std::sync::Arc;
 use dockline_model::{LiveMembers, Published, Snapshot};
 use tokio_util::sync::CancellationToken;
 
-pub use auth::Auth;
+pub use auth::{Auth, Rejected, WINDOW as REPLAY_WINDOW};
 pub use error::ClusterError;
 pub use identity::NodeId;
 pub use membership::JOIN_WINDOW;

@@ -41,6 +41,8 @@ pub(crate) struct MembershipConfig {
     pub(crate) shared_digest: String,
     /// The snapshot's etcd revision.
     pub(crate) config_revision: Option<i64>,
+    /// `l2.interfaces` is not empty.
+    pub(crate) announces_l2: bool,
     /// `cluster.gossip.seeds`.
     pub(crate) seeds: Vec<SocketAddr>,
     /// The internal IPs of `network.nodes`, reached at our own gossip port.
@@ -56,6 +58,7 @@ impl MembershipConfig {
             internal_ip: snapshot.node.internal_ip,
             shared_digest: snapshot.shared_digest.clone(),
             config_revision: snapshot.config_revision,
+            announces_l2: !config.l2.interfaces.is_empty(),
             seeds: config.cluster.gossip.seeds.clone(),
             static_nodes: config.network.nodes.iter().map(|n| n.internal_ip).collect(),
         }
@@ -99,6 +102,7 @@ impl Membership {
                 internal_ip: config.internal_ip,
                 shared_digest: config.shared_digest.clone(),
                 config_revision: config.config_revision,
+                announces_l2: config.announces_l2,
                 bump,
             },
             join_targets: join_targets(config, addr),
@@ -136,7 +140,8 @@ impl Membership {
         let unchanged = self.me.name == config.name
             && self.me.internal_ip == config.internal_ip
             && self.me.shared_digest == config.shared_digest
-            && self.me.config_revision == config.config_revision;
+            && self.me.config_revision == config.config_revision
+            && self.me.announces_l2 == config.announces_l2;
         if unchanged {
             return;
         }
@@ -146,6 +151,7 @@ impl Membership {
             internal_ip: config.internal_ip,
             shared_digest: config.shared_digest.clone(),
             config_revision: config.config_revision,
+            announces_l2: config.announces_l2,
             bump: self.me.bump + 1,
         };
         self.actions
@@ -227,6 +233,7 @@ mod tests {
             internal_ip: "10.0.0.1".parse().unwrap(),
             shared_digest: digest.into(),
             config_revision: None,
+            announces_l2: true,
             seeds: vec![addr(ME), addr("10.0.0.2:7946")],
             static_nodes: vec!["10.0.0.3".parse().unwrap()],
         }

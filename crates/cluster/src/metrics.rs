@@ -12,6 +12,8 @@ const REJECTED: &str = "dockline_gossip_packets_rejected_total";
 pub(crate) enum Rejection {
     /// No valid HMAC.
     Auth,
+    /// Authentic but sent outside the replay window, or seen before.
+    Replay,
     /// foca could not decode it, or it was not for this node.
     Invalid,
 }
@@ -20,6 +22,7 @@ impl Rejection {
     fn label(self) -> &'static str {
         match self {
             Rejection::Auth => "auth",
+            Rejection::Replay => "replay",
             Rejection::Invalid => "invalid",
         }
     }
@@ -34,10 +37,11 @@ pub fn describe() {
     );
     metrics::describe_counter!(
         REJECTED,
-        "Gossip packets dropped, by reason (auth: no valid HMAC; invalid: foca could not \
-         decode it or it was not for this node)"
+        "Gossip packets dropped, by reason (auth: no valid HMAC; replay: sent outside the \
+         replay window or seen before; invalid: foca could not decode it or it was not for \
+         this node)"
     );
-    for reason in [Rejection::Auth, Rejection::Invalid] {
+    for reason in [Rejection::Auth, Rejection::Replay, Rejection::Invalid] {
         metrics::counter!(REJECTED, "reason" => reason.label()).absolute(0);
     }
 }

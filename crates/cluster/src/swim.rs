@@ -2,8 +2,10 @@
 //! core. Packets, foca's timers, config changes and the membership timer go into the cores;
 //! after each event their output is carried out (foca's sends and timers, collected in an
 //! `AccumulatingRuntime`, and the membership actions as foca calls) and the member set is
-//! published.
+//! published. Every packet goes through the [`Auth`] envelope both ways; the keys are read
+//! again on every config change, so a reload rotates them.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use rand::rngs::SmallRng;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Rejected};
 use crate::error::ClusterError;
 use crate::identity::NodeId;
 use crate::membership::{Action, Membership, MembershipConfig};
@@ -63,7 +65,7 @@ impl Gossip {
         let listen = gossip
             .listen
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7946)));
-        let auth = Auth::from_secret_file(gossip.secret_file.as_deref())?;
+        let auth = Auth::new(Auth::read_keys(gossip.secret_file.as_deref())?);
         let socket = UdpSocket::bind(listen)
             .await
             .map_err(|e| ClusterError::Bind(listen, e))?;
@@ -83,6 +85,7 @@ impl Gossip {
             membership.me(),
             std::iter::empty(),
             &snapshot.config.network.nodes,
+            &snapshot.config.cluster.allowed_nodes,
             true,
         );
         view::publish(&members, first, &snapshot.shared_digest);
@@ -104,7 +107,7 @@ impl Gossip {
     pub(crate) async fn run(self, shutdown: CancellationToken) -> Result<(), ClusterError> {
         let Gossip {
             socket,
-            auth,
+            mut auth,
             mut membership,
             published,
             members,
@@ -115,6 +118,10 @@ impl Gossip {
         let me = membership.me().clone();
         let rng = SmallRng::seed_from_u64(me.bump ^ (u64::from(std::process::id()) << 32));
         let mut swim: Swim = Foca::new(me, foca_config(&snapshot.config), rng, PostcardCodec);
+        // Nonces only need to differ between this node's packets of one millisecond: a
+        // counter from a start unlikely to repeat across restarts.
+        let mut nonce = wall_clock_ms().rotate_left(32) ^ u64::from(std::process::id());
+        let mut outsiders_logged = BTreeSet::new();
         // The daemon may bind with a snapshot and publish another before this runs.
         membership.on_config(&MembershipConfig::from_snapshot(&snapshot), []);
         let mut rt = AccumulatingRuntime::new();
@@ -123,6 +130,7 @@ impl Gossip {
         tracing::info!(
             listen = %membership.me().addr,
             seeds = ?membership.join_targets(),
+            authenticated = auth.enabled(),
             "gossip started"
         );
 
@@ -144,12 +152,19 @@ impl Gossip {
                 timers.push((now + after, timer));
             }
             while rt.to_notify().is_some() {}
-            flush_sends(&socket, &auth, &mut rt).await;
+            flush_sends(&socket, &auth, &mut nonce, &mut rt).await;
             let snapshot = published.load();
+            let allowed = &snapshot.config.cluster.allowed_nodes;
+            view::log_outsiders(
+                swim.iter_membership_state().map(|m| m.id()),
+                allowed,
+                &mut outsiders_logged,
+            );
             let set = view::member_set(
                 membership.me(),
                 swim.iter_membership_state().map(|m| (m.id(), m.state())),
                 &snapshot.config.network.nodes,
+                allowed,
                 membership.joining(now),
             );
             view::publish(&members, set, &snapshot.shared_digest);
@@ -166,18 +181,23 @@ impl Gossip {
                     if let Err(error) = swim.leave_cluster(&mut rt) {
                         tracing::debug!(%error, "gossip: leaving");
                     }
-                    flush_sends(&socket, &auth, &mut rt).await;
+                    flush_sends(&socket, &auth, &mut nonce, &mut rt).await;
                     return Ok(());
                 }
                 received = socket.recv_from(&mut buf) => {
                     let (len, from) = received.map_err(ClusterError::Io)?;
-                    match auth.open(&buf[..len]) {
-                        None => {
+                    match auth.open(&buf[..len], wall_clock_ms()) {
+                        Err(Rejected::Auth) => {
                             count_rejected(Rejection::Auth);
                             tracing::debug!(%from, "gossip: unauthenticated packet dropped");
                             Ok(())
                         }
-                        Some(payload) => swim.handle_data(payload, &mut rt).inspect_err(|_| {
+                        Err(Rejected::Replay) => {
+                            count_rejected(Rejection::Replay);
+                            tracing::debug!(%from, "gossip: replayed or stale packet dropped");
+                            Ok(())
+                        }
+                        Ok(payload) => swim.handle_data(payload, &mut rt).inspect_err(|_| {
                             count_rejected(Rejection::Invalid);
                         }),
                     }
@@ -197,7 +217,9 @@ impl Gossip {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    let config = MembershipConfig::from_snapshot(&published.load());
+                    let snapshot = published.load();
+                    reload_keys(&mut auth, &snapshot.config);
+                    let config = MembershipConfig::from_snapshot(&snapshot);
                     membership.on_config(&config, live_members(&swim));
                     Ok(())
                 }
@@ -214,9 +236,36 @@ fn live_members(swim: &Swim) -> Vec<SocketAddr> {
     swim.iter_members().map(|m| m.id().addr).collect()
 }
 
-async fn flush_sends(socket: &UdpSocket, auth: &Auth, rt: &mut AccumulatingRuntime<NodeId>) {
+/// Reads the keys of `config` again; a file that cannot be read keeps the keys in use (the
+/// node stays in the cluster) and says why.
+fn reload_keys(auth: &mut Auth, config: &Config) {
+    let path = config.cluster.gossip.secret_file.as_deref();
+    match Auth::read_keys(path) {
+        Ok(keys) if keys.is_empty() != auth.enabled() => auth.set_keys(keys),
+        // On or off needs a restart, which the component's restart key asks for.
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "gossip: keys not reloaded, the old ones stay"),
+    }
+}
+
+/// Milliseconds since the epoch, the time the auth envelope carries.
+fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|since| since.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+async fn flush_sends(
+    socket: &UdpSocket,
+    auth: &Auth,
+    nonce: &mut u64,
+    rt: &mut AccumulatingRuntime<NodeId>,
+) {
     while let Some((to, data)) = rt.to_send() {
-        if let Err(error) = socket.send_to(&auth.seal(&data), to.addr).await {
+        *nonce = nonce.wrapping_add(1);
+        let packet = auth.seal(&data, wall_clock_ms(), *nonce);
+        if let Err(error) = socket.send_to(&packet, to.addr).await {
             tracing::debug!(to = %to.addr, %error, "gossip: send failed");
         }
     }

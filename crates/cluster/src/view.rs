@@ -1,27 +1,62 @@
 //! Turns foca's member list into the published [`MemberSet`]: one entry per node name (a
 //! restarted node shows up under its newest identity), this node included.
 //!
+//! With `cluster.allowed_nodes` set, a node outside it (by name or internal IP) is left
+//! out, whether gossip or `network.nodes` names it: it owns no VIP and is not shown.
+//!
 //! Static `network.nodes` that gossip has not (or no longer) heard of count as suspect
 //! while the node is joining and as down after: a starting node must not claim every VIP
 //! before it has met its peers, nor wait forever for a peer that never comes.
 
-use dockline_config::PeerNode;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use dockline_config::{AllowedNode, PeerNode};
 use dockline_model::{LiveMembers, Member, MemberSet, MemberState};
 use foca::State;
 
 use crate::identity::NodeId;
 
+/// Whether `cluster.allowed_nodes` (`allowed`) lets the node `name` at `internal_ip` be a
+/// member; an empty list lets every node in.
+pub(crate) fn admitted(allowed: &[AllowedNode], name: &str, internal_ip: IpAddr) -> bool {
+    allowed.is_empty() || allowed.iter().any(|a| a.admits(name, internal_ip))
+}
+
+/// Logs each node `allowed` keeps out once (per name in `logged`).
+pub(crate) fn log_outsiders<'a>(
+    known: impl Iterator<Item = &'a NodeId>,
+    allowed: &[AllowedNode],
+    logged: &mut BTreeSet<String>,
+) {
+    for id in known {
+        if !id.name.is_empty()
+            && !admitted(allowed, &id.name, id.internal_ip)
+            && logged.insert(id.name.clone())
+        {
+            tracing::warn!(
+                node = %id.name,
+                internal_ip = %id.internal_ip,
+                addr = %id.addr,
+                "gossip: a node outside cluster.allowed_nodes is ignored"
+            );
+        }
+    }
+}
+
 /// The member set from foca's members (`known`, with their states) and the static peers;
-/// `joining` while the node is in its join window.
+/// `joining` while the node is in its join window. Nodes outside `allowed` are left out.
 pub(crate) fn member_set<'a>(
     me: &NodeId,
     known: impl Iterator<Item = (&'a NodeId, State)>,
     statics: &[PeerNode],
+    allowed: &[AllowedNode],
     joining: bool,
 ) -> MemberSet {
     let mut newest: Vec<(&NodeId, State)> = Vec::new();
     for (id, state) in known {
-        if id.name.is_empty() || id.name == me.name {
+        if id.name.is_empty() || id.name == me.name || !admitted(allowed, &id.name, id.internal_ip)
+        {
             continue;
         }
         match newest.iter_mut().find(|(seen, _)| seen.name == id.name) {
@@ -36,6 +71,7 @@ pub(crate) fn member_set<'a>(
         state,
         shared_digest: id.shared_digest.clone(),
         config_revision: id.config_revision,
+        announces_l2: id.announces_l2,
     };
     let mut members: Vec<Member> = newest
         .into_iter()
@@ -50,7 +86,9 @@ pub(crate) fn member_set<'a>(
         .collect();
     members.push(member(me, MemberState::Alive));
     for peer in statics {
-        if members.iter().all(|m| m.name != peer.name) {
+        if members.iter().all(|m| m.name != peer.name)
+            && admitted(allowed, &peer.name, peer.internal_ip)
+        {
             members.push(Member {
                 name: peer.name.clone(),
                 internal_ip: peer.internal_ip,
@@ -61,6 +99,8 @@ pub(crate) fn member_set<'a>(
                 },
                 shared_digest: String::new(),
                 config_revision: None,
+                // Unknown until heard from: it may own VIPs, as before it was heard.
+                announces_l2: true,
             });
         }
     }
@@ -84,6 +124,7 @@ mod tests {
             internal_ip: "10.0.0.1".parse().unwrap(),
             shared_digest: format!("d{bump}"),
             config_revision: None,
+            announces_l2: true,
             bump,
         }
     }
@@ -101,6 +142,7 @@ mod tests {
                 (&me, State::Alive),
             ]
             .into_iter(),
+            &[],
             &[],
             false,
         );
@@ -136,6 +178,7 @@ mod static_peers {
                 &me,
                 std::iter::empty(),
                 std::slice::from_ref(&peer),
+                &[],
                 joining,
             )
             .members[1]
@@ -143,5 +186,57 @@ mod static_peers {
         };
         assert_eq!(state(true), MemberState::Suspect);
         assert_eq!(state(false), MemberState::Down);
+    }
+}
+
+#[cfg(test)]
+mod allowed_nodes {
+    use super::*;
+
+    fn id(name: &str, ip: &str) -> NodeId {
+        NodeId {
+            name: name.into(),
+            addr: format!("{ip}:7946").parse().unwrap(),
+            internal_ip: ip.parse().unwrap(),
+            shared_digest: "d".into(),
+            config_revision: None,
+            announces_l2: true,
+            bump: 1,
+        }
+    }
+
+    #[test]
+    fn nodes_outside_allowed_nodes_are_left_out_and_logged_once() {
+        let me = id("a", "10.0.0.1");
+        let named = id("b", "192.0.2.2");
+        let in_range = id("c", "10.0.0.3");
+        let rogue = id("rogue", "192.0.2.66");
+        let allowed: Vec<AllowedNode> = ["b", "10.0.0.0/24"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let known = [&named, &in_range, &rogue];
+        let set = member_set(
+            &me,
+            known.iter().map(|id| (*id, State::Alive)),
+            &[],
+            &allowed,
+            false,
+        );
+        let names: Vec<&str> = set.members.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let everyone = member_set(
+            &me,
+            known.iter().map(|id| (*id, State::Alive)),
+            &[],
+            &[],
+            false,
+        );
+        assert_eq!(everyone.members.len(), 4, "no list: every node is allowed");
+
+        let mut logged = BTreeSet::new();
+        log_outsiders(known.into_iter(), &allowed, &mut logged);
+        log_outsiders(known.into_iter(), &allowed, &mut logged);
+        assert_eq!(logged.into_iter().collect::<Vec<_>>(), ["rogue"]);
     }
 }

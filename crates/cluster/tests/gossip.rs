@@ -130,3 +130,61 @@ async fn a_stopped_node_leaves_the_cluster_and_frees_its_port() {
     a_shutdown.cancel();
     a_task.await.unwrap().unwrap();
 }
+
+/// A node on loopback whose packets are signed with the keys in `key_file`.
+fn keyed(name: &str, seeds: &[SocketAddr], key_file: &std::path::Path, services: &str) -> Snapshot {
+    let auth = format!("secret_file = \"{}\"\n{services}", key_file.display());
+    snapshot(name, loopback(), seeds, &auth)
+}
+
+fn alive(members: &LiveMembers, name: &str) -> bool {
+    member(members, name).is_some_and(|(state, _)| state == MemberState::Alive)
+}
+
+#[tokio::test]
+async fn nodes_sharing_a_key_join_during_a_rotation_and_a_wrong_key_joins_only_once_reloaded() {
+    let dir = std::env::temp_dir().join(format!("dockline-gossip-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // Mid-rotation: a already signs with the new key, b still with the old; each verifies
+    // both.
+    let a_keys = write("a.key", "new\nold\n");
+    let b_keys = write("b.key", "old\nnew\n");
+    let c_keys = write("c.key", "wrong\n");
+    let a = bind(keyed("a", &[], &a_keys, "")).await;
+    let a_addr = a.cluster.local_addr().unwrap();
+    let b = bind(keyed("b", &[a_addr], &b_keys, "")).await;
+    let c = bind(keyed("c", &[a_addr], &c_keys, "")).await;
+    let c_published = c.published.clone();
+    let shutdown = CancellationToken::new();
+    let tasks = [
+        tokio::spawn(a.cluster.run(shutdown.clone())),
+        tokio::spawn(b.cluster.run(shutdown.clone())),
+        tokio::spawn(c.cluster.run(shutdown.clone())),
+    ];
+    wait_until("a and b see each other", || {
+        alive(&a.members, "b") && alive(&b.members, "a")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(member(&a.members, "c").is_none(), "c has the wrong key");
+    assert!(member(&c.members, "a").is_none());
+
+    // c gets the key and a reload: it reads the file again and joins.
+    std::fs::write(&c_keys, "old\nnew\n").unwrap();
+    c_published.publish(keyed("c", &[a_addr], &c_keys, ONE_SERVICE));
+    wait_until("c joins once reloaded with the key", || {
+        alive(&a.members, "c") && alive(&c.members, "a")
+    })
+    .await;
+
+    shutdown.cancel();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -159,6 +159,11 @@ pub struct Cluster {
     pub service_cidr: IpNet,
     /// `[cluster.gossip]`.
     pub gossip: Gossip,
+    /// Who may be a member: node names or CIDRs of internal IPs. Empty: any node that
+    /// authenticates.
+    pub allowed_nodes: Vec<AllowedNode>,
+    /// What a member whose shared config digest differs from the cluster's may do.
+    pub on_config_mismatch: ConfigMismatch,
 }
 
 impl Default for Cluster {
@@ -168,8 +173,66 @@ impl Default for Cluster {
             pod_cidr: IpNet::from_str("10.111.0.0/16").expect("literal CIDR"),
             service_cidr: IpNet::from_str("10.222.0.0/16").expect("literal CIDR"),
             gossip: Gossip::default(),
+            allowed_nodes: Vec::new(),
+            on_config_mismatch: ConfigMismatch::default(),
         }
     }
+}
+
+/// One entry of `cluster.allowed_nodes`: a node name, or a network its internal IP is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedNode {
+    /// A node name (`node.name` of the member).
+    Name(String),
+    /// A CIDR (or a single address) the member's internal IP must be in.
+    Network(IpNet),
+}
+
+impl AllowedNode {
+    /// Whether a member called `name` with internal IP `internal_ip` matches this entry.
+    pub fn admits(&self, name: &str, internal_ip: IpAddr) -> bool {
+        match self {
+            AllowedNode::Name(allowed) => allowed == name,
+            AllowedNode::Network(network) => network.contains(&internal_ip),
+        }
+    }
+}
+
+impl FromStr for AllowedNode {
+    type Err = std::convert::Infallible;
+
+    /// Text that reads as an address or CIDR is a network; anything else a name (checked
+    /// as a DNS label by validation).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(network) = s.parse::<IpNet>() {
+            return Ok(AllowedNode::Network(network));
+        }
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(AllowedNode::Network(IpNet::from(ip)));
+        }
+        Ok(AllowedNode::Name(s.to_owned()))
+    }
+}
+
+impl fmt::Display for AllowedNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllowedNode::Name(name) => f.write_str(name),
+            AllowedNode::Network(network) => network.fmt(f),
+        }
+    }
+}
+
+/// `cluster.on_config_mismatch`: the policy for members whose shared config digest is not
+/// the cluster's (the digest most live members gossip).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigMismatch {
+    /// Report the mismatch (status, metric) and keep the member as an owner of VIPs.
+    #[default]
+    Flag,
+    /// Report it, and give the mismatched members no VIPs until they agree.
+    Exclude,
 }
 
 /// SWIM membership among dockline nodes. Without `listen` the node runs alone.
@@ -180,8 +243,11 @@ pub struct Gossip {
     pub listen: Option<SocketAddr>,
     /// Nodes to contact when joining.
     pub seeds: Vec<SocketAddr>,
-    /// A file holding a shared secret that authenticates gossip packets.
+    /// A file holding the keys that authenticate gossip packets, one a line: the first
+    /// signs, any of them verifies.
     pub secret_file: Option<PathBuf>,
+    /// Allows gossip off loopback without `secret_file` (unauthenticated).
+    pub insecure: bool,
     /// Failure-detection timing preset; the `*_ms` keys override single values of it.
     pub profile: GossipProfile,
     /// Overrides the profile's time between probes of a peer.
@@ -798,4 +864,5 @@ macro_rules! string_serde {
 }
 string_serde!(Upstream);
 string_serde!(ClusterIp);
+string_serde!(AllowedNode);
 string_serde!(AddressRange);

@@ -590,23 +590,95 @@ fn duplicate_node_addresses() {
 #[test]
 fn peers_need_the_node_internal_ip() {
     assert_only(
-        "[cluster.gossip]\nlisten = \"172.30.0.11:7946\"\n",
+        "[cluster.gossip]\nlisten = \"172.30.0.11:7946\"\ninsecure = true\n",
         "node.internal_ip",
         "must be set when the node has peers",
     );
 }
 
 #[test]
-fn gossip_seeds_need_listen_and_not_itself() {
+fn gossip_seeds_need_listen() {
     assert_only(
         "[cluster.gossip]\nseeds = [\"172.30.0.12:7946\"]\n",
         "cluster.gossip.listen",
         "must be set when seeds are given",
     );
+}
+
+#[test]
+fn one_seed_list_for_every_node_may_include_the_node_itself() {
+    let config = valid(
+        "[node]\ninternal_ip = \"172.30.0.11\"\n[cluster.gossip]\nlisten = \"172.30.0.11:7946\"\n\
+         secret_file = \"/etc/dockline/gossip.key\"\n\
+         seeds = [\"172.30.0.11:7946\", \"172.30.0.12:7946\", \"172.30.0.13:7946\"]\n",
+    );
+    assert_eq!(config.cluster.gossip.seeds.len(), 3);
+}
+
+#[test]
+fn gossip_off_loopback_needs_a_secret_or_insecure_in_writing() {
+    let off_loopback =
+        "[node]\ninternal_ip = \"172.30.0.11\"\n[cluster.gossip]\nlisten = \"172.30.0.11:7946\"\n";
     assert_only(
-        "[node]\ninternal_ip = \"172.30.0.11\"\n[cluster.gossip]\nlisten = \"172.30.0.11:7946\"\nseeds = [\"172.30.0.12:7946\", \"172.30.0.11:7946\"]\n",
-        "cluster.gossip.seeds[1]",
-        "is this node's own listen address",
+        off_loopback,
+        "cluster.gossip.secret_file",
+        "must be set: cluster.gossip.listen 172.30.0.11:7946 is not a loopback address",
+    );
+    assert_only(
+        "[node]\ninternal_ip = \"172.30.0.11\"\n[cluster.gossip]\nlisten = \"0.0.0.0:7946\"\n",
+        "cluster.gossip.secret_file",
+        "or set cluster.gossip.insecure = true",
+    );
+    valid(&format!(
+        "{off_loopback}secret_file = \"/etc/dockline/gossip.key\"\n"
+    ));
+    valid(&format!("{off_loopback}insecure = true\n"));
+    valid("[node]\ninternal_ip = \"127.0.0.1\"\n[cluster.gossip]\nlisten = \"127.0.0.1:7946\"\n");
+    assert_only(
+        &format!("{off_loopback}insecure = true\nsecret_file = \"/k\"\n"),
+        "cluster.gossip.insecure",
+        "contradicts cluster.gossip.secret_file",
+    );
+}
+
+#[test]
+fn allowed_nodes_are_names_or_cidrs_and_the_mismatch_policy_is_flag_or_exclude() {
+    let config = valid(
+        "[cluster]\nallowed_nodes = [\"node-1\", \"172.30.0.0/24\", \"10.0.0.7\"]\non_config_mismatch = \"exclude\"\n",
+    );
+    let allowed = &config.cluster.allowed_nodes;
+    let ip = |s: &str| s.parse().unwrap();
+    assert!(allowed[0].admits("node-1", ip("192.0.2.1")));
+    assert!(!allowed[0].admits("node-2", ip("192.0.2.1")));
+    assert!(allowed[1].admits("rogue", ip("172.30.0.9")));
+    assert!(allowed[2].admits("x", ip("10.0.0.7")) && !allowed[2].admits("x", ip("10.0.0.8")));
+    assert_eq!(
+        config.cluster.on_config_mismatch,
+        dockline_config::ConfigMismatch::Exclude
+    );
+    assert_eq!(
+        valid("").cluster.on_config_mismatch,
+        dockline_config::ConfigMismatch::Flag
+    );
+    assert_exactly(
+        &check("[cluster]\nallowed_nodes = [\"Node_1\", \"172.30.0.1/24\"]\n")
+            .unwrap_err()
+            .0,
+        &[
+            (
+                "cluster.allowed_nodes[0]",
+                "(a node name, or a CIDR of internal IPs)",
+            ),
+            (
+                "cluster.allowed_nodes[1]",
+                "172.30.0.1/24 has host bits set",
+            ),
+        ],
+    );
+    assert_only(
+        "[cluster]\non_config_mismatch = \"drop\"\n",
+        "cluster.on_config_mismatch",
+        "unknown variant `drop`",
     );
 }
 
@@ -1236,7 +1308,7 @@ fn env_overrides_lists_comma_separated() {
     let config = check_with_env("", &[("DOCKLINE__DNS__LISTEN", "127.0.0.1:53")]).unwrap();
     assert_eq!(config.dns.listen, vec!["127.0.0.1:53".parse().unwrap()]);
     let config = check_with_env(
-        "[node]\ninternal_ip = \"172.30.0.11\"\n",
+        "[node]\ninternal_ip = \"172.30.0.11\"\n[cluster.gossip]\ninsecure = true\n",
         &[
             ("DOCKLINE__L2__INTERFACES", "eth0,eth1"),
             ("DOCKLINE__DNS__FORWARD", "172.30.0.1,172.30.0.2:5353"),
@@ -1375,8 +1447,7 @@ fn env_list_values_are_trimmed_and_may_be_empty() {
 
 #[test]
 fn gossip_timing_follows_the_profile_and_is_checked() {
-    let base =
-        "[node]\ninternal_ip = \"172.30.0.11\"\n[cluster.gossip]\nlisten = \"172.30.0.11:7946\"\n";
+    let base = "[node]\ninternal_ip = \"172.30.0.11\"\n[cluster.gossip]\nlisten = \"172.30.0.11:7946\"\ninsecure = true\n";
     let fast = valid(&format!(
         "{base}profile = \"fast\"\nsuspect_timeout_ms = 50\n"
     ));

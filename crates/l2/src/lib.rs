@@ -1,5 +1,6 @@
 //! The L2 announcer: answers ARP requests (IPv4) and neighbour solicitations (IPv6) for the
-//! VIPs this node owns, on `l2.interfaces` only, and announces a VIP with gratuitous ARPs /
+//! VIPs this node owns, on `l2.interfaces` only (the kernel answers none: the routes
+//! component sets strict ARP, and a local route gets no neighbour advertisement), and announces a VIP with gratuitous ARPs /
 //! unsolicited advertisements when it takes it over. Ownership ([`owner`]) follows the
 //! live member set, endpoint health and the snapshot; a node that loses a VIP stops
 //! answering for it with the next frame.
@@ -49,7 +50,7 @@ pub fn enabled(config: &Config) -> bool {
 #[derive(Debug)]
 pub struct L2 {
     links: Vec<Link>,
-    host: sysctl::HostChanges,
+    host: dockline_routes::sysctl::Sysctls,
     inputs: Inputs,
 }
 
@@ -63,8 +64,8 @@ impl L2 {
             .iter()
             .map(|name| Link::bind(name))
             .collect::<Result<Vec<_>, _>>()?;
-        let host = sysctl::HostChanges::apply(interfaces)
-            .map_err(|(path, error)| L2Error::Sysctl { path, error })?;
+        let host =
+            sysctl::apply(interfaces).map_err(|(path, error)| L2Error::Sysctl { path, error })?;
         Ok(L2 {
             links,
             host,

@@ -4,10 +4,15 @@
 //!
 //! Under `external_traffic_policy = "Local"` a node is eligible only while it runs a ready
 //! endpoint of a service on the VIP; under "Cluster" every live node is.
+//!
+//! Under `cluster.on_config_mismatch = "exclude"` only the nodes that gossip the cluster's
+//! shared config digest are eligible. The cluster's digest is the one most live nodes
+//! gossip (on a tie the greater one), so every node picks the same, and a node with another
+//! config, which sees the others as the odd ones, still counts itself out.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use dockline_config::{Announce, TrafficPolicy};
+use dockline_config::{Announce, ConfigMismatch, TrafficPolicy};
 use dockline_model::{HealthVerdicts, MemberSet, Snapshot, Vip, VipOwner, VipOwners};
 use sha2::{Digest, Sha256};
 
@@ -38,11 +43,38 @@ fn nodes_with_ready_endpoints<'s>(
         .collect()
 }
 
-/// The owner of every L2-announced VIP of `snapshot`. This node always counts as live.
+/// The live nodes that may own VIPs: those that announce L2 (this node, running the
+/// announcer, always counts, with the digest of `snapshot`); under "exclude" only the nodes
+/// with the cluster's digest, or none heard yet.
+fn eligible_nodes<'a>(snapshot: &'a Snapshot, members: &'a MemberSet) -> BTreeSet<&'a str> {
+    let mut live: BTreeMap<&str, &str> = members
+        .members
+        .iter()
+        .filter(|m| m.state.is_live() && m.announces_l2)
+        .map(|m| (m.name.as_str(), m.shared_digest.as_str()))
+        .collect();
+    live.insert(snapshot.node.name.as_str(), snapshot.shared_digest.as_str());
+    if snapshot.config.cluster.on_config_mismatch == ConfigMismatch::Flag {
+        return live.into_keys().collect();
+    }
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for digest in live.values().filter(|d| !d.is_empty()) {
+        *counts.entry(digest).or_default() += 1;
+    }
+    let cluster = counts
+        .into_iter()
+        .max_by_key(|(digest, count)| (*count, *digest))
+        .map(|(digest, _)| digest);
+    live.into_iter()
+        .filter(|(_, digest)| digest.is_empty() || Some(*digest) == cluster)
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// The owner of every L2-announced VIP of `snapshot`.
 pub fn owners(snapshot: &Snapshot, health: &HealthVerdicts, members: &MemberSet) -> VipOwners {
     let me = snapshot.node.name.as_str();
-    let mut live: BTreeSet<&str> = members.live_names().collect();
-    live.insert(me);
+    let live = eligible_nodes(snapshot, members);
     let vips = snapshot
         .vips
         .iter()
@@ -79,9 +111,9 @@ mod tests {
             .and_then(|v| v.owner.clone())
     }
 
-    /// LoadBalancer services `s<i>` on 192.0.2.`<i>`, Cluster policy, for `i` in `range`.
-    fn spread_services(range: std::ops::Range<u8>) -> String {
-        range
+    /// A "Cluster"-policy LoadBalancer service on 192.0.2.`i` for each `i` of `last_octets`.
+    fn cluster_vips(last_octets: std::ops::Range<u8>) -> String {
+        last_octets
             .map(|i| {
                 lb(
                     &format!("s{i}"),
@@ -102,7 +134,7 @@ mod tests {
 
     #[test]
     fn every_node_computes_the_same_owner() {
-        let services = spread_services(10..20);
+        let services = cluster_vips(10..20);
         let views: Vec<VipOwners> = ["n1", "n2", "n3"]
             .iter()
             .map(|me| {
@@ -134,7 +166,7 @@ mod tests {
 
     #[test]
     fn a_dead_owner_moves_only_its_vips() {
-        let services = spread_services(10..30);
+        let services = cluster_vips(10..30);
         let snap = snapshot("n1", &services);
         let before = owners(&snap, &HealthVerdicts::default(), &members(&ALL));
         let after = owners(
@@ -166,6 +198,77 @@ mod tests {
         let not_ready = snapshot("n1", &lb("web", "192.0.2.10", "Local", "n3", false));
         let o = owners(&not_ready, &HealthVerdicts::default(), &members(&ALL));
         assert_eq!(owner_of(&o, "192.0.2.10"), None);
+    }
+
+    /// Members n1..n3 alive, with these digests (n1 is the node computing).
+    fn digests(n2: &str, n3: &str, ours: &str) -> MemberSet {
+        let mut set = members(&ALL);
+        for (member, digest) in set.members.iter_mut().zip([ours, n2, n3]) {
+            member.shared_digest = digest.into();
+        }
+        set
+    }
+
+    fn owned_by(o: &VipOwners, node: &str) -> usize {
+        o.vips
+            .iter()
+            .filter(|v| v.owner.as_deref() == Some(node))
+            .count()
+    }
+
+    const TWENTY_VIPS: std::ops::Range<u8> = 10..30;
+
+    fn twenty_vips(extra: &str, me: &str) -> Snapshot {
+        snapshot(me, &format!("{extra}\n{}", cluster_vips(TWENTY_VIPS)))
+    }
+
+    #[test]
+    fn under_flag_a_member_with_another_digest_still_owns_vips() {
+        let snap = twenty_vips("", "n1");
+        let ours = snap.shared_digest.clone();
+        let o = owners(
+            &snap,
+            &HealthVerdicts::default(),
+            &digests(&ours, "other", &ours),
+        );
+        assert!(owned_by(&o, "n3") > 0);
+    }
+
+    #[test]
+    fn under_exclude_a_member_with_another_digest_owns_nothing_as_every_node_computes_it() {
+        let extra = "[cluster]\non_config_mismatch = \"exclude\"";
+        let snap = twenty_vips(extra, "n1");
+        let ours = snap.shared_digest.clone();
+        let o = owners(
+            &snap,
+            &HealthVerdicts::default(),
+            &digests(&ours, "other", &ours),
+        );
+        assert_eq!(owned_by(&o, "n3"), 0);
+        assert!(owned_by(&o, "n1") > 0 && owned_by(&o, "n2") > 0);
+
+        // n3 itself, whose digest is the odd one: it sees n1 and n2 agree on another.
+        let one_more = lb("more", "192.0.2.99", "Cluster", "n1", true);
+        let odd = twenty_vips(&format!("{extra}\n{one_more}"), "n3");
+        assert_ne!(odd.shared_digest, ours);
+        let mut theirs = digests(&ours, &odd.shared_digest, &ours);
+        theirs.members[2].shared_digest = odd.shared_digest.clone();
+        let o = owners(&odd, &HealthVerdicts::default(), &theirs);
+        assert!(o.vips.iter().all(|v| !v.owned_by_me), "{o:?}");
+
+        // Members not heard from yet (no digest) stay eligible.
+        let o = owners(&snap, &HealthVerdicts::default(), &digests("", "", &ours));
+        assert!(owned_by(&o, "n2") > 0 && owned_by(&o, "n3") > 0);
+    }
+
+    #[test]
+    fn a_member_that_does_not_announce_l2_owns_no_l2_vip() {
+        let snap = twenty_vips("", "n1");
+        let mut set = members(&ALL);
+        set.members[2].announces_l2 = false;
+        let o = owners(&snap, &HealthVerdicts::default(), &set);
+        assert_eq!(owned_by(&o, "n3"), 0);
+        assert!(owned_by(&o, "n1") > 0 && owned_by(&o, "n2") > 0);
     }
 
     #[test]

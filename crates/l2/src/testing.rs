@@ -63,6 +63,7 @@ pub(crate) fn members(names: &[(&str, MemberState)]) -> MemberSet {
                 state: *state,
                 shared_digest: String::new(),
                 config_revision: None,
+                announces_l2: true,
             })
             .collect(),
     )

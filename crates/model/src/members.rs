@@ -53,6 +53,9 @@ pub struct Member {
     /// The member's `Snapshot::config_revision` as it gossips it.
     #[serde(default)]
     pub config_revision: Option<i64>,
+    /// Whether the member answers ARP/NDP (its `l2.interfaces` is not empty): only such
+    /// members can own L2 VIPs. Peers not heard from yet count as announcing.
+    pub announces_l2: bool,
 }
 
 /// Every known member, this node included, sorted by name.
@@ -163,6 +166,7 @@ mod tests {
             state,
             shared_digest: digest.into(),
             config_revision: None,
+            announces_l2: true,
         }
     }
 

@@ -1,11 +1,13 @@
 //! `[node]`, `[cluster]` and `[cluster.gossip]`: this node's identity and the cluster-wide
 //! ranges every pod range and service address must fit in.
 
+use std::net::SocketAddr;
+
 use ipnet::IpNet;
 
 use super::Collector;
 use super::names::{dns_label, dns_name};
-use crate::schema::{Config, Gossip, NODEPORT_BIND_INTERNAL_IP, TunnelMode};
+use crate::schema::{AllowedNode, Config, Gossip, NODEPORT_BIND_INTERNAL_IP, TunnelMode};
 
 pub(super) fn check_node(config: &Config, problems: &mut Collector) {
     let node = &config.node;
@@ -97,19 +99,30 @@ pub(super) fn check_cluster(config: &Config, problems: &mut Collector) {
         );
     }
     check_gossip(&cluster.gossip, problems);
+    for (index, entry) in cluster.allowed_nodes.iter().enumerate() {
+        let path = format!("cluster.allowed_nodes[{index}]");
+        match entry {
+            AllowedNode::Name(name) => {
+                if let Err(why) = dns_label(name) {
+                    problems.add(
+                        path,
+                        format!("{why} (a node name, or a CIDR of internal IPs)"),
+                    );
+                }
+            }
+            AllowedNode::Network(network) => check_host_bits(&path, *network, problems),
+        }
+    }
 }
 
 fn check_gossip(gossip: &Gossip, problems: &mut Collector) {
     if !gossip.seeds.is_empty() && gossip.listen.is_none() {
         problems.add("cluster.gossip.listen", "must be set when seeds are given");
     }
-    for (index, seed) in gossip.seeds.iter().enumerate() {
-        if Some(*seed) == gossip.listen {
-            problems.add(
-                format!("cluster.gossip.seeds[{index}]"),
-                "is this node's own listen address",
-            );
-        }
+    // Seeds may list the node itself (one [cluster] section for every node): membership
+    // skips its own address.
+    if let Some(listen) = gossip.listen {
+        check_gossip_secret(listen, gossip, problems);
     }
     let timing = gossip.timing();
     for (key, value) in [
@@ -132,5 +145,26 @@ fn check_gossip(gossip: &Gossip, problems: &mut Collector) {
                 timing.probe_timeout_ms, timing.probe_interval_ms
             ),
         );
+    }
+}
+
+/// Gossip off loopback is authenticated unless the user opts out in writing.
+fn check_gossip_secret(listen: SocketAddr, gossip: &Gossip, problems: &mut Collector) {
+    match (&gossip.secret_file, gossip.insecure) {
+        (Some(_), true) => problems.add(
+            "cluster.gossip.insecure",
+            "contradicts cluster.gossip.secret_file: remove one of them",
+        ),
+        (None, false) if !listen.ip().is_loopback() => problems.add(
+            "cluster.gossip.secret_file",
+            format!(
+                "must be set: cluster.gossip.listen {listen} is not a loopback address, and \
+                 anyone who reaches it could join the cluster and take VIPs. Write a key \
+                 (`head -c 32 /dev/urandom | base64 > /etc/dockline/gossip.key`, the same file \
+                 on every node) and set secret_file to it, or set \
+                 cluster.gossip.insecure = true on a network only trusted hosts reach"
+            ),
+        ),
+        _ => {}
     }
 }
