@@ -97,7 +97,7 @@ fn nothing_to_restart(_: &Config) -> String {
 fn no_metrics() {}
 
 /// Every component, in start order: routes first (service addresses are local before
-/// anything listens on them), health before the proxy and DNS (verdicts flow as soon as
+/// anything listens on them), the pod network next, health before the proxy and DNS (verdicts flow as soon as
 /// they serve), membership before the announcer (no VIP is claimed from a peer not yet
 /// met), admin last (ready means everything before it runs).
 pub static COMPONENTS: &[Component] = &[
@@ -110,6 +110,22 @@ pub static COMPONENTS: &[Component] = &[
             Box::pin(async move {
                 let routes = dockline_routes::Routes::bind(&snapshot, live.published).await?;
                 Ok(Bound::new(|shutdown| routes.run(shutdown)))
+            })
+        },
+    },
+    Component {
+        name: "podnet",
+        enabled: dockline_podnet::enabled,
+        // The mode, device and sockets are taken at bind: changing `tunnel_mode` restarts
+        // the component, which removes one mode's routes (and device) and brings up the
+        // other's, live. Peers and membership are followed without a restart.
+        restart_key: dockline_podnet::restart_key,
+        describe_metrics: dockline_podnet::describe_metrics,
+        bind: |live, snapshot| {
+            Box::pin(async move {
+                let podnet =
+                    dockline_podnet::PodNet::bind(&snapshot, live.published, live.members).await?;
+                Ok(Bound::new(|shutdown| podnet.run(shutdown)))
             })
         },
     },

@@ -1,0 +1,158 @@
+//! The thin rtnetlink driver: dockline's pod routes in the main table, and the networks
+//! this node is directly connected to.
+//!
+//! Pod routes carry dockline's protocol number (215, as the local routes of
+//! `dockline-routes`, which keeps to the `local` table), so `ip route show proto 215` lists
+//! them and a restart finds and replaces what an earlier run left.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use futures_util::TryStreamExt;
+use ipnet::IpNet;
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use rtnetlink::{Handle, RouteMessageBuilder};
+
+use crate::PodNetError;
+use crate::plan::PodRoute;
+
+/// The `proto` of dockline's routes.
+pub const PROTOCOL: u8 = 215;
+/// The kernel's main table.
+const MAIN_TABLE: u32 = 254;
+
+#[derive(Debug)]
+pub(crate) struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    pub(crate) fn connect() -> Result<Self, PodNetError> {
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(PodNetError::Netlink)?;
+        tokio::spawn(connection);
+        Ok(Netlink { handle })
+    }
+
+    /// The networks of this node's addresses (`172.30.0.11/24` gives `172.30.0.0/24`).
+    pub(crate) async fn connected(&self) -> Result<Vec<IpNet>, PodNetError> {
+        let mut found = Vec::new();
+        let mut addresses = self.handle.address().get().execute();
+        while let Some(message) = addresses
+            .try_next()
+            .await
+            .map_err(|e| PodNetError::Kernel("cannot list addresses".into(), e))?
+        {
+            let prefix = message.header.prefix_len;
+            let address = message.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            });
+            if let Some(net) = address.and_then(|ip| IpNet::new(ip, prefix).ok()) {
+                found.push(net.trunc());
+            }
+        }
+        Ok(found)
+    }
+
+    /// Dockline's pod routes now in the main table.
+    pub(crate) async fn list(&self) -> Result<BTreeSet<PodRoute>, PodNetError> {
+        let mut found = BTreeSet::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut query = RouteMessageBuilder::<IpAddr>::new().build();
+            query.header.address_family = family;
+            let mut routes = self.handle.route().get(query).execute();
+            while let Some(route) = routes
+                .try_next()
+                .await
+                .map_err(|e| PodNetError::Kernel("cannot list routes".into(), e))?
+            {
+                if let Some(route) = ours(&route) {
+                    found.insert(route);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Adds (or replaces) a route, through `device` when given (the overlay), else through
+    /// whatever interface reaches the gateway (Classic).
+    pub(crate) async fn add(
+        &self,
+        route: PodRoute,
+        device: Option<u32>,
+    ) -> Result<(), PodNetError> {
+        let mut message = message(route)?;
+        if let Some(index) = device {
+            message.attributes.push(RouteAttribute::Oif(index));
+        }
+        self.handle
+            .route()
+            .add(message)
+            .replace()
+            .execute()
+            .await
+            .map_err(|e| PodNetError::Kernel(format!("cannot add the route {route}"), e))
+    }
+
+    pub(crate) async fn remove(&self, route: PodRoute) -> Result<(), PodNetError> {
+        self.handle
+            .route()
+            .del(message(route)?)
+            .execute()
+            .await
+            .map_err(|e| PodNetError::Kernel(format!("cannot remove the route {route}"), e))
+    }
+}
+
+fn message(route: PodRoute) -> Result<RouteMessage, PodNetError> {
+    Ok(RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(route.destination.network(), route.destination.prefix_len())
+        .map_err(|e| PodNetError::Invalid(route, e.to_string()))?
+        .gateway(route.gateway)
+        .map_err(|e| PodNetError::Invalid(route, e.to_string()))?
+        .table_id(MAIN_TABLE)
+        .protocol(RouteProtocol::Other(PROTOCOL))
+        .scope(RouteScope::Universe)
+        .kind(RouteType::Unicast)
+        .build())
+}
+
+/// The pod route `route` is, if it is one of dockline's in the main table.
+fn ours(route: &RouteMessage) -> Option<PodRoute> {
+    let h = &route.header;
+    let table = route
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(h.table));
+    if h.protocol != RouteProtocol::Other(PROTOCOL)
+        || h.kind != RouteType::Unicast
+        || table != MAIN_TABLE
+    {
+        return None;
+    }
+    let address = |a: &RouteAddress| match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    };
+    let destination = route.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(d) => address(d),
+        _ => None,
+    })?;
+    let gateway = route.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Gateway(g) => address(g),
+        _ => None,
+    })?;
+    Some(PodRoute {
+        destination: IpNet::new(destination, h.destination_prefix_length).ok()?,
+        gateway,
+    })
+}
