@@ -1,4 +1,7 @@
 //! The `/status` document. Serialized by the daemon, deserialized by `dockline status`.
+//!
+//! The field names are a user contract (scripts read this JSON): extend the document, do not
+//! rename or remove a field. Times are RFC 3339 in UTC with milliseconds.
 
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -8,19 +11,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::runtime::Runtime;
 
+/// The whole `/status` answer: this node, its components, the config in force and what it
+/// serves.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusReport {
+    /// The daemon's version (the crate version it was built from).
     pub version: String,
+    /// This node as the config describes it.
     pub node: NodeReport,
-    /// RFC 3339, UTC.
+    /// When the daemon started. RFC 3339, UTC.
     pub started_at: String,
+    /// Whole seconds since `started_at`.
     pub uptime_seconds: u64,
+    /// What `/readyz` answers: every enabled component is running.
     pub ready: bool,
+    /// The enabled components, in start order.
     pub components: Vec<ComponentReport>,
+    /// The config in force and the reload history.
     pub config: ConfigReport,
+    /// Every configured service, sorted by namespace, then name.
     pub services: Vec<ServiceReport>,
+    /// Every LoadBalancer IP, sorted by address.
     pub vips: Vec<VipReport>,
-    /// Cluster members, this node included (empty without gossip).
+    /// Cluster members, this node included, sorted by name (empty without gossip).
     #[serde(default)]
     pub members: Vec<MemberReport>,
     /// Owners of the L2-announced VIPs (empty without the L2 announcer).
@@ -28,9 +41,12 @@ pub struct StatusReport {
     pub vip_owners: Vec<VipOwnerReport>,
 }
 
+/// One cluster member as this node's gossip sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemberReport {
+    /// The member's node name.
     pub name: String,
+    /// The member's internal IP.
     pub ip: IpAddr,
     /// "alive", "suspect" or "down".
     pub state: String,
@@ -38,77 +54,128 @@ pub struct MemberReport {
     pub digest_match: bool,
 }
 
+/// The owner of one L2-announced VIP, as this node computes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VipOwnerReport {
+    /// The VIP.
     pub ip: IpAddr,
-    /// `None` when no live node is eligible.
+    /// The name of the node that answers ARP/NDP for it; `None` when no live node is
+    /// eligible.
     pub owner: Option<String>,
+    /// This node is the owner.
     pub owned_by_me: bool,
 }
 
+/// This node, from the `[node]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeReport {
+    /// `node.name`.
     pub name: String,
+    /// `node.internal_ip`.
     pub internal_ip: IpAddr,
+    /// `node.pod_cidr` in CIDR notation, if set.
     pub pod_cidr: Option<String>,
+    /// NodePorts listen on `internal_ip` only; `false` when the node's annotation makes them
+    /// listen on every node address.
     pub nodeport_internal_ip_only: bool,
 }
 
+/// One enabled component and its state.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ComponentReport {
+    /// The component's name ("dns", "proxy", "l2", ...).
     pub name: String,
+    /// "starting", "running", "failed" or "stopped".
     pub state: String,
+    /// Why it failed; present only when `state` is "failed".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
+/// The config in force and how reloads went.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfigReport {
+    /// Where the config comes from: the file's path, or `<embedded default>`.
     pub source: String,
+    /// SHA-256 (hex) of the whole effective config.
     pub config_digest: String,
+    /// SHA-256 (hex) of the parts every node must agree on; members compare it by gossip.
     pub shared_digest: String,
+    /// When the config in force was last loaded or reloaded. RFC 3339, UTC.
     pub loaded_at: String,
+    /// How long reading, validating and building the config in force took, in milliseconds.
     pub load_duration_ms: f64,
+    /// Reloads accepted since the daemon started, including ones whose config equals the one
+    /// in force.
     pub reloads_ok: u64,
+    /// Reloads rejected since the daemon started (invalid config, or a component that could
+    /// not bind).
     pub reloads_error: u64,
+    /// The last rejected reload, if any; a later accepted reload does not clear it.
     pub last_reload_error: Option<ReloadErrorReport>,
 }
 
+/// A rejected reload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReloadErrorReport {
+    /// When it was rejected. RFC 3339, UTC.
     pub at: String,
+    /// Why, one problem per entry.
     pub problems: Vec<String>,
 }
 
+/// One service as the snapshot in force resolves it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceReport {
+    /// The service's namespace.
     pub namespace: String,
+    /// The service's name.
     pub name: String,
+    /// "ClusterIP", "NodePort", "LoadBalancer" or "ExternalName" (JSON field `type`).
     #[serde(rename = "type")]
     pub kind: String,
+    /// The ClusterIP; `None` for headless and ExternalName services.
     pub cluster_ip: Option<IpAddr>,
+    /// `cluster_ip = "None"`: the name resolves to the endpoints themselves.
     pub headless: bool,
+    /// The LoadBalancer IP, given or allocated from `pool`.
     pub load_balancer_ip: Option<IpAddr>,
+    /// The pool the LoadBalancer IP belongs to.
     pub pool: Option<String>,
+    /// The CNAME target of an ExternalName service.
     pub external_name: Option<String>,
+    /// "Cluster" or "Local".
     pub external_traffic_policy: String,
+    /// The service's ports.
     pub ports: Vec<PortReport>,
+    /// The service's endpoints with their readiness.
     pub endpoints: Vec<EndpointReport>,
 }
 
+/// One port of a service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PortReport {
+    /// The port's name, if it has one.
     pub name: Option<String>,
+    /// "TCP" or "UDP".
     pub protocol: String,
+    /// The port the service listens on.
     pub port: u16,
+    /// The port on the endpoints that traffic goes to.
     pub target_port: u16,
+    /// The port opened on the node (given or allocated) for NodePort and LoadBalancer
+    /// services.
     pub node_port: Option<u16>,
 }
 
+/// One endpoint of a service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EndpointReport {
+    /// The endpoint's address.
     pub ip: IpAddr,
+    /// The node the endpoint runs on, if the config says.
     pub node: Option<String>,
+    /// The endpoint's hostname (for its DNS name), if it has one.
     pub hostname: Option<String>,
     /// Takes traffic now: ready in the config and not failing its health check.
     pub ready: bool,
@@ -117,14 +184,20 @@ pub struct EndpointReport {
     pub health: String,
 }
 
+/// One LoadBalancer IP and how it is announced.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VipReport {
+    /// The VIP.
     pub ip: IpAddr,
+    /// The pool it belongs to.
     pub pool: String,
+    /// How the pool announces it: "l2" and/or "bgp".
     pub announce: Vec<String>,
+    /// `namespace/name` of each service on this IP.
     pub services: Vec<String>,
 }
 
+/// `t` as RFC 3339 in UTC with milliseconds, the format of every time in the report.
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
@@ -154,6 +227,8 @@ impl StatusReport {
         self
     }
 
+    /// The report of `snapshot` with the health verdicts and the daemon's runtime record;
+    /// `members` and `vip_owners` stay empty until [`StatusReport::with_cluster`].
     pub fn build(snapshot: &Snapshot, health: &HealthVerdicts, runtime: &Runtime) -> Self {
         let history = runtime.config();
         let lower = |s: String| s.to_lowercase();

@@ -9,13 +9,19 @@ use arc_swap::ArcSwap;
 /// The life of one component.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ComponentState {
+    /// Registered as enabled, not yet bound.
     Starting,
+    /// Bound and running.
     Running,
+    /// Could not bind, or its run ended with an error: the error, with its causes.
     Failed(String),
+    /// Its run ended without an error, or the daemon stopped it.
     Stopped,
 }
 
 impl ComponentState {
+    /// The state's name in `/status` and `/readyz`: "starting", "running", "failed" or
+    /// "stopped".
     pub fn name(&self) -> &'static str {
         match self {
             ComponentState::Starting => "starting",
@@ -31,22 +37,31 @@ impl ComponentState {
 pub struct ConfigHistory {
     /// The file, or `<embedded default>`.
     pub source: String,
+    /// When the config in force was loaded.
     pub loaded_at: SystemTime,
     /// How long reading, validating and building the snapshot in force took.
     pub load_duration: Duration,
+    /// Reloads accepted since start.
     pub reloads_ok: u64,
+    /// Reloads rejected since start.
     pub reloads_error: u64,
+    /// The last rejected reload; an accepted one does not clear it.
     pub last_error: Option<ReloadFailure>,
 }
 
+/// A rejected reload.
 #[derive(Debug, Clone)]
 pub struct ReloadFailure {
+    /// When it was rejected.
     pub at: SystemTime,
+    /// Why, one problem per entry.
     pub problems: Vec<String>,
 }
 
 /// Appends metrics in the Prometheus text format to the recorder's: series a component
 /// keeps itself (the DNS latency histogram, the proxy's per-service series).
+///
+/// The function receives the text rendered so far and appends its own lines.
 #[derive(Clone)]
 pub struct MoreMetrics(pub Arc<dyn Fn(&mut String) + Send + Sync>);
 
@@ -64,8 +79,11 @@ struct ComponentRecord {
     metrics: Option<MoreMetrics>,
 }
 
+/// The daemon's record of itself, shared by the daemon (which writes it) and the admin
+/// API (which reads it).
 #[derive(Debug)]
 pub struct Runtime {
+    /// When the daemon started.
     pub started_at: SystemTime,
     /// The enabled components, in start order.
     components: Mutex<Vec<ComponentRecord>>,
@@ -73,6 +91,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// A record that starts now with no component registered; `source` names where the
+    /// config came from, `load_duration` is how long the first load took.
     pub fn new(source: String, load_duration: Duration) -> Arc<Self> {
         let now = SystemTime::now();
         Arc::new(Runtime {
@@ -146,10 +166,13 @@ impl Runtime {
                 .all(|c| c.state == ComponentState::Running)
     }
 
+    /// The config load history as it is now.
     pub fn config(&self) -> Arc<ConfigHistory> {
         self.config.load_full()
     }
 
+    /// Counts an accepted reload that took `load_duration`; the config in force is now the
+    /// new one.
     pub fn reload_succeeded(&self, load_duration: Duration) {
         self.config.rcu(|h| ConfigHistory {
             loaded_at: SystemTime::now(),
@@ -159,6 +182,7 @@ impl Runtime {
         });
     }
 
+    /// Counts a rejected reload and keeps its problems as the last error.
     pub fn reload_failed(&self, problems: Vec<String>) {
         self.config.rcu(|h| ConfigHistory {
             reloads_error: h.reloads_error + 1,

@@ -22,9 +22,12 @@ use tokio_util::sync::CancellationToken;
 
 use schedule::{Checks, Probe};
 
+pub use http::HealthError;
+
 /// Probes finished, by outcome.
 pub const CHECKS: &str = "dockline_health_checks_total";
 
+/// Describes the component's metrics; called once at start-up.
 pub fn describe_metrics() {
     metrics::describe_counter!(CHECKS, "Endpoint health checks run, by result (pass, fail)");
 }
@@ -54,6 +57,8 @@ pub fn targets(snapshot: &Snapshot) -> Vec<Probe> {
         .collect()
 }
 
+/// The health-check component: probes the endpoints of the snapshot in force and publishes
+/// their verdicts.
 #[derive(Debug)]
 pub struct HealthChecker {
     published: Arc<Published>,
@@ -61,6 +66,8 @@ pub struct HealthChecker {
 }
 
 impl HealthChecker {
+    /// A checker of the snapshots in `published` that writes verdicts to `health`; nothing
+    /// is probed before [`HealthChecker::run`].
     pub fn new(published: Arc<Published>, health: Arc<LiveHealth>) -> Self {
         HealthChecker { published, health }
     }

@@ -11,7 +11,9 @@ use tokio::net::TcpStream;
 use crate::http;
 use crate::schedule::Probe;
 
-pub async fn run(probe: &Probe) -> bool {
+/// Whether `probe` passes: connected (TCP), or answered with a passing status (HTTP),
+/// within the check's timeout.
+pub(crate) async fn run(probe: &Probe) -> bool {
     let timeout = Duration::from_millis(probe.check.timeout_ms);
     tokio::time::timeout(timeout, attempt(probe))
         .await

@@ -18,8 +18,11 @@ use dockline_model::HealthVerdicts;
 pub struct Probe {
     /// `namespace/name` of the service.
     pub service: String,
+    /// The endpoint's address.
     pub ip: IpAddr,
+    /// The port probed: the check's `port`, else the service's first `target_port`.
     pub port: u16,
+    /// The service's `health_check`.
     pub check: HealthCheck,
 }
 
@@ -33,6 +36,8 @@ struct Entry {
     verdict: Option<bool>,
 }
 
+/// The schedule and the rise/fall state of every endpoint to check, keyed by service and
+/// address.
 #[derive(Debug, Default)]
 pub struct Checks {
     entries: BTreeMap<(String, IpAddr), Entry>,
