@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use report::*;
-pub use runtime::{ComponentState, ConfigHistory, MoreMetrics, ReloadFailure, Runtime};
+pub use runtime::{ComponentState, ConfigHistory, MoreMetrics, MoreStatus, ReloadFailure, Runtime};
 
 /// The daemon's live state, each part with one writer: the snapshot (the supervisor),
 /// endpoint health (health), members (cluster), VIP owners (l2), the component record (the

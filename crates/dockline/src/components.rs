@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use dockline_admin::LiveState;
-use dockline_admin::MoreMetrics;
+use dockline_admin::{MoreMetrics, MoreStatus};
 use dockline_config::Config;
 use dockline_model::Snapshot;
 use tokio_util::sync::CancellationToken;
@@ -43,12 +43,15 @@ pub struct Bound {
     pub run: Box<dyn FnOnce(CancellationToken) -> BoxFuture<anyhow::Result<()>> + Send>,
     /// Series it keeps itself, appended to `/metrics` while it is enabled.
     pub metrics: Option<MoreMetrics>,
+    /// What it adds to its entry of `/status`.
+    pub status: Option<MoreStatus>,
 }
 
 impl std::fmt::Debug for Bound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bound")
             .field("metrics", &self.metrics)
+            .field("status", &self.status)
             .finish_non_exhaustive()
     }
 }
@@ -65,11 +68,20 @@ impl Bound {
                 Box::pin(async move { running.await.map_err(Into::into) })
             }),
             metrics: None,
+            status: None,
         }
     }
 
     fn with_metrics(mut self, render: impl Fn(&mut String) + Send + Sync + 'static) -> Bound {
         self.metrics = Some(MoreMetrics(Arc::new(render)));
+        self
+    }
+
+    fn with_status(
+        mut self,
+        status: impl Fn() -> serde_json::Value + Send + Sync + 'static,
+    ) -> Bound {
+        self.status = Some(MoreStatus(Arc::new(status)));
         self
     }
 }
@@ -113,7 +125,12 @@ pub static COMPONENTS: &[Component] = &[
             Box::pin(async move {
                 let podnet =
                     dockline_podnet::PodNet::bind(&snapshot, live.published, live.members).await?;
-                Ok(Bound::new(|shutdown| podnet.run(shutdown)))
+                let status = podnet.status();
+                Ok(
+                    Bound::new(|shutdown| podnet.run(shutdown)).with_status(move || {
+                        serde_json::to_value(&*status.borrow()).unwrap_or_default()
+                    }),
+                )
             })
         },
     },

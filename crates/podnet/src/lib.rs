@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use dockline_config::{Config, TunnelMode};
 use dockline_model::{LiveMembers, MemberSet, Published, Snapshot};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -92,7 +92,7 @@ pub fn restart_key(config: &Config) -> String {
 }
 
 /// What `/status` shows of the pod network.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PodNetStatus {
     /// "Classic" or "VXLAN".
     pub mode: String,

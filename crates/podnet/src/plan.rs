@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use dockline_config::Config;
 use dockline_model::MemberSet;
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::vxlan::Mac;
 
@@ -17,7 +17,7 @@ pub const OVERHEAD_IPV4: u32 = 50;
 pub const OVERHEAD_IPV6: u32 = 70;
 
 /// Another node with a pod range: where its pods are and how to reach it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Peer {
     /// Its node name.
     pub name: String,
@@ -96,7 +96,7 @@ pub fn device_mac(overlay: IpAddr) -> Mac {
 }
 
 /// One route to a peer's pod range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PodRoute {
     /// The peer's pod range.
     pub destination: IpNet,
@@ -105,7 +105,7 @@ pub struct PodRoute {
 }
 
 /// A peer Classic mode cannot route to: its address is on no directly connected network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unreachable {
     /// The peer's name.
     pub name: String,
