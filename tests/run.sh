@@ -31,6 +31,9 @@ declare -A needs=(
     [nginx]=nginx
     [ss]=iproute2
     [prlimit]=util-linux
+    [ethtool]=ethtool
+    [bridge]=iproute2
+    [iperf3]=iperf3
 )
 missing=()
 for cmd in "${!needs[@]}"; do
