@@ -14,6 +14,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod batch;
 mod metrics;
 mod netlink;
 mod overlay;
@@ -177,17 +178,17 @@ impl PodNet {
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), PodNetError> {
         let mut resync = tokio::time::interval(RESYNC);
         resync.tick().await;
-        let mut outgoing = Overlay::buffer();
-        let mut incoming = Overlay::buffer();
+        let mut outgoing = batch::Batch::new();
+        let mut incoming = batch::Batch::new();
         let result = loop {
             let event = tokio::select! {
                 _ = shutdown.cancelled() => Event::Stop,
-                read = read_frame(self.overlay.as_ref(), &mut outgoing) => match read {
-                    Ok(length) => Event::Frame(length),
+                read = read_frames(self.overlay.as_ref(), &mut outgoing) => match read {
+                    Ok(()) => Event::Frames,
                     Err(error) => Event::Failed(error),
                 },
-                read = read_datagram(self.overlay.as_ref(), &mut incoming) => match read {
-                    Ok((length, from)) => Event::Datagram(length, from.ip()),
+                read = read_datagrams(self.overlay.as_ref(), &mut incoming) => match read {
+                    Ok(()) => Event::Datagrams,
                     Err(error) => Event::Failed(error),
                 },
                 changed = self.config_changes.changed() => match changed {
@@ -204,12 +205,12 @@ impl PodNet {
             match (event, &mut self.overlay) {
                 (Event::Stop, _) => break Ok(()),
                 (Event::Failed(error), _) => break Err(PodNetError::DataPath(error)),
-                (Event::Frame(length), Some(overlay)) => {
-                    overlay.send_frame(&mut outgoing, length, now).await;
+                (Event::Frames, Some(overlay)) => {
+                    overlay.send_frames(&mut outgoing, now).await;
                     continue;
                 }
-                (Event::Datagram(length, from), Some(overlay)) => {
-                    overlay.deliver(from, &incoming[..length], now).await;
+                (Event::Datagrams, Some(overlay)) => {
+                    overlay.deliver_datagrams(&incoming, now).await;
                     continue;
                 }
                 (Event::Resync, Some(overlay)) => {
@@ -345,27 +346,27 @@ impl PodNet {
 enum Event {
     Stop,
     Failed(std::io::Error),
-    Frame(usize),
-    Datagram(usize, IpAddr),
+    Frames,
+    Datagrams,
     Changed,
     Resync,
 }
 
-/// A frame from the overlay device; never ready in Classic mode.
-async fn read_frame(overlay: Option<&Overlay>, buffer: &mut [u8]) -> std::io::Result<usize> {
+/// Frames from the overlay device; never ready in Classic mode.
+async fn read_frames(overlay: Option<&Overlay>, batch: &mut batch::Batch) -> std::io::Result<()> {
     match overlay {
-        Some(overlay) => overlay.read_frame(buffer).await,
+        Some(overlay) => overlay.read_frames(batch).await,
         None => std::future::pending().await,
     }
 }
 
-/// A datagram from the VXLAN socket; never ready in Classic mode.
-async fn read_datagram(
+/// Datagrams from the VXLAN socket; never ready in Classic mode.
+async fn read_datagrams(
     overlay: Option<&Overlay>,
-    buffer: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
+    batch: &mut batch::Batch,
+) -> std::io::Result<()> {
     match overlay {
-        Some(overlay) => overlay.read_datagram(buffer).await,
+        Some(overlay) => overlay.read_datagrams(batch).await,
         None => std::future::pending().await,
     }
 }

@@ -62,8 +62,9 @@ impl Counters {
         self.rx_bytes.increment(bytes as u64);
     }
 
-    pub(crate) fn transmitted(&self, bytes: usize) {
-        self.tx_packets.increment(1);
+    /// Datagrams sent, with their bytes of UDP header, VXLAN header and frame.
+    pub(crate) fn transmitted(&self, packets: usize, bytes: usize) {
+        self.tx_packets.increment(packets as u64);
         self.tx_bytes.increment(bytes as u64);
     }
 

@@ -14,17 +14,17 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 use socket2::{Domain, Protocol, SockFilter, Socket, Type};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use crate::PodNetError;
+use crate::batch::{BATCH, Batch};
 use crate::metrics::Counters;
 use crate::plan;
 use crate::vxlan::{DropReason, HEADER_LEN, Vtep};
 
 /// UDP header bytes, written in front of the VXLAN header on send.
 const UDP_HEADER_LEN: usize = 8;
-/// Room for the largest frame a device of any valid MTU hands over.
-const BUFFER_LEN: usize = 65_536;
 /// BPF: "return 0", keep no byte of any packet.
 const ACCEPT_NOTHING: [SockFilter; 1] = [SockFilter::new(0x06, 0, 0, 0)];
 
@@ -105,59 +105,98 @@ impl Overlay {
         })
     }
 
-    /// Reads one frame from the device into `buffer` after room for the headers.
-    pub(crate) async fn read_frame(&self, buffer: &mut [u8]) -> io::Result<usize> {
-        self.device
-            .recv(&mut buffer[UDP_HEADER_LEN + HEADER_LEN..])
-            .await
+    /// Waits for a frame from the device, then takes the ones queued behind it (up to
+    /// [`BATCH`]), each read after room for the UDP and VXLAN headers.
+    pub(crate) async fn read_frames(&self, batch: &mut Batch) -> io::Result<()> {
+        let start = UDP_HEADER_LEN + HEADER_LEN;
+        let length = self.device.recv(&mut batch.buffers[0][start..]).await?;
+        batch.lengths[0] = start + length;
+        batch.filled = 1;
+        while batch.filled < BATCH {
+            match self
+                .device
+                .try_recv(&mut batch.buffers[batch.filled][start..])
+            {
+                Ok(length) => {
+                    batch.lengths[batch.filled] = start + length;
+                    batch.filled += 1;
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
     }
 
-    /// Reads one datagram from the socket.
-    pub(crate) async fn read_datagram(&self, buffer: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.receiver.recv_from(buffer).await
-    }
-
-    /// Encapsulates the frame of `length` bytes read by [`Overlay::read_frame`] and sends a
-    /// copy to each VTEP it goes to.
-    pub(crate) async fn send_frame(&mut self, buffer: &mut [u8], length: usize, now: Instant) {
-        let frame_start = UDP_HEADER_LEN + HEADER_LEN;
-        let frame = &buffer[frame_start..frame_start + length];
-        let Some(transmit) = self.vtep.transmit(frame, now) else {
-            return;
-        };
-        let destinations: Vec<IpAddr> = transmit.to.collect();
-        let datagram_len = frame_start + length;
-        let udp_len = u16::try_from(datagram_len).unwrap_or(u16::MAX);
-        buffer[0..2].copy_from_slice(&transmit.source_port.to_be_bytes());
-        buffer[2..4].copy_from_slice(&self.settings.port.to_be_bytes());
-        buffer[4..6].copy_from_slice(&udp_len.to_be_bytes());
-        buffer[6..8].copy_from_slice(&[0, 0]);
-        buffer[UDP_HEADER_LEN..frame_start].copy_from_slice(&transmit.header);
-        let datagram = &buffer[..datagram_len];
-        for vtep in destinations {
-            // The port of a raw socket's destination is not used: the UDP header is ours.
-            let sent = self
-                .sender
-                .send_to(datagram, SocketAddr::new(vtep, 0))
-                .await;
-            match sent {
-                Ok(_) => self.counters.transmitted(datagram_len - UDP_HEADER_LEN),
-                Err(error) => tracing::debug!(%vtep, %error, "VXLAN send failed"),
+    /// Waits until datagrams are queued on the socket, then takes them (up to [`BATCH`]).
+    pub(crate) async fn read_datagrams(&self, batch: &mut Batch) -> io::Result<()> {
+        loop {
+            self.receiver.readable().await?;
+            match self
+                .receiver
+                .try_io(Interest::READABLE, || batch.receive(&self.receiver))
+            {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return result,
             }
         }
     }
 
-    /// Decapsulates a datagram from `from` and writes its frame to the device, or counts
-    /// why it was dropped.
-    pub(crate) async fn deliver(&mut self, from: IpAddr, datagram: &[u8], now: Instant) {
-        match self.vtep.receive(from, datagram, now) {
-            Ok(frame) => {
-                self.counters.received(datagram.len());
-                if let Err(error) = self.device.send(frame).await {
-                    tracing::debug!(%error, "frame not written to the device");
+    /// Encapsulates the frames read by [`Overlay::read_frames`] and sends a copy of each to
+    /// every VTEP it goes to, in as few system calls as the socket allows.
+    pub(crate) async fn send_frames(&mut self, batch: &mut Batch, now: Instant) {
+        let start = UDP_HEADER_LEN + HEADER_LEN;
+        batch.sends.clear();
+        for at in 0..batch.filled {
+            let length = batch.lengths[at];
+            let buffer = &mut batch.buffers[at];
+            let Some(transmit) = self.vtep.transmit(&buffer[start..length], now) else {
+                continue;
+            };
+            batch.sends.extend(transmit.to.map(|vtep| (at, vtep)));
+            let udp_len = u16::try_from(length).unwrap_or(u16::MAX);
+            buffer[0..2].copy_from_slice(&transmit.source_port.to_be_bytes());
+            buffer[2..4].copy_from_slice(&self.settings.port.to_be_bytes());
+            buffer[4..6].copy_from_slice(&udp_len.to_be_bytes());
+            buffer[6..8].copy_from_slice(&[0, 0]);
+            buffer[UDP_HEADER_LEN..start].copy_from_slice(&transmit.header);
+        }
+        while !batch.sends.is_empty() {
+            if let Err(error) = self.sender.writable().await {
+                tracing::debug!(%error, "VXLAN sender not writable");
+                return;
+            }
+            match self
+                .sender
+                .try_io(Interest::WRITABLE, || batch.send(&self.sender))
+            {
+                Ok((packets, bytes)) => self.counters.transmitted(packets, bytes),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(error) => {
+                    tracing::debug!(%error, "VXLAN send failed");
+                    return;
                 }
             }
-            Err(reason) => self.counters.dropped(reason, from),
+        }
+    }
+
+    /// Decapsulates the datagrams read by [`Overlay::read_datagrams`] and writes their
+    /// frames to the device, or counts why each was dropped.
+    pub(crate) async fn deliver_datagrams(&mut self, batch: &Batch, now: Instant) {
+        for at in 0..batch.filled {
+            let Some(from) = batch.sources[at] else {
+                continue;
+            };
+            let datagram = &batch.buffers[at][..batch.lengths[at]];
+            match self.vtep.receive(from, datagram, now) {
+                Ok(frame) => {
+                    self.counters.received(datagram.len());
+                    if let Err(error) = self.device.send(frame).await {
+                        tracing::debug!(%error, "frame not written to the device");
+                    }
+                }
+                Err(reason) => self.counters.dropped(reason, from),
+            }
         }
     }
 
@@ -168,11 +207,6 @@ impl Overlay {
             .zip(self.counters.drop_counts)
             .map(|(reason, count)| (reason.name().to_owned(), count))
             .collect()
-    }
-
-    /// The buffer size the reads need.
-    pub(crate) fn buffer() -> Vec<u8> {
-        vec![0; BUFFER_LEN]
     }
 }
 
