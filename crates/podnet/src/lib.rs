@@ -33,7 +33,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use metrics::describe_metrics;
-pub use netlink::PROTOCOL;
 pub use plan::{PodRoute, Unreachable};
 
 use overlay::{Overlay, OverlaySettings};

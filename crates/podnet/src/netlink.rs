@@ -8,20 +8,19 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use dockline_routes::{PROTOCOL, is_dockline_route, route_address};
 use futures_util::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use rtnetlink::{Handle, RouteMessageBuilder};
 
 use crate::PodNetError;
 use crate::plan::PodRoute;
 
-/// The `proto` of dockline's routes.
-pub const PROTOCOL: u8 = 215;
 /// The kernel's main table.
 const MAIN_TABLE: u32 = 254;
 
@@ -123,36 +122,20 @@ fn message(route: PodRoute) -> Result<RouteMessage, PodNetError> {
 
 /// The pod route `route` is, if it is one of dockline's in the main table.
 fn ours(route: &RouteMessage) -> Option<PodRoute> {
-    let h = &route.header;
-    let table = route
-        .attributes
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Table(t) => Some(*t),
-            _ => None,
-        })
-        .unwrap_or(u32::from(h.table));
-    if h.protocol != RouteProtocol::Other(PROTOCOL)
-        || h.kind != RouteType::Unicast
-        || table != MAIN_TABLE
-    {
+    if !is_dockline_route(route, RouteType::Unicast, MAIN_TABLE) {
         return None;
     }
-    let address = |a: &RouteAddress| match a {
-        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
-        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
-        _ => None,
-    };
-    let destination = route.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Destination(d) => address(d),
-        _ => None,
-    })?;
-    let gateway = route.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Gateway(g) => address(g),
-        _ => None,
-    })?;
+    let (mut destination, mut gateway) = (None, None);
+    for attribute in &route.attributes {
+        match attribute {
+            RouteAttribute::Destination(d) => destination = route_address(d),
+            RouteAttribute::Gateway(g) => gateway = route_address(g),
+            _ => {}
+        }
+    }
+    let prefix = route.header.destination_prefix_length;
     Some(PodRoute {
-        destination: IpNet::new(destination, h.destination_prefix_length).ok()?,
-        gateway,
+        destination: IpNet::new(destination?, prefix).ok()?,
+        gateway: gateway?,
     })
 }

@@ -99,8 +99,21 @@ impl Netlink {
 
 /// The destination of a dockline `local` host route, if `route` is one.
 fn ours(route: &RouteMessage) -> Option<IpAddr> {
+    if !is_dockline_route(route, RouteType::Local, LOCAL_TABLE) {
+        return None;
+    }
+    route.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(destination) => route_address(destination),
+        _ => None,
+    })
+}
+
+/// Whether `route` carries dockline's protocol number and is of `kind` in `table` (the
+/// pod network's routes share the number, in the main table).
+pub fn is_dockline_route(route: &RouteMessage, kind: RouteType, table: u32) -> bool {
     let h = &route.header;
-    let table = route
+    // Tables above 255 are only in the attribute; the header's byte is then 252.
+    let in_table = route
         .attributes
         .iter()
         .find_map(|a| match a {
@@ -108,15 +121,14 @@ fn ours(route: &RouteMessage) -> Option<IpAddr> {
             _ => None,
         })
         .unwrap_or(u32::from(h.table));
-    if h.protocol != RouteProtocol::Other(PROTOCOL)
-        || h.kind != RouteType::Local
-        || table != LOCAL_TABLE
-    {
-        return None;
-    }
-    route.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Destination(RouteAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
-        RouteAttribute::Destination(RouteAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+    h.protocol == RouteProtocol::Other(PROTOCOL) && h.kind == kind && in_table == table
+}
+
+/// An IPv4 or IPv6 address of a route attribute (destination, gateway).
+pub fn route_address(address: &RouteAddress) -> Option<IpAddr> {
+    match address {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
         _ => None,
-    })
+    }
 }
