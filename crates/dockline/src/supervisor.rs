@@ -431,6 +431,27 @@ announce = ["l2"]
     }
 
     #[test]
+    fn a_new_tunnel_mode_restarts_the_pod_network_only() {
+        let pods = |mode: &str| {
+            format!("{NODE}pod_cidr = \"10.111.1.0/24\"\n[network]\ntunnel_mode = \"{mode}\"\n")
+        };
+        assert_eq!(
+            plan(&pods("Classic"), &pods("VXLAN")),
+            Plan {
+                restart: vec!["podnet"],
+                ..Plan::default()
+            }
+        );
+        assert_eq!(
+            plan(NODE, &pods("VXLAN")),
+            Plan {
+                start: vec!["podnet"],
+                ..Plan::default()
+            }
+        );
+    }
+
+    #[test]
     fn a_new_gossip_listen_address_restarts_the_cluster() {
         let gossip =
             |port: u16| format!("{NODE}\n[cluster.gossip]\nlisten = \"127.0.0.1:{port}\"\n");
