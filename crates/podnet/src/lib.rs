@@ -78,17 +78,20 @@ pub fn enabled(config: &Config) -> bool {
     config.node.pod_cidr.is_some()
 }
 
-/// What the component takes at bind: the mode and everything the overlay device and
-/// sockets are made from. A change restarts it, which is how a mode switch happens.
+/// What the component takes at bind: the mode, and in VXLAN mode everything the device and
+/// sockets are made from. A change restarts it, which is how a mode switch happens; Classic
+/// mode follows everything else live.
 pub fn restart_key(config: &Config) -> String {
-    format!(
-        "{} {:?} {:?} {:?} {}",
-        config.network.tunnel_mode,
-        config.network.vxlan,
-        config.node.internal_ip,
-        config.node.pod_cidr,
-        config.cluster.pod_cidr
-    )
+    match config.network.tunnel_mode {
+        TunnelMode::Classic => "Classic".to_owned(),
+        TunnelMode::Vxlan => format!(
+            "VXLAN {:?} {:?} {:?} {}",
+            config.network.vxlan,
+            config.node.internal_ip,
+            config.node.pod_cidr,
+            config.cluster.pod_cidr
+        ),
+    }
 }
 
 /// What `/status` shows of the pod network.

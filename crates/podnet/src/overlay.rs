@@ -92,6 +92,9 @@ impl Overlay {
             mtu = settings.mtu,
             %listen,
             vni = settings.vni,
+            batch = BATCH,
+            // Said once here: no virtio-net header, TSO/GSO/GRO or UDP GSO is used yet.
+            offloads = "none",
             "VXLAN overlay up"
         );
         Ok(Overlay {
