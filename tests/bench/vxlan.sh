@@ -16,9 +16,9 @@ done
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-# NO_BUILD=1 measures the release binary already built.
+# NO_BUILD=1 measures the release binary already built (or DOCKLINE_BIN, another build).
 [ -n "${NO_BUILD:-}" ] || cargo build --release -q -p dockline
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/dockline
+BIN=${DOCKLINE_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/dockline}
 WORK=$(mktemp -d /tmp/dockline-bench-vxlan.XXXXXX)
 P=dl-$$-bench
 N1=$P-n1 N2=$P-n2 P1=$P-p1 P2=$P-p2

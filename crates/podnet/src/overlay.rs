@@ -13,7 +13,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Instant;
 
 use ipnet::IpNet;
-use socket2::{Domain, Protocol, SockFilter, Socket, Type};
+use std::os::fd::AsFd;
+
+use nix::sys::socket::{setsockopt, sockopt};
+use socket2::{Domain, Protocol, SockFilter, SockRef, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -25,6 +28,10 @@ use crate::vxlan::{DropReason, HEADER_LEN, Vtep};
 
 /// UDP header bytes, written in front of the VXLAN header on send.
 const UDP_HEADER_LEN: usize = 8;
+/// Frames the kernel queues on the device for us to read.
+const DEVICE_QUEUE: u32 = 10_000;
+/// Socket buffer bytes each way.
+const SOCKET_BUFFER: usize = 8 << 20;
 /// BPF: "return 0", keep no byte of any packet.
 const ACCEPT_NOTHING: [SockFilter; 1] = [SockFilter::new(0x06, 0, 0, 0)];
 
@@ -72,6 +79,9 @@ impl Overlay {
             .layer(tun_rs::Layer::L2)
             .mac_addr(plan::device_mac(address.into()))
             .mtu(mtu)
+            // Room for the bursts TCP sends while the loop is busy with the other direction:
+            // with the default 1000 frames the kernel drops them on the device (TX dropped).
+            .tx_queue_len(DEVICE_QUEUE)
             .ipv4(address, settings.address.prefix_len(), None)
             .enable(true)
             .build_async()
@@ -82,10 +92,12 @@ impl Overlay {
         let receiver = std::net::UdpSocket::bind(listen)
             .and_then(|socket| {
                 socket.set_nonblocking(true)?;
+                grow_buffers(&socket);
                 UdpSocket::from_std(socket)
             })
             .map_err(|e| PodNetError::Socket(listen, e))?;
         let sender = raw_sender(settings.local).map_err(|e| PodNetError::Socket(listen, e))?;
+        grow_buffers(&sender);
         tracing::info!(
             device = settings.device,
             address = %settings.address,
@@ -210,6 +222,21 @@ impl Overlay {
             .zip(self.counters.drop_counts)
             .map(|(reason, count)| (reason.name().to_owned(), count))
             .collect()
+    }
+}
+
+/// Gives a socket buffers of [`SOCKET_BUFFER`] past the `net.core.{r,w}mem_max` limits (we
+/// hold CAP_NET_ADMIN, the device needs it): with the default 208 KiB, the sender's
+/// sendmmsg bursts overflow the receiver's buffer and TCP inside backs off on every loss.
+/// Without the capability, the limits apply and that is said in the log.
+fn grow_buffers(socket: &impl AsFd) {
+    let forced = setsockopt(socket, sockopt::RcvBufForce, &SOCKET_BUFFER)
+        .and_then(|()| setsockopt(socket, sockopt::SndBufForce, &SOCKET_BUFFER));
+    if let Err(error) = forced {
+        let socket = SockRef::from(socket);
+        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+        tracing::info!(%error, "VXLAN socket buffers limited by net.core.rmem_max/wmem_max");
     }
 }
 
