@@ -390,6 +390,7 @@ fn overlay_settings(config: &Config) -> Result<OverlaySettings, PodNetError> {
         port: vxlan.port,
         local,
         address: plan::overlay_address(pod_cidr, config.cluster.pod_cidr),
+        // An IPv4 underlay: `check` rejects IPv6 internal IPs in VXLAN mode for now.
         mtu: plan::overlay_mtu(vxlan.underlay_mtu, false),
     })
 }
