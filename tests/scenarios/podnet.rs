@@ -440,3 +440,51 @@ fn a_reload_switches_classic_and_vxlan_live_with_pods_answering_within_a_second(
     let links = a.ns.sh_ok("ip -o link show");
     assert!(!links.contains("dockline0"), "{links}");
 }
+
+#[test]
+fn with_gossip_a_dead_node_loses_its_route_and_vtep_and_gets_them_back_when_it_rejoins() {
+    let (mut lab, _router, nodes) = lab("podnet-members", &[0, 1]);
+    let secret = lab.dir().join("gossip.key");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    let gossiping = |node: &Node| {
+        let mut text = config(node, &nodes, "VXLAN");
+        text += &format!(
+            "[cluster.gossip]\nlisten = \"{}:7946\"\nsecret_file = \"{}\"\n",
+            node.ip,
+            secret.display()
+        );
+        text
+    };
+    let start_gossiping = |lab: &mut Lab, node: &Node| {
+        Daemon::builder(env!("CARGO_BIN_EXE_dockline"), &node.ns)
+            .config(&gossiping(node))
+            .start(lab)
+    };
+    let first = start_gossiping(&mut lab, &nodes[0]);
+    let mut second = start_gossiping(&mut lab, &nodes[1]);
+    let route = "10.111.2.0/24 via 10.111.2.1 dev dockline0";
+    wait_until(
+        Duration::from_secs(5),
+        "node-2 is a member with a route",
+        || pod_routes(&nodes[0].ns) == [route],
+    );
+    wait_until(Duration::from_secs(5), "pods ping over the overlay", || {
+        pings(&nodes[0].pod, &nodes[1].pod_ip())
+    });
+
+    second.stop_with("KILL");
+    wait_until(Duration::from_secs(5), "the dead node's route goes", || {
+        pod_routes(&nodes[0].ns).is_empty()
+    });
+    assert_eq!(podnet_status(&first)["vteps"], serde_json::json!([]));
+
+    let _second = start_gossiping(&mut lab, &nodes[1]);
+    wait_until(
+        Duration::from_secs(5),
+        "the route comes back on rejoin",
+        || pod_routes(&nodes[0].ns) == [route],
+    );
+    wait_until(Duration::from_secs(5), "pods ping again", || {
+        pings(&nodes[0].pod, &nodes[1].pod_ip())
+    });
+}
