@@ -8,10 +8,9 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use dockline_routes::{PROTOCOL, is_dockline_route, route_address};
+use dockline_routes::{PROTOCOL, is_dockline_route, list_routes, route_address};
 use futures_util::TryStreamExt;
 use ipnet::IpNet;
-use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::route::{
     RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -59,22 +58,9 @@ impl Netlink {
 
     /// Dockline's pod routes now in the main table.
     pub(crate) async fn list(&self) -> Result<BTreeSet<PodRoute>, PodNetError> {
-        let mut found = BTreeSet::new();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut query = RouteMessageBuilder::<IpAddr>::new().build();
-            query.header.address_family = family;
-            let mut routes = self.handle.route().get(query).execute();
-            while let Some(route) = routes
-                .try_next()
-                .await
-                .map_err(|e| PodNetError::Kernel("cannot list routes".into(), e))?
-            {
-                if let Some(route) = ours(&route) {
-                    found.insert(route);
-                }
-            }
-        }
-        Ok(found)
+        list_routes(&self.handle, ours)
+            .await
+            .map_err(|e| PodNetError::Kernel("cannot list routes".into(), e))
     }
 
     /// Adds (or replaces) a route, through `device` when given (the overlay), else through

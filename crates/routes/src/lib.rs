@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use desired::{Diff, diff, local_addresses};
-pub use netlink::{PROTOCOL, is_dockline_route, route_address};
+pub use netlink::{PROTOCOL, is_dockline_route, list_routes, route_address};
 
 /// How often the kernel's routes are compared with the snapshot without a config change.
 pub const RESYNC: Duration = Duration::from_secs(10);

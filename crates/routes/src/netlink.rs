@@ -44,22 +44,9 @@ impl Netlink {
 
     /// The addresses that have a dockline `local` route now.
     pub(crate) async fn list(&self) -> Result<BTreeSet<IpAddr>, RoutesError> {
-        let mut found = BTreeSet::new();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut query = RouteMessageBuilder::<IpAddr>::new().build();
-            query.header.address_family = family;
-            let mut routes = self.handle.route().get(query).execute();
-            while let Some(route) = routes
-                .try_next()
-                .await
-                .map_err(|e| RoutesError::Netlink("cannot list routes".into(), e))?
-            {
-                if let Some(ip) = ours(&route) {
-                    found.insert(ip);
-                }
-            }
-        }
-        Ok(found)
+        list_routes(&self.handle, ours)
+            .await
+            .map_err(|e| RoutesError::Netlink("cannot list routes".into(), e))
     }
 
     pub(crate) async fn add(&self, ip: IpAddr) -> Result<(), RoutesError> {
@@ -106,6 +93,23 @@ fn ours(route: &RouteMessage) -> Option<IpAddr> {
         RouteAttribute::Destination(destination) => route_address(destination),
         _ => None,
     })
+}
+
+/// Every IPv4 and IPv6 route of the kernel that `pick` turns into a value.
+pub async fn list_routes<T: Ord>(
+    handle: &Handle,
+    pick: impl Fn(&RouteMessage) -> Option<T>,
+) -> Result<BTreeSet<T>, rtnetlink::Error> {
+    let mut found = BTreeSet::new();
+    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        let mut query = RouteMessageBuilder::<IpAddr>::new().build();
+        query.header.address_family = family;
+        let mut routes = handle.route().get(query).execute();
+        while let Some(route) = routes.try_next().await? {
+            found.extend(pick(&route));
+        }
+    }
+    Ok(found)
 }
 
 /// Whether `route` carries dockline's protocol number and is of `kind` in `table` (the
