@@ -40,6 +40,9 @@ declare -A needs=(
     [etcdctl]=etcd-client
     [protoc]=protobuf-compiler
     [sysctl]=procps
+    [ethtool]=ethtool
+    [bridge]=iproute2
+    [iperf3]=iperf3
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use report::*;
 pub use runtime::{
-    BgpPeerRecord, ComponentState, ConfigHistory, MoreMetrics, ReloadFailure, Runtime,
+    BgpPeerRecord, ComponentState, ConfigHistory, MoreMetrics, MoreStatus, ReloadFailure, Runtime,
 };
 
 /// The daemon's live state, each part with one writer: the snapshot (the supervisor),

@@ -116,6 +116,10 @@ pub struct ComponentReport {
     /// Why it failed; present only when `state` is "failed".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the component reports of itself, when it does (the pod network: its mode,
+    /// device, MTU, VTEPs, routes and drops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<serde_json::Value>,
 }
 
 /// The config in force and how reloads went.
@@ -284,6 +288,7 @@ impl StatusReport {
                         crate::ComponentState::Failed(e) => Some(e),
                         _ => None,
                     },
+                    status: runtime.component_status(name),
                 })
                 .collect(),
             config: ConfigReport {

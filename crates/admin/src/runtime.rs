@@ -73,12 +73,23 @@ impl std::fmt::Debug for MoreMetrics {
     }
 }
 
+/// What a component adds to its entry of `/status`, computed at each request.
+#[derive(Clone)]
+pub struct MoreStatus(pub Arc<dyn Fn() -> serde_json::Value + Send + Sync>);
+
+impl std::fmt::Debug for MoreStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MoreStatus")
+    }
+}
+
 /// One enabled component as the daemon, `/readyz`, `/status` and `/metrics` see it.
 #[derive(Debug, Clone)]
 struct ComponentRecord {
     name: &'static str,
     state: ComponentState,
     metrics: Option<MoreMetrics>,
+    status: Option<MoreStatus>,
 }
 
 /// The daemon's record of itself, shared by the daemon (which writes it) and the admin
@@ -150,6 +161,7 @@ impl Runtime {
                 name,
                 state,
                 metrics: None,
+                status: None,
             }),
         }
     }
@@ -159,6 +171,23 @@ impl Runtime {
         if let Some(record) = self.records().iter_mut().find(|c| c.name == name) {
             record.metrics = metrics;
         }
+    }
+
+    /// Sets what a registered component adds to `/status` (None: nothing).
+    pub fn set_component_status(&self, name: &'static str, status: Option<MoreStatus>) {
+        if let Some(record) = self.records().iter_mut().find(|c| c.name == name) {
+            record.status = status;
+        }
+    }
+
+    /// What the component `name` adds to `/status` now, if anything.
+    pub fn component_status(&self, name: &str) -> Option<serde_json::Value> {
+        let status = self
+            .records()
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.status.clone());
+        status.map(|MoreStatus(render)| render())
     }
 
     /// Forgets a component that a reload turned off, and its metrics.

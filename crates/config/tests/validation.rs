@@ -1704,3 +1704,37 @@ fn a_split_config_names_the_shared_document_in_syntax_errors_and_applies_the_env
     .unwrap();
     assert_eq!(config.dns.ttl, 7);
 }
+
+#[test]
+fn vxlan_over_ipv6_is_rejected_as_not_supported_yet() {
+    assert_exactly(
+        &problems(
+            "[node]\ninternal_ip = \"fd00::11\"\npod_cidr = \"10.111.1.0/24\"\n[network]\ntunnel_mode = \"VXLAN\"\n[[network.nodes]]\nname = \"node-2\"\ninternal_ip = \"fd00::12\"\npod_cidr = \"10.111.2.0/24\"\n",
+        ),
+        &[
+            (
+                "node.internal_ip",
+                "fd00::11: VXLAN over an IPv6 underlay is not supported yet (use an IPv4 internal_ip)",
+            ),
+            (
+                "network.nodes[0].internal_ip",
+                "fd00::12: VXLAN over an IPv6 underlay is not supported yet",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_vxlan_node_with_a_pod_range_needs_an_internal_ip() {
+    assert_only(
+        "[node]\npod_cidr = \"10.111.1.0/24\"\n[network]\ntunnel_mode = \"VXLAN\"\n",
+        "node.internal_ip",
+        "must be set in VXLAN mode",
+    );
+}
+
+#[test]
+fn classic_mode_over_ipv6_is_accepted() {
+    let text = "[node]\ninternal_ip = \"fd00::11\"\npod_cidr = \"fd00:111:0:1::/64\"\n[cluster]\npod_cidr = \"fd00:111::/48\"\nservice_cidr = \"fd00:222::/108\"\n[[network.nodes]]\nname = \"node-2\"\ninternal_ip = \"fd00::12\"\npod_cidr = \"fd00:111:0:2::/64\"\n";
+    valid(text);
+}

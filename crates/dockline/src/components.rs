@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use dockline_admin::{LiveState, MoreMetrics};
+use dockline_admin::{LiveState, MoreMetrics, MoreStatus};
 use dockline_config::Config;
 use dockline_model::Snapshot;
 use tokio_util::sync::CancellationToken;
@@ -42,12 +42,15 @@ pub struct Bound {
     pub run: Box<dyn FnOnce(CancellationToken) -> BoxFuture<anyhow::Result<()>> + Send>,
     /// Series it keeps itself, appended to `/metrics` while it is enabled.
     pub metrics: Option<MoreMetrics>,
+    /// What it adds to its entry of `/status`.
+    pub status: Option<MoreStatus>,
 }
 
 impl std::fmt::Debug for Bound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bound")
             .field("metrics", &self.metrics)
+            .field("status", &self.status)
             .finish_non_exhaustive()
     }
 }
@@ -64,11 +67,20 @@ impl Bound {
                 Box::pin(async move { running.await.map_err(Into::into) })
             }),
             metrics: None,
+            status: None,
         }
     }
 
     fn with_metrics(mut self, render: impl Fn(&mut String) + Send + Sync + 'static) -> Bound {
         self.metrics = Some(MoreMetrics(Arc::new(render)));
+        self
+    }
+
+    fn with_status(
+        mut self,
+        status: impl Fn() -> serde_json::Value + Send + Sync + 'static,
+    ) -> Bound {
+        self.status = Some(MoreStatus(Arc::new(status)));
         self
     }
 }
@@ -84,7 +96,7 @@ fn nothing_to_restart(_: &Config) -> String {
 fn no_metrics() {}
 
 /// Every component, in start order: routes first (service addresses are local before
-/// anything listens on them), health before the proxy and DNS (verdicts flow as soon as
+/// anything listens on them), the pod network next, health before the proxy and DNS (verdicts flow as soon as
 /// they serve), membership before the announcer (no VIP is claimed from a peer not yet
 /// met), admin last (ready means everything before it runs).
 pub static COMPONENTS: &[Component] = &[
@@ -97,6 +109,27 @@ pub static COMPONENTS: &[Component] = &[
             Box::pin(async move {
                 let routes = dockline_routes::Routes::bind(&snapshot, live.published).await?;
                 Ok(Bound::new(|shutdown| routes.run(shutdown)))
+            })
+        },
+    },
+    Component {
+        name: "podnet",
+        enabled: dockline_podnet::enabled,
+        // The mode, device and sockets are taken at bind: changing `tunnel_mode` restarts
+        // the component, which removes one mode's routes (and device) and brings up the
+        // other's, live. Peers and membership are followed without a restart.
+        restart_key: dockline_podnet::restart_key,
+        describe_metrics: dockline_podnet::describe_metrics,
+        bind: |live, snapshot| {
+            Box::pin(async move {
+                let podnet =
+                    dockline_podnet::PodNet::bind(&snapshot, live.published, live.members).await?;
+                let status = podnet.status();
+                Ok(
+                    Bound::new(|shutdown| podnet.run(shutdown)).with_status(move || {
+                        serde_json::to_value(&*status.borrow()).unwrap_or_default()
+                    }),
+                )
             })
         },
     },

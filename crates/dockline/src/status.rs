@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use dockline_admin::StatusReport;
+use dockline_podnet::PodNetStatus;
 
 pub fn status(admin: SocketAddr, json: bool) -> ExitCode {
     match fetch(admin) {
@@ -264,5 +265,49 @@ pub fn render(r: &StatusReport) -> String {
         ],
         &rows,
     );
+    let pod_network = r
+        .components
+        .iter()
+        .find(|c| c.name == "podnet")
+        .and_then(|c| c.status.clone())
+        .and_then(|status| serde_json::from_value::<PodNetStatus>(status).ok());
+    if let Some(pod_network) = pod_network {
+        render_pod_network(&mut out, &pod_network);
+    }
     out
+}
+
+/// The pod network's mode and device, then its routes, VTEPs and drops.
+fn render_pod_network(out: &mut String, p: &PodNetStatus) {
+    let _ = writeln!(
+        out,
+        "\nPOD NETWORK {} device {} mtu {} address {} fdb entries {}",
+        p.mode,
+        or_dash(p.device.as_ref()),
+        or_dash(p.mtu),
+        or_dash(p.overlay_address.as_ref()),
+        p.fdb_entries
+    );
+    let rows: Vec<Vec<String>> = p
+        .routes
+        .iter()
+        .map(|r| vec![r.destination.to_string(), r.gateway.to_string()])
+        .chain(p.unreachable.iter().map(|u| {
+            vec![
+                format!("{} ({})", u.name, u.internal_ip),
+                "none: not on a directly connected network".to_owned(),
+            ]
+        }))
+        .collect();
+    table(out, "POD ROUTES", &["DESTINATION", "VIA"], &rows);
+    if p.mode == "VXLAN" {
+        let rows: Vec<Vec<String>> = p.vteps.iter().map(|v| vec![v.to_string()]).collect();
+        table(out, "VTEPS", &["ADDRESS"], &rows);
+        let rows: Vec<Vec<String>> = p
+            .drops
+            .iter()
+            .map(|(reason, count)| vec![reason.clone(), count.to_string()])
+            .collect();
+        table(out, "VXLAN DROPS", &["REASON", "PACKETS"], &rows);
+    }
 }

@@ -216,6 +216,7 @@ impl Supervisor {
         let runtime = self.live.runtime.clone();
         runtime.set_component(name, ComponentState::Running);
         runtime.set_component_metrics(name, bound.metrics);
+        runtime.set_component_status(name, bound.status);
         metrics::gauge!(telemetry::COMPONENT_UP, "component" => name).set(1.0);
         let stop = self.shutdown.child_token();
         let ended = self.ended.clone();
@@ -424,6 +425,27 @@ announce = ["l2"]
             plan(&two, &none),
             Plan {
                 stop: vec!["l2"],
+                ..Plan::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_new_tunnel_mode_restarts_the_pod_network_only() {
+        let pods = |mode: &str| {
+            format!("{NODE}pod_cidr = \"10.111.1.0/24\"\n[network]\ntunnel_mode = \"{mode}\"\n")
+        };
+        assert_eq!(
+            plan(&pods("Classic"), &pods("VXLAN")),
+            Plan {
+                restart: vec!["podnet"],
+                ..Plan::default()
+            }
+        );
+        assert_eq!(
+            plan(NODE, &pods("VXLAN")),
+            Plan {
+                start: vec!["podnet"],
                 ..Plan::default()
             }
         );

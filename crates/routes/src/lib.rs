@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use desired::{Diff, diff, local_addresses};
-pub use netlink::PROTOCOL;
+pub use netlink::{PROTOCOL, is_dockline_route, list_routes, route_address};
 
 /// The ARP settings that keep the kernel from answering for local routes, on `all` (the
 /// kernel takes the larger of `all` and the interface's value): answer only for addresses

@@ -44,22 +44,9 @@ impl Netlink {
 
     /// The addresses that have a dockline `local` route now.
     pub(crate) async fn list(&self) -> Result<BTreeSet<IpAddr>, RoutesError> {
-        let mut found = BTreeSet::new();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut query = RouteMessageBuilder::<IpAddr>::new().build();
-            query.header.address_family = family;
-            let mut routes = self.handle.route().get(query).execute();
-            while let Some(route) = routes
-                .try_next()
-                .await
-                .map_err(|e| RoutesError::Netlink("cannot list routes".into(), e))?
-            {
-                if let Some(ip) = ours(&route) {
-                    found.insert(ip);
-                }
-            }
-        }
-        Ok(found)
+        list_routes(&self.handle, ours)
+            .await
+            .map_err(|e| RoutesError::Netlink("cannot list routes".into(), e))
     }
 
     pub(crate) async fn add(&self, ip: IpAddr) -> Result<(), RoutesError> {
@@ -99,8 +86,38 @@ impl Netlink {
 
 /// The destination of a dockline `local` host route, if `route` is one.
 fn ours(route: &RouteMessage) -> Option<IpAddr> {
+    if !is_dockline_route(route, RouteType::Local, LOCAL_TABLE) {
+        return None;
+    }
+    route.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Destination(destination) => route_address(destination),
+        _ => None,
+    })
+}
+
+/// Every IPv4 and IPv6 route of the kernel that `pick` turns into a value.
+pub async fn list_routes<T: Ord>(
+    handle: &Handle,
+    pick: impl Fn(&RouteMessage) -> Option<T>,
+) -> Result<BTreeSet<T>, rtnetlink::Error> {
+    let mut found = BTreeSet::new();
+    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        let mut query = RouteMessageBuilder::<IpAddr>::new().build();
+        query.header.address_family = family;
+        let mut routes = handle.route().get(query).execute();
+        while let Some(route) = routes.try_next().await? {
+            found.extend(pick(&route));
+        }
+    }
+    Ok(found)
+}
+
+/// Whether `route` carries dockline's protocol number and is of `kind` in `table` (the
+/// pod network's routes share the number, in the main table).
+pub fn is_dockline_route(route: &RouteMessage, kind: RouteType, table: u32) -> bool {
     let h = &route.header;
-    let table = route
+    // Tables above 255 are only in the attribute; the header's byte is then 252.
+    let in_table = route
         .attributes
         .iter()
         .find_map(|a| match a {
@@ -108,15 +125,14 @@ fn ours(route: &RouteMessage) -> Option<IpAddr> {
             _ => None,
         })
         .unwrap_or(u32::from(h.table));
-    if h.protocol != RouteProtocol::Other(PROTOCOL)
-        || h.kind != RouteType::Local
-        || table != LOCAL_TABLE
-    {
-        return None;
-    }
-    route.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Destination(RouteAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
-        RouteAttribute::Destination(RouteAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+    h.protocol == RouteProtocol::Other(PROTOCOL) && h.kind == kind && in_table == table
+}
+
+/// An IPv4 or IPv6 address of a route attribute (destination, gateway).
+pub fn route_address(address: &RouteAddress) -> Option<IpAddr> {
+    match address {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
         _ => None,
-    })
+    }
 }

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use super::Collector;
 use super::names::{dns_label, interface_name};
 use super::node_cluster::{check_pod_range, ranges_overlap};
-use crate::schema::{Config, Vxlan};
+use crate::schema::{Config, TunnelMode, Vxlan};
 
 /// VNIs are 24-bit (RFC 7348 section 5).
 const MAX_VNI: u32 = (1 << 24) - 1;
@@ -17,6 +17,43 @@ const MAX_VNI: u32 = (1 << 24) - 1;
 pub(super) fn check_network(config: &Config, problems: &mut Collector) {
     check_vxlan(&config.network.vxlan, problems);
     check_peers(config, problems);
+    if config.network.tunnel_mode == TunnelMode::Vxlan && config.node.pod_cidr.is_some() {
+        check_vxlan_underlay(config, problems);
+    }
+}
+
+/// What the userspace VTEP cannot do yet: an IPv6 underlay or an IPv6 pod range.
+fn check_vxlan_underlay(config: &Config, problems: &mut Collector) {
+    match config.node.internal_ip {
+        None => problems.add(
+            "node.internal_ip",
+            "must be set in VXLAN mode: the overlay's packets are sent from and received on it",
+        ),
+        Some(IpAddr::V6(ip)) => problems.add(
+            "node.internal_ip",
+            format!(
+                "{ip}: VXLAN over an IPv6 underlay is not supported yet (use an IPv4 internal_ip)"
+            ),
+        ),
+        Some(IpAddr::V4(_)) => {}
+    }
+    if config.cluster.pod_cidr.addr().is_ipv6() {
+        problems.add(
+            "cluster.pod_cidr",
+            "an IPv6 pod range in VXLAN mode is not supported yet",
+        );
+    }
+    for (index, peer) in config.network.nodes.iter().enumerate() {
+        if peer.internal_ip.is_ipv6() {
+            problems.add(
+                format!("network.nodes[{index}].internal_ip"),
+                format!(
+                    "{}: VXLAN over an IPv6 underlay is not supported yet",
+                    peer.internal_ip
+                ),
+            );
+        }
+    }
 }
 
 fn check_vxlan(vxlan: &Vxlan, problems: &mut Collector) {
