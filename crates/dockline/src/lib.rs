@@ -4,6 +4,7 @@
 //! each reconciling to the snapshot; `check` validates a file like a reload would;
 //! `status` prints a running daemon's `/status`.
 
+mod capabilities;
 mod check;
 mod components;
 mod daemon;
@@ -35,6 +36,7 @@ pub struct RunOptions {
 /// runtime failure (printed with its cause).
 pub fn run(options: RunOptions) -> ExitCode {
     logging::init(options.log_format, options.log_level.as_deref());
+    capabilities::raise_permitted();
     match daemon::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

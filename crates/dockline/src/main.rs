@@ -37,11 +37,15 @@ enum Command {
     /// Show a running daemon's status as tables.
     Status {
         /// The admin API address.
-        #[arg(long, default_value = "127.0.0.1:9470")]
+        #[arg(long, default_value = "127.0.0.1:9470", env = "DOCKLINE_ADMIN")]
         admin: SocketAddr,
         /// Print the raw JSON document instead of tables.
         #[arg(long)]
         json: bool,
+        /// Exit 1 unless the daemon is ready (every enabled component runs), as a health
+        /// check; the output is the same.
+        #[arg(long)]
+        ready: bool,
     },
     /// Print the version.
     Version,
@@ -60,7 +64,7 @@ fn main() -> ExitCode {
             log_level,
         }),
         Command::Check { file } => dockline::check(&file),
-        Command::Status { admin, json } => dockline::status(admin, json),
+        Command::Status { admin, json, ready } => dockline::status(admin, json, ready),
         Command::Version => {
             println!("dockline {}", dockline::VERSION);
             ExitCode::SUCCESS
