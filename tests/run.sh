@@ -24,6 +24,8 @@ declare -A needs=(
     [nginx]=nginx
     [ss]=iproute2
     [prlimit]=util-linux
+    [setpriv]=util-linux
+    [unshare]=util-linux
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -2,12 +2,13 @@
 //!
 //! `run` starts the daemon: config -> model snapshot (published with arc-swap) -> components,
 //! each reconciling to the snapshot; `check` validates a file like a reload would;
-//! `status` prints a running daemon's `/status`.
+//! `status` prints a running daemon's `/status`; `doctor` checks the host against a config.
 
 mod capabilities;
 mod check;
 mod components;
 mod daemon;
+mod doctor;
 mod logging;
 mod memory;
 mod reload;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub use check::check;
+pub use doctor::doctor;
 pub use logging::LogFormat;
 pub use status::status;
 

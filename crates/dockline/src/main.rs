@@ -34,6 +34,13 @@ enum Command {
     },
     /// Validate a configuration file and print every problem (exit 1 if any).
     Check { file: PathBuf },
+    /// Check the host against a config: capabilities, ports, sysctls, interfaces, peers
+    /// (exit 1 if a check fails).
+    Doctor {
+        /// The TOML configuration (the embedded default without one).
+        #[arg(short, long, env = "DOCKLINE_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Show a running daemon's status as tables.
     Status {
         /// The admin API address.
@@ -64,6 +71,7 @@ fn main() -> ExitCode {
             log_level,
         }),
         Command::Check { file } => dockline::check(&file),
+        Command::Doctor { config } => dockline::doctor(config),
         Command::Status { admin, json, ready } => dockline::status(admin, json, ready),
         Command::Version => {
             println!("dockline {}", dockline::VERSION);
