@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::components::LiveState;
 use crate::reload::Apply;
 use crate::supervisor::{Ended, Supervisor};
+use crate::systemd::Notifier;
 use crate::{RunOptions, reload, telemetry};
 
 pub fn run(options: RunOptions) -> anyhow::Result<()> {
@@ -84,8 +85,10 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     let mut reloads = tokio::spawn(reloads);
 
     let (mut supervisor, mut ended) = Supervisor::new(live.clone(), shutdown.clone());
+    let systemd = Notifier::from_env();
     supervisor.start_all().await?;
     tracing::info!(node = %live.published.load().node.name, "dockline running");
+    systemd.ready();
 
     let outcome = loop {
         tokio::select! {
@@ -98,7 +101,9 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
                 break Ok(());
             }
             Some(Apply { snapshot, reply }) = applies.recv() => {
+                systemd.reloading();
                 let _ = reply.send(supervisor.apply(snapshot).await);
+                systemd.ready();
             }
             Some(Ended { name, result }) = ended.recv() => break match result {
                 Ok(()) => Err(anyhow!("{name} stopped unexpectedly")),
@@ -111,6 +116,7 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
             },
         }
     };
+    systemd.stopping();
     shutdown.cancel();
     // Rejects a reload that waits for an answer, so the loader thread can end.
     drop(applies);

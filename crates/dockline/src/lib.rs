@@ -14,6 +14,7 @@ mod memory;
 mod reload;
 mod status;
 mod supervisor;
+mod systemd;
 mod telemetry;
 
 use std::path::PathBuf;
