@@ -26,6 +26,7 @@ declare -A needs=(
     [prlimit]=util-linux
     [setpriv]=util-linux
     [unshare]=util-linux
+    [chromium]=chromium
 )
 missing=()
 for cmd in "${!needs[@]}"; do
