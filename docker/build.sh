@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the dockline image. The base image comes from debootstrap (minbase bookworm) and is
-# imported once; the binary is built on the host with cargo. Needs root and Docker.
+# Builds the dockline image from the release binary made here (--target prebuilt: the image
+# ships the binary the tests ran; see docker/Dockerfile). The base image comes from
+# debootstrap (minbase bookworm), imported once, so no registry is needed. Needs root.
+# Starts dockerd by hand when none answers (no init system here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BASE=${BASE:-dockline-base:bookworm}
@@ -17,6 +19,12 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
     tar -C "$root" -c . | docker import - "$BASE"
     rm -rf "$root"
 fi
-cargo build --release -p dockline
-docker build -f docker/Dockerfile --build-arg BASE="$BASE" -t "$TAG" .
-echo "built $TAG"
+cargo build --release --locked -p dockline
+# The Dockerfile copies target/release/dockline; build where CARGO_TARGET_DIR points.
+target=${CARGO_TARGET_DIR:-target}
+if [ "$(realpath "$target")" != "$(realpath target 2>/dev/null || echo none)" ]; then
+    echo "docker/build.sh: CARGO_TARGET_DIR must be ./target (the build context holds the binary)" >&2
+    exit 1
+fi
+docker build -f docker/Dockerfile --target prebuilt --build-arg BASE="$BASE" -t "$TAG" .
+echo "built $TAG: $(docker image inspect -f '{{.Size}}' "$TAG") bytes"

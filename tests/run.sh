@@ -43,6 +43,9 @@ declare -A needs=(
     [ethtool]=ethtool
     [bridge]=iproute2
     [iperf3]=iperf3
+    [setpriv]=util-linux
+    [unshare]=util-linux
+    [chromium]=chromium
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -1,6 +1,7 @@
 //! The admin HTTP API, on 127.0.0.1:9470 unless `admin.listen` says otherwise:
-//! `/metrics` (Prometheus text), `/healthz` (the process answers), `/readyz` (every enabled
-//! component has started) and `/status` (JSON, see [`StatusReport`]).
+//! `/` (a self-refreshing HTML status page for people), `/metrics` (Prometheus text),
+//! `/healthz` (the process answers), `/readyz` (every enabled component has started) and
+//! `/status` (JSON, see [`StatusReport`]); the page and `/status` show the same report.
 //!
 //! A change of `admin.listen` on reload moves the listener: the new address is bound before
 //! the old one is closed, and a failed bind keeps the old one serving.
@@ -8,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod page;
 mod report;
 mod runtime;
 
@@ -49,9 +51,10 @@ pub struct LiveState {
     pub metrics: PrometheusHandle,
 }
 
-/// The admin routes (`/metrics`, `/healthz`, `/readyz`, `/status`) over `state`.
+/// The admin routes (`/`, `/metrics`, `/healthz`, `/readyz`, `/status`) over `state`.
 pub fn router(state: LiveState) -> Router {
     Router::new()
+        .route("/", get(page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -158,12 +161,27 @@ async fn readyz(State(state): State<LiveState>) -> Response {
     }
 }
 
-async fn status(State(state): State<LiveState>) -> Response {
+/// What `/status` and the page show, built from the same live state.
+fn report(state: &LiveState) -> StatusReport {
     let snapshot = state.published.load();
-    let report = StatusReport::build(&snapshot, &state.health.load(), &state.runtime).with_cluster(
+    StatusReport::build(&snapshot, &state.health.load(), &state.runtime).with_cluster(
         &state.members.load(),
         &state.owners.load(),
         &snapshot.shared_digest,
-    );
-    axum::Json(report).into_response()
+    )
+}
+
+async fn status(State(state): State<LiveState>) -> Response {
+    axum::Json(report(&state)).into_response()
+}
+
+async fn page(State(state): State<LiveState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        page::render(&report(&state)),
+    )
+        .into_response()
 }

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::reload::Apply;
 use crate::supervisor::{Ended, Supervisor};
+use crate::systemd::Notifier;
 use crate::{RunOptions, reload, telemetry};
 use dockline_admin::LiveState;
 
@@ -82,8 +83,10 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     let mut reloads = tokio::spawn(reloads);
 
     let (mut supervisor, mut ended) = Supervisor::new(live.clone(), shutdown.clone());
+    let systemd = Notifier::from_env();
     supervisor.start_all().await?;
     tracing::info!(node = %live.published.load().node.name, "dockline running");
+    systemd.ready();
 
     let outcome = loop {
         tokio::select! {
@@ -96,7 +99,9 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
                 break Ok(());
             }
             Some(Apply { snapshot, reply }) = applies.recv() => {
+                systemd.reloading();
                 let _ = reply.send(supervisor.apply(snapshot).await);
+                systemd.ready();
             }
             Some(Ended { name, result }) = ended.recv() => break match result {
                 Ok(()) => Err(anyhow!("{name} stopped unexpectedly")),
@@ -109,6 +114,7 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
             },
         }
     };
+    systemd.stopping();
     shutdown.cancel();
     // Rejects a reload that waits for an answer, so the loader thread can end.
     drop(applies);

@@ -2,12 +2,14 @@
 //!
 //! `run` starts the daemon: config -> model snapshot (published with arc-swap) -> components,
 //! each reconciling to the snapshot; `check` validates a file like a reload would;
-//! `status` prints a running daemon's `/status`; `config_push` and `config_get` write and
-//! read the shared document in etcd.
+//! `status` prints a running daemon's `/status`; `doctor` checks the host against a config;
+//! `config_push` and `config_get` write and read the shared document in etcd.
 
+mod capabilities;
 mod check;
 mod components;
 mod daemon;
+mod doctor;
 mod etcd;
 mod fleet;
 mod logging;
@@ -15,12 +17,14 @@ mod memory;
 mod reload;
 mod status;
 mod supervisor;
+mod systemd;
 mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub use check::check;
+pub use doctor::doctor;
 pub use fleet::{config_get, config_push};
 pub use logging::LogFormat;
 pub use status::status;
@@ -39,6 +43,7 @@ pub struct RunOptions {
 /// runtime failure (printed with its cause).
 pub fn run(options: RunOptions) -> ExitCode {
     logging::init(options.log_format, options.log_level.as_deref());
+    capabilities::raise_permitted();
     match daemon::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

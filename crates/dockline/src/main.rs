@@ -34,14 +34,25 @@ enum Command {
     },
     /// Validate a configuration file and print every problem (exit 1 if any).
     Check { file: PathBuf },
+    /// Check the host against a config: capabilities, ports, sysctls, interfaces, peers
+    /// (exit 1 if a check fails).
+    Doctor {
+        /// The TOML configuration (the embedded default without one).
+        #[arg(short, long, env = "DOCKLINE_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Show a running daemon's status as tables.
     Status {
         /// The admin API address.
-        #[arg(long, default_value = "127.0.0.1:9470")]
+        #[arg(long, default_value = "127.0.0.1:9470", env = "DOCKLINE_ADMIN")]
         admin: SocketAddr,
         /// Print the raw JSON document instead of tables.
         #[arg(long)]
         json: bool,
+        /// Exit 1 unless the daemon is ready (every enabled component runs), as a health
+        /// check; the output is the same.
+        #[arg(long)]
+        ready: bool,
     },
     /// Read or write the shared config document in etcd (with source.kind = "etcd").
     Config {
@@ -84,7 +95,8 @@ fn main() -> ExitCode {
             log_level,
         }),
         Command::Check { file } => dockline::check(&file),
-        Command::Status { admin, json } => dockline::status(admin, json),
+        Command::Doctor { config } => dockline::doctor(config),
+        Command::Status { admin, json, ready } => dockline::status(admin, json, ready),
         Command::Config {
             command: ConfigCommand::Push { config, shared },
         } => dockline::config_push(&config, &shared),

@@ -9,26 +9,29 @@ use anyhow::Context;
 use dockline_admin::StatusReport;
 use dockline_podnet::PodNetStatus;
 
-pub fn status(admin: SocketAddr, json: bool) -> ExitCode {
-    match fetch(admin) {
-        Ok(body) if json => {
-            println!("{body}");
-            ExitCode::SUCCESS
-        }
-        Ok(body) => match serde_json::from_str::<StatusReport>(&body) {
-            Ok(report) => {
-                print!("{}", render(&report));
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("dockline status: unexpected answer from http://{admin}/status: {error}");
-                ExitCode::FAILURE
-            }
-        },
+/// Prints the daemon's `/status` as tables (or its JSON); with `ready`, exits 1 unless the
+/// daemon reports itself ready, so a container health check can call it.
+pub fn status(admin: SocketAddr, json: bool, ready: bool) -> ExitCode {
+    let body = match fetch(admin) {
+        Ok(body) => body,
         Err(error) => {
             eprintln!("dockline status: {error:#}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    let report = serde_json::from_str::<StatusReport>(&body);
+    match &report {
+        _ if json => println!("{body}"),
+        Ok(report) => print!("{}", render(report)),
+        Err(error) => {
+            eprintln!("dockline status: unexpected answer from http://{admin}/status: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    match report {
+        Ok(report) if ready && !report.ready => ExitCode::FAILURE,
+        Err(_) if ready => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
     }
 }
 

@@ -48,6 +48,11 @@ pub fn enabled(config: &Config) -> bool {
     config.proxy.enabled
 }
 
+/// Every address the proxy listens on for `snapshot` (`dockline doctor` checks them).
+pub fn listen_addrs(snapshot: &Snapshot) -> impl Iterator<Item = ListenAddr> {
+    frontends::desired(snapshot).into_keys()
+}
+
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {

@@ -115,7 +115,7 @@ fn render(record: &[Entry]) -> String {
 }
 
 /// The entries of a record's text; lines that do not parse are skipped.
-fn parse(text: &str) -> Vec<Entry> {
+pub fn parse_record(text: &str) -> Vec<Entry> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
@@ -154,7 +154,7 @@ impl Sysctls {
     ) -> Result<Self, SysctlError> {
         let record_path = dir.join(format!("{owner}-{}.sysctl", network_namespace()));
         let left = std::fs::read_to_string(&record_path)
-            .map(|text| parse(&text))
+            .map(|text| parse_record(&text))
             .unwrap_or_default();
         let mut current = BTreeMap::new();
         for path in left
@@ -249,6 +249,26 @@ impl Drop for Sysctls {
 
 /// The inode of this process's network namespace: each namespace has its own settings, so
 /// its own record.
+/// The records of every owner in this network namespace that a run left behind (a clean
+/// stop removes its record): each file with its text.
+pub fn records_left() -> Vec<(PathBuf, String)> {
+    let suffix = format!("-{}.sysctl", network_namespace());
+    let Ok(files) = std::fs::read_dir(RECORD_DIR) else {
+        return Vec::new();
+    };
+    let mut records: Vec<(PathBuf, String)> = files
+        .filter_map(Result::ok)
+        .map(|file| file.path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().ends_with(&suffix))
+        })
+        .filter_map(|path| Some((path.clone(), std::fs::read_to_string(&path).ok()?)))
+        .collect();
+    records.sort();
+    records
+}
+
 fn network_namespace() -> String {
     std::fs::read_link("/proc/self/ns/net")
         .ok()
@@ -354,8 +374,8 @@ mod tests {
             entry("all/arp_ignore", "0", "1"),
             entry("eth0/arp_announce", "1", "2"),
         ];
-        assert_eq!(parse(&render(&record)), record);
-        assert_eq!(parse("garbage\n/a 1\n/b 1 2 3\n"), []);
+        assert_eq!(parse_record(&render(&record)), record);
+        assert_eq!(parse_record("garbage\n/a 1\n/b 1 2 3\n"), []);
     }
 
     #[test]
@@ -369,7 +389,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&setting).unwrap(), "1");
         let record = std::fs::read_to_string(&held.record_path).unwrap();
         assert_eq!(
-            parse(&record),
+            parse_record(&record),
             [Entry {
                 path: setting.clone(),
                 original: "0".into(),
