@@ -19,11 +19,12 @@ const MEMBERS: [&str; 3] = ["172.30.0.21", "172.30.0.22", "172.30.0.23"];
 const NODES: [&str; 3] = ["172.30.0.11", "172.30.0.12", "172.30.0.13"];
 
 /// A shared document with `services` ClusterIP services (they bind nothing: the proxy is
-/// off), so each push is visible in /status.
+/// off), so each push is visible in /status. Gossip is unkeyed: only the test's own
+/// namespaces are on the lab's network (the keyed path is tests/scenarios/security.rs's).
 fn shared(services: usize) -> String {
     let mut text = String::from(
         "[admin]\nlisten = \"127.0.0.1:9470\"\n[dns]\nlisten = [\"127.0.0.1:5353\"]\n\
-         [proxy]\nenabled = false\n",
+         [proxy]\nenabled = false\n[cluster.gossip]\ninsecure = true\n",
     );
     for n in 1..=services {
         text.push_str(&format!(
