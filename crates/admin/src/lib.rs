@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use report::*;
-pub use runtime::{ComponentState, ConfigHistory, MoreMetrics, ReloadFailure, Runtime};
+pub use runtime::{ComponentState, ConfigHistory, MoreMetrics, MoreStatus, ReloadFailure, Runtime};
 
 /// What the handlers read.
 #[derive(Debug, Clone)]

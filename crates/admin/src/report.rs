@@ -3,6 +3,7 @@
 //! The field names are a user contract (scripts read this JSON): extend the document, do not
 //! rename or remove a field. Times are RFC 3339 in UTC with milliseconds.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
@@ -90,6 +91,9 @@ pub struct ComponentReport {
     /// Why it failed; present only when `state` is "failed".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Figures of its own, by name (dns: `cache_entries`, `cache_bytes`); absent when none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub figures: BTreeMap<String, u64>,
 }
 
 /// The config in force and how reloads went.
@@ -247,6 +251,11 @@ impl StatusReport {
                 .components()
                 .into_iter()
                 .map(|(name, state)| ComponentReport {
+                    figures: runtime
+                        .component_figures(name)
+                        .into_iter()
+                        .map(|(figure, value)| (figure.to_owned(), value))
+                        .collect(),
                     name: name.to_owned(),
                     state: state.name().to_owned(),
                     error: match state {

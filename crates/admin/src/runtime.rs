@@ -71,12 +71,24 @@ impl std::fmt::Debug for MoreMetrics {
     }
 }
 
+/// Figures a component reports about itself in `/status` (the DNS cache's entries and
+/// bytes, say): name and value pairs, read each time `/status` is asked for.
+#[derive(Clone)]
+pub struct MoreStatus(pub Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>);
+
+impl std::fmt::Debug for MoreStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MoreStatus")
+    }
+}
+
 /// One enabled component as the daemon, `/readyz`, `/status` and `/metrics` see it.
 #[derive(Debug, Clone)]
 struct ComponentRecord {
     name: &'static str,
     state: ComponentState,
     metrics: Option<MoreMetrics>,
+    status: Option<MoreStatus>,
 }
 
 /// The daemon's record of itself, shared by the daemon (which writes it) and the admin
@@ -125,6 +137,7 @@ impl Runtime {
                 name,
                 state,
                 metrics: None,
+                status: None,
             }),
         }
     }
@@ -134,6 +147,24 @@ impl Runtime {
         if let Some(record) = self.records().iter_mut().find(|c| c.name == name) {
             record.metrics = metrics;
         }
+    }
+
+    /// Sets the figures a registered component shows in `/status` (None: none).
+    pub fn set_component_status(&self, name: &'static str, status: Option<MoreStatus>) {
+        if let Some(record) = self.records().iter_mut().find(|c| c.name == name) {
+            record.status = status;
+        }
+    }
+
+    /// The figures a registered component shows in `/status`, read now.
+    pub fn component_figures(&self, name: &str) -> Vec<(&'static str, u64)> {
+        let status = self
+            .records()
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.status.clone());
+        // Read outside the lock: the component takes locks of its own.
+        status.map_or_else(Vec::new, |MoreStatus(figures)| figures())
     }
 
     /// Forgets a component that a reload turned off, and its metrics.

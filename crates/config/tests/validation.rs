@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use dockline_config::{Config, Problem, Problems, Source, load_with_env, parse, validate};
+use dockline_config::{
+    Config, DnsCache, Problem, Problems, Source, load_with_env, parse, validate,
+};
 
 const NO_ENV: [(String, String); 0] = [];
 
@@ -658,6 +660,58 @@ fn dns_rules() {
         "[dns]\nttl = 2147483648\n",
         "dns.ttl",
         "2147483648 is above the maximum 2147483647",
+    );
+}
+
+#[test]
+fn dns_cache_rules() {
+    let defaults = valid("");
+    assert_eq!(
+        defaults.dns.cache,
+        DnsCache {
+            enabled: true,
+            max_entries: 100_000,
+            min_ttl_s: 0,
+            max_ttl_s: 3600,
+            negative_ttl_s: 300,
+            serve_stale_s: 0,
+        }
+    );
+    let set = valid(
+        "[dns.cache]\nmax_entries = 10\nmin_ttl_s = 5\nmax_ttl_s = 60\nnegative_ttl_s = 30\nserve_stale_s = 86400\n",
+    );
+    assert_eq!(
+        (set.dns.cache.max_entries, set.dns.cache.serve_stale_s),
+        (10, 86400)
+    );
+    assert_only(
+        "[dns.cache]\nmax_entries = 0\n",
+        "dns.cache.max_entries",
+        "needs at least 1 while dns.cache.enabled = true",
+    );
+    valid("[dns.cache]\nenabled = false\nmax_entries = 0\n");
+    assert_only(
+        "[dns.cache]\nmin_ttl_s = 61\nmax_ttl_s = 60\n",
+        "dns.cache.min_ttl_s",
+        "61 is above dns.cache.max_ttl_s (60)",
+    );
+    assert_exactly(
+        &problems("[dns.cache]\nnegative_ttl_s = 2147483648\nserve_stale_s = 4294967295\n"),
+        &[
+            (
+                "dns.cache.negative_ttl_s",
+                "2147483648 is above the maximum 2147483647",
+            ),
+            (
+                "dns.cache.serve_stale_s",
+                "4294967295 is above the maximum 2147483647",
+            ),
+        ],
+    );
+    assert_only(
+        "[dns.cache]\nmax_ttls = 60\n",
+        "dns.cache.max_ttls",
+        "unknown field",
     );
 }
 

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use dockline_admin::{AdminState, MoreMetrics, Runtime};
+use dockline_admin::{AdminState, MoreMetrics, MoreStatus, Runtime};
 use dockline_config::Config;
 use dockline_model::{LiveHealth, LiveMembers, LiveOwners, Published, Snapshot};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -55,12 +55,15 @@ pub struct Bound {
     pub run: Box<dyn FnOnce(CancellationToken) -> BoxFuture<anyhow::Result<()>> + Send>,
     /// Series it keeps itself, appended to `/metrics` while it is enabled.
     pub metrics: Option<MoreMetrics>,
+    /// Figures of its own shown in `/status` while it is enabled.
+    pub status: Option<MoreStatus>,
 }
 
 impl std::fmt::Debug for Bound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bound")
             .field("metrics", &self.metrics)
+            .field("status", &self.status)
             .finish_non_exhaustive()
     }
 }
@@ -77,11 +80,20 @@ impl Bound {
                 Box::pin(async move { running.await.map_err(Into::into) })
             }),
             metrics: None,
+            status: None,
         }
     }
 
     fn with_metrics(mut self, render: impl Fn(&mut String) + Send + Sync + 'static) -> Bound {
         self.metrics = Some(MoreMetrics(Arc::new(render)));
+        self
+    }
+
+    fn with_status(
+        mut self,
+        figures: impl Fn() -> Vec<(&'static str, u64)> + Send + Sync + 'static,
+    ) -> Bound {
+        self.status = Some(MoreStatus(Arc::new(figures)));
         self
     }
 }
@@ -155,8 +167,16 @@ pub static COMPONENTS: &[Component] = &[
                     crate::memory::release_free_heap,
                 )
                 .await?;
+                let cache_size = dns.cache_size();
                 Ok(Bound::new(|shutdown| dns.run(shutdown))
-                    .with_metrics(dockline_dns::render_latency))
+                    .with_metrics(dockline_dns::render_latency)
+                    .with_status(move || {
+                        let size = cache_size();
+                        vec![
+                            ("cache_entries", size.entries as u64),
+                            ("cache_bytes", size.bytes as u64),
+                        ]
+                    }))
             })
         },
     },

@@ -107,9 +107,26 @@ pub fn render(r: &StatusReport) -> String {
     let rows: Vec<Vec<String>> = r
         .components
         .iter()
-        .map(|c| vec![c.name.clone(), c.state.clone(), or_dash(c.error.clone())])
+        .map(|c| {
+            let figures: Vec<String> = c.figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            vec![
+                c.name.clone(),
+                c.state.clone(),
+                or_dash(c.error.clone()),
+                if figures.is_empty() {
+                    "-".into()
+                } else {
+                    figures.join(" ")
+                },
+            ]
+        })
         .collect();
-    table(&mut out, "COMPONENTS", &["NAME", "STATE", "ERROR"], &rows);
+    table(
+        &mut out,
+        "COMPONENTS",
+        &["NAME", "STATE", "ERROR", "FIGURES"],
+        &rows,
+    );
     let rows: Vec<Vec<String>> = r
         .services
         .iter()

@@ -215,6 +215,7 @@ impl Supervisor {
         let runtime = self.live.runtime.clone();
         runtime.set_component(name, ComponentState::Running);
         runtime.set_component_metrics(name, bound.metrics);
+        runtime.set_component_status(name, bound.status);
         metrics::gauge!(telemetry::COMPONENT_UP, "component" => name).set(1.0);
         let stop = self.shutdown.child_token();
         let ended = self.ended.clone();
