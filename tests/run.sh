@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # The one test command of dockline: prepares a fresh machine (Debian packages the tests
 # drive), then checks formatting and lints and runs every test, the network-namespace
-# scenarios included. Run it as root: scenarios build namespaces, veth links and bridges.
+# scenarios included. It needs root (scenarios build namespaces, veth links and bridges):
+# as root it runs as is (a root shell in a container has no sudo); otherwise it runs itself
+# again through sudo.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" != 0 ]; then
-    echo "tests/run.sh: run as root (sudo bash tests/run.sh): the scenario tests create network namespaces" >&2
+    if command -v sudo >/dev/null 2>&1; then
+        # Before the `cd` below, so "$0" still names this script. sudo resets PATH to its
+        # secure_path, where the user's cargo is not: pass it on.
+        exec sudo -E env "PATH=$PATH" bash "$0" "$@"
+    fi
+    echo "tests/run.sh: needs root (the scenario tests create network namespaces), and there is no sudo here: run it from a root shell" >&2
     exit 1
 fi
+cd "$(dirname "$0")/.."
 
 # command -> Debian package, for every program a test runs.
 declare -A needs=(

@@ -10,13 +10,9 @@
 // Test helpers fail the test by panicking, as the tests themselves do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use dockline_lab::{Lab, Netns, Process, http_get, wait_until};
-
-const DOCKLINE: &str = env!("CARGO_BIN_EXE_dockline");
-const ADMIN: &str = "http://127.0.0.1:9470";
+use dockline_lab::{Daemon, Lab, Netns, Process, wait_until};
 
 const BASE: &str = r#"
 [node]
@@ -64,25 +60,16 @@ external_name = "www.example.org"
 struct Dns {
     lab: Lab,
     ns: Netns,
-    file: PathBuf,
-    daemon: Process,
+    daemon: Daemon,
 }
 
 fn start(test: &str, config: &str) -> Dns {
     let mut lab = Lab::new(test);
     let ns = lab.netns("node");
-    let file = lab.dir().join("dockline.toml");
-    std::fs::write(&file, config).unwrap();
-    let daemon = lab.spawn(&ns, DOCKLINE, &["run", "--config", file.to_str().unwrap()]);
-    wait_until(Duration::from_secs(10), "dockline answers /readyz", || {
-        http_get(&ns, &format!("{ADMIN}/readyz")).is_some_and(|(code, _)| code == 200)
-    });
-    Dns {
-        lab,
-        ns,
-        file,
-        daemon,
-    }
+    let daemon = Daemon::builder(env!("CARGO_BIN_EXE_dockline"), &ns)
+        .config(config)
+        .start(&mut lab);
+    Dns { lab, ns, daemon }
 }
 
 impl Dns {
@@ -108,23 +95,10 @@ impl Dns {
             .collect()
     }
 
-    fn metric(&self, line_start: &str) -> f64 {
-        let (_, body) = http_get(&self.ns, &format!("{ADMIN}/metrics")).expect("metrics");
-        body.lines()
-            .filter(|l| l.starts_with(line_start))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-
     /// Runs a bash script in the namespace (for /dev/udp and /dev/tcp).
     fn bash(&self, script: &str) -> String {
         let out = self.ns.exec("bash", &["-c", script]);
         String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn reload(&self, config: &str) {
-        std::fs::write(&self.file, config).unwrap();
-        self.daemon.signal("HUP");
     }
 }
 
@@ -359,9 +333,11 @@ fn edns_and_header_rules() {
     }
     let chaos = dns.dig("version.bind CH TXT");
     assert_eq!(status(&chaos), "REFUSED", "{chaos}");
+    let badvers = [("qtype", "A"), ("rcode", "BADVERS"), ("transport", "udp")];
     assert!(
-        dns.metric("dockline_dns_queries_total{qtype=\"A\",rcode=\"BADVERS\",transport=\"udp\"}")
-            >= 1.0
+        dns.daemon
+            .metric("dockline_dns_queries_total", &badvers)
+            .is_some_and(|n| n >= 1.0)
     );
 }
 
@@ -379,9 +355,11 @@ fn outside_names_are_refused_without_forwarders() {
     }
     // Reverse names outside service_cidr and pod_cidr are not ours either.
     assert_eq!(status(&dns.dig("-x 192.0.2.1")), "REFUSED");
+    let refused = [("qtype", "A"), ("rcode", "REFUSED"), ("transport", "tcp")];
     assert!(
-        dns.metric("dockline_dns_queries_total{qtype=\"A\",rcode=\"REFUSED\",transport=\"tcp\"}")
-            >= 1.0
+        dns.daemon
+            .metric("dockline_dns_queries_total", &refused)
+            .is_some_and(|n| n >= 1.0)
     );
 }
 
@@ -497,13 +475,21 @@ fn forwarding_fails_over_to_the_next_upstream_and_follows_reloads() {
         );
     }
     // Every upstream down: SERVFAIL, counted.
-    dns.reload(&with_forward("\"127.0.0.1:5301\""));
+    dns.daemon
+        .reload(&with_forward("\"127.0.0.1:5301\""))
+        .expect("accepted");
     wait_until(Duration::from_secs(10), "the dead upstream alone", || {
         status(&dns.dig_port(5353, "+time=4 www.example.test A")) == "SERVFAIL"
     });
-    assert!(dns.metric("dockline_dns_forward_errors_total") >= 1.0);
+    assert!(
+        dns.daemon
+            .metric("dockline_dns_forward_errors_total", &[])
+            .is_some_and(|n| n >= 1.0)
+    );
     // No forwarders left: REFUSED again, never an open resolver.
-    dns.reload(&format!("{BASE}{SERVICES}"));
+    dns.daemon
+        .reload(&format!("{BASE}{SERVICES}"))
+        .expect("accepted");
     wait_until(Duration::from_secs(10), "forwarding stops", || {
         status(&dns.dig("www.example.test A")) == "REFUSED"
     });
@@ -531,7 +517,7 @@ fn answers_follow_reloads_and_listeners_move_without_restart() {
             "[proxy]",
             "[dns]\nttl = 30\nlisten = [\"127.0.0.1:5353\", \"127.0.0.1:5354\"]\n[proxy]",
         );
-    dns.reload(&next);
+    dns.daemon.reload(&next).expect("accepted");
     wait_until(Duration::from_secs(5), "the reload reaches DNS", || {
         dns.short("db.prod.svc.cluster.local A").len() == 2
     });
@@ -551,7 +537,9 @@ fn answers_follow_reloads_and_listeners_move_without_restart() {
     );
 
     // The first address goes away; the second stays.
-    dns.reload(&next.replace("\"127.0.0.1:5353\", ", ""));
+    dns.daemon
+        .reload(&next.replace("\"127.0.0.1:5353\", ", ""))
+        .expect("accepted");
     wait_until(Duration::from_secs(5), "5353 closes", || {
         !dns.dig("web.default.svc.cluster.local").contains("status:")
     });
@@ -562,7 +550,10 @@ fn answers_follow_reloads_and_listeners_move_without_restart() {
     assert_eq!(dns.daemon.pid(), pid, "no restart");
 
     // A listen address that cannot be bound keeps the old ones serving.
-    dns.reload(&next.replace("\"127.0.0.1:5353\", ", "\"192.0.2.99:53\", "));
+    // Whether the reload itself counts as accepted is not what this checks.
+    let _ = dns
+        .daemon
+        .reload(&next.replace("\"127.0.0.1:5353\", ", "\"192.0.2.99:53\", "));
     wait_until(Duration::from_secs(5), "the failed bind is logged", || {
         dns.daemon
             .log()
@@ -677,11 +668,18 @@ fn bad_input_is_counted_and_never_stalls_others() {
         "FORMERR, RD copied: {formerr}"
     );
     wait_until(Duration::from_secs(5), "bad queries counted", || {
-        dns.metric("dockline_dns_bad_queries_total{reason=\"malformed\"}") >= 2.0
-            && dns.metric("dockline_dns_bad_queries_total{reason=\"response\"}") >= 1.0
-            && dns.metric("dockline_dns_bad_queries_total{reason=\"tcp_frame\"}") >= 1.0
+        let bad = dns.daemon.metrics();
+        let counted =
+            |reason: &str| bad.value("dockline_dns_bad_queries_total", &[("reason", reason)]);
+        counted("malformed").is_some_and(|n| n >= 2.0)
+            && counted("response").is_some_and(|n| n >= 1.0)
+            && counted("tcp_frame").is_some_and(|n| n >= 1.0)
     });
-    assert!(dns.metric("dockline_dns_query_duration_seconds_count") >= 2.0);
+    assert!(
+        dns.daemon
+            .metric("dockline_dns_query_duration_seconds_count", &[])
+            .is_some_and(|n| n >= 2.0)
+    );
     assert!(dns.daemon.is_running(), "{}", dns.daemon.log());
     drop(slow);
 }
@@ -690,23 +688,12 @@ fn bad_input_is_counted_and_never_stalls_others() {
 fn a_dns_port_in_use_stops_the_start_naming_the_address() {
     let mut dns = start("dns-inuse", &format!("{BASE}{SERVICES}"));
     let second_config = format!("{BASE}{SERVICES}").replace("127.0.0.1:9470", "127.0.0.1:9471");
-    let file = dns.lab.dir().join("second.toml");
-    std::fs::write(&file, second_config).unwrap();
-    let mut second = dns.lab.spawn(
-        &dns.ns,
-        DOCKLINE,
-        &["run", "--config", file.to_str().unwrap()],
-    );
-    let status = second
-        .wait_timeout(Duration::from_secs(5))
-        .expect("the second daemon gives up");
-    assert_eq!(status.code(), Some(1));
+    let log = Daemon::builder(env!("CARGO_BIN_EXE_dockline"), &dns.ns)
+        .config(&second_config)
+        .start_expecting_failure(&mut dns.lab);
     assert!(
-        second
-            .log()
-            .contains("dns: cannot listen on 127.0.0.1:5353: Address already in use"),
-        "{}",
-        second.log()
+        log.contains("dns: cannot listen on 127.0.0.1:5353: Address already in use"),
+        "{log}"
     );
     assert_eq!(dns.short("web.default.svc.cluster.local"), ["10.222.0.10"]);
 }
@@ -747,7 +734,9 @@ fn pod_names_answer_for_endpoints_of_their_namespace() {
     assert_eq!(status(&nodata), "NOERROR", "{nodata}");
     assert!(nodata.contains("ANSWER: 0,"), "{nodata}");
     // The endpoint goes away with a reload: so does its pod name.
-    dns.reload(&config.replace("[[services.endpoints]]\nip = \"10.111.1.5\"\n", ""));
+    dns.daemon
+        .reload(&config.replace("[[services.endpoints]]\nip = \"10.111.1.5\"\n", ""))
+        .expect("accepted");
     wait_until(Duration::from_secs(5), "the pod name goes", || {
         status(&dns.dig("10-111-1-5.default.pod.cluster.local A")) == "NXDOMAIN"
     });

@@ -10,9 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dockline_lab::{Lab, Netns, Process, http_get, wait_until};
+use dockline_lab::{Daemon, Lab, Netns, http_get, wait_until};
 
-const DOCKLINE: &str = env!("CARGO_BIN_EXE_dockline");
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
 const VIP4: &str = "192.0.2.10";
 const VIP6: &str = "2001:db8:1::a";
@@ -74,8 +73,7 @@ struct Cluster {
     lab: Lab,
     client: Netns,
     nodes: Vec<Netns>,
-    daemons: Vec<Process>,
-    files: Vec<PathBuf>,
+    daemons: Vec<Daemon>,
     macs: BTreeMap<String, String>,
 }
 
@@ -85,22 +83,15 @@ impl Cluster {
     fn start(test: &str, services: &str) -> Cluster {
         let mut lab = Lab::new(test);
         let sw = lab.switch("sw");
-        let client = lab.netns("client");
-        lab.attach(
-            &sw,
-            &client,
-            "eth0",
-            &["172.30.0.100/24", "fd00:30::100/64"],
-        );
+        let client = lab.host(&sw, "client", &["172.30.0.100/24", "fd00:30::100/64"]);
         client.sh_ok(
             "ip route add 192.0.2.0/24 dev eth0 && ip -6 route add 2001:db8:1::/64 dev eth0",
         );
         let mut nodes = Vec::new();
         let mut macs = BTreeMap::new();
         for (i, name) in NODES.iter().enumerate() {
-            let ns = lab.netns(name);
             let v6 = format!("fd00:30::{}/64", 11 + i);
-            lab.attach(&sw, &ns, "eth0", &[&format!("{}/24", node_ip(i)), &v6]);
+            let ns = lab.host(&sw, name, &[&format!("{}/24", node_ip(i)), &v6]);
             let mac = ns
                 .sh_ok("cat /sys/class/net/eth0/address")
                 .trim()
@@ -113,7 +104,6 @@ impl Cluster {
             client,
             nodes,
             daemons: Vec::new(),
-            files: Vec::new(),
             macs,
         };
         let client = cluster.client.clone();
@@ -130,26 +120,22 @@ impl Cluster {
             ],
         );
         std::fs::write(cluster.secret(), "s3cret\n").unwrap();
-        for (i, name) in NODES.iter().enumerate() {
-            let file = cluster.lab.dir().join(format!("{name}.toml"));
-            std::fs::write(&file, config(i, services, &cluster.secret())).unwrap();
-            let ns = cluster.nodes[i].clone();
-            let daemon = cluster.lab.spawn_with_env(
-                &ns,
-                DOCKLINE,
-                &["run", "--config", file.to_str().unwrap()],
-                &[("DOCKLINE_LOG", "info")],
-            );
-            cluster.daemons.push(daemon);
-            cluster.files.push(file);
-        }
+        // All three start at once, as they would in a cluster, then each must be ready.
         for i in 0..3 {
+            let daemon = Daemon::builder(env!("CARGO_BIN_EXE_dockline"), &cluster.nodes[i])
+                .config(&config(i, services, &cluster.secret()))
+                .env("DOCKLINE_LOG", "info")
+                .spawn(&mut cluster.lab);
+            cluster.daemons.push(daemon);
+        }
+        for daemon in &mut cluster.daemons {
+            daemon.wait_ready();
+        }
+        for daemon in &cluster.daemons {
             wait_until(Duration::from_secs(10), "three alive members", || {
-                cluster.status(i).is_some_and(|s| {
-                    s["members"]
-                        .as_array()
-                        .is_some_and(|m| m.len() == 3 && m.iter().all(|m| m["state"] == "alive"))
-                })
+                daemon.status()["members"]
+                    .as_array()
+                    .is_some_and(|m| m.len() == 3 && m.iter().all(|m| m["state"] == "alive"))
             });
         }
         cluster
@@ -159,15 +145,9 @@ impl Cluster {
         self.lab.dir().join("gossip.key")
     }
 
-    fn status(&self, i: usize) -> Option<serde_json::Value> {
-        let (code, body) = http_get(&self.nodes[i], "http://127.0.0.1:9470/status")?;
-        (code == 200).then(|| serde_json::from_str(&body).unwrap())
-    }
-
     /// The owner of `vip` as node `i` computes it.
     fn owner(&self, i: usize, vip: &str) -> Option<String> {
-        let s = self.status(i)?;
-        s["vip_owners"]
+        self.daemons[i].status()["vip_owners"]
             .as_array()?
             .iter()
             .find(|v| v["ip"] == vip)?["owner"]
@@ -224,14 +204,6 @@ impl Cluster {
                 Some((ip.split(',').next()?.to_owned(), src))
             })
             .collect()
-    }
-
-    fn metric(&self, i: usize, line_prefix: &str) -> f64 {
-        let (_, body) = http_get(&self.nodes[i], "http://127.0.0.1:9470/metrics").unwrap();
-        body.lines()
-            .filter(|l| l.starts_with(line_prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
     }
 }
 
@@ -353,7 +325,8 @@ fn one_owner_answers_and_a_killed_owner_is_replaced_fast() {
         vec![c.macs[&owner6].clone(), c.macs[&owner6_now].clone()]
     };
     assert_eq!(runs[VIP6], expected6, "{runs:?}");
-    let sent = c.metric(survivor, "dockline_l2_gratuitous_sent_total");
+    // Summed over the VIPs: a series per VIP.
+    let sent = c.daemons[survivor].metric_sum("dockline_l2_gratuitous_sent_total", &[]);
     assert!(sent >= 1.0);
 
     // Gossip without the shared secret is dropped and counted.
@@ -362,11 +335,19 @@ fn one_owner_answers_and_a_killed_owner_is_replaced_fast() {
         "python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\
          .sendto(b\"x\" * 64, (\"{target}\", 7946))'"
     ));
-    let rejected = "dockline_gossip_packets_rejected_total{reason=\"auth\"}";
+    let survivor_daemon = &c.daemons[survivor];
     wait_until(Duration::from_secs(3), "forged gossip counted", || {
-        c.metric(survivor, rejected) >= 1.0
+        survivor_daemon
+            .metric(
+                "dockline_gossip_packets_rejected_total",
+                &[("reason", "auth")],
+            )
+            .is_some_and(|n| n >= 1.0)
     });
-    assert_eq!(c.metric(survivor, "dockline_members{state=\"alive\"}"), 2.0);
+    assert_eq!(
+        survivor_daemon.metric("dockline_members", &[("state", "alive")]),
+        Some(2.0)
+    );
 }
 
 fn local_service(not_ready_on: Option<&str>) -> String {
@@ -426,8 +407,7 @@ fn vips_spread_follow_local_readiness_and_broken_frames_are_counted() {
             &(services.clone() + &local_service(Some(&first))),
             &c.secret(),
         );
-        std::fs::write(&c.files[i], text).unwrap();
-        c.daemons[i].signal("HUP");
+        c.daemons[i].reload(&text).expect("accepted");
     }
     wait_until(Duration::from_secs(5), "the Local VIP moved", || {
         (0..3).all(|i| c.owner(i, "192.0.2.30").as_deref() == Some(other))
@@ -444,9 +424,11 @@ fn vips_spread_follow_local_readiness_and_broken_frames_are_counted() {
     std::fs::write(&script, BAD_FRAMES).unwrap();
     client.sh_ok(&format!("python3 {}", script.display()));
     for reason in ["truncated", "foreign", "malformed"] {
-        let prefix = format!("dockline_l2_frames_ignored_total{{reason=\"{reason}\"}}");
         wait_until(Duration::from_secs(3), &format!("{reason} counted"), || {
-            (0..3).all(|i| c.metric(i, &prefix) >= 1.0)
+            c.daemons.iter().all(|d| {
+                d.metric("dockline_l2_frames_ignored_total", &[("reason", reason)])
+                    .is_some_and(|n| n >= 1.0)
+            })
         });
     }
     let owner = c.owner(0, VIP4).unwrap();
@@ -465,22 +447,20 @@ fn vips_spread_follow_local_readiness_and_broken_frames_are_counted() {
 
     // Split config: n1 alone gets another service; n2 flags it.
     // The readiness reloads above changed every node's file; their digests converge by gossip.
+    let mismatch = |i: usize| c.daemons[i].metric("dockline_config_digest_mismatch", &[]);
     wait_until(Duration::from_secs(5), "digests agree again", || {
-        c.metric(1, "dockline_config_digest_mismatch") == 0.0
+        mismatch(1) == Some(0.0)
     });
     let extra = services + &local_service(Some(&first)) + &lb("extra", "192.0.2.40");
     let text = config(0, &extra, &c.secret());
-    std::fs::write(&c.files[0], text).unwrap();
-    c.daemons[0].signal("HUP");
+    c.daemons[0].reload(&text).expect("accepted");
     wait_until(Duration::from_secs(5), "split config flagged", || {
-        c.metric(1, "dockline_config_digest_mismatch") == 1.0
-            && c.status(1).is_some_and(|s| {
-                s["members"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|m| m["name"] == "n1" && m["digest_match"] == false)
-            })
+        mismatch(1) == Some(1.0)
+            && c.daemons[1].status()["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["name"] == "n1" && m["digest_match"] == false)
     });
 }
 
@@ -493,28 +473,27 @@ fn configs_changed_on_every_node_at_once_converge_each_time() {
         let services =
             lb("web", VIP4) + &lb(&format!("r{round}"), &format!("192.0.2.{}", 30 + round));
         let texts: Vec<String> = (0..3).map(|i| config(i, &services, &c.secret())).collect();
-        for (file, text) in c.files.iter().zip(&texts) {
-            std::fs::write(file, text).unwrap();
+        for (daemon, text) in c.daemons.iter().zip(&texts) {
+            daemon.write_config(text);
         }
         wait_until(
             Duration::from_secs(3),
             &format!("round {round}: every node sees every other's new digest"),
             || {
-                (0..3).all(|i| {
-                    c.metric(i, "dockline_config_digest_mismatch") == 0.0
-                        && c.status(i).is_some_and(|s| {
-                            let loaded = s["services"]
-                                .as_array()
-                                .unwrap()
-                                .iter()
-                                .any(|s| s["name"] == format!("r{round}"));
-                            let members = s["members"].as_array().unwrap();
-                            loaded
-                                && members.len() == 3
-                                && members
-                                    .iter()
-                                    .all(|m| m["state"] == "alive" && m["digest_match"] == true)
-                        })
+                c.daemons.iter().all(|d| {
+                    let s = d.status();
+                    let loaded = s["services"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|s| s["name"] == format!("r{round}"));
+                    let members = s["members"].as_array().unwrap();
+                    d.metric("dockline_config_digest_mismatch", &[]) == Some(0.0)
+                        && loaded
+                        && members.len() == 3
+                        && members
+                            .iter()
+                            .all(|m| m["state"] == "alive" && m["digest_match"] == true)
                 })
             },
         );

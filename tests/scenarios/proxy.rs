@@ -16,19 +16,31 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use dockline_lab::{Lab, Netns, Process, http_get, wait_until};
+use dockline_lab::{Daemon, DaemonBuilder, Lab, Netns, Process, http_get, wait_until};
 
-const DOCKLINE: &str = env!("CARGO_BIN_EXE_dockline");
 const NODE_IP: &str = "172.30.0.11";
 /// A second address of the node, where NodePorts answer only with the annotation "false".
 const NODE_IP2: &str = "172.30.0.12";
 const BACKENDS: [(&str, &str); 2] = [("b1", "172.30.0.21"), ("b2", "172.30.0.22")];
+
+const CONNECTIONS: &str = "dockline_proxy_connections_total";
+const ACTIVE: &str = "dockline_proxy_active_connections";
+const BACKEND_UP: &str = "dockline_proxy_backend_up";
+/// The labels of the `web` service's port 80, for [`CONNECTIONS`] and [`ACTIVE`].
+const WEB_80: [(&str, &str); 2] = [("service", "default/web"), ("port", "80")];
+
+/// The labels of the `web` service's endpoint `ip`, for [`BACKEND_UP`].
+fn web_endpoint(ip: &str) -> [(&str, &str); 2] {
+    [("service", "default/web"), ("endpoint", ip)]
+}
 
 struct Setup {
     lab: Lab,
     node: Netns,
     client: Netns,
     backends: Vec<Netns>,
+    /// Name and address of each backend.
+    addresses: Vec<(&'static str, &'static str)>,
 }
 
 /// Node, client and two backend namespaces on one switch; the client routes service
@@ -38,82 +50,92 @@ fn setup(test: &str) -> Setup {
 }
 
 /// [`setup`] with the given backends (name, address).
-fn setup_with(test: &str, backends: &[(&str, &str)]) -> Setup {
+fn setup_with(test: &str, addresses: &[(&'static str, &'static str)]) -> Setup {
     let mut lab = Lab::new(test);
     let lan = lab.switch("lan");
-    let node = lab.netns("node");
-    let client = lab.netns("client");
-    lab.attach(
+    let node = lab.host(
         &lan,
-        &node,
-        "eth0",
+        "node",
         &[&format!("{NODE_IP}/24"), &format!("{NODE_IP2}/24")],
     );
-    lab.attach(&lan, &client, "eth0", &["172.30.0.100/24"]);
+    let client = lab.host(&lan, "client", &["172.30.0.100/24"]);
     client.sh_ok(&format!(
         "ip route add 10.222.0.0/16 via {NODE_IP} && ip route add 192.0.2.0/24 via {NODE_IP}"
     ));
-    let backends = backends
+    let backends = addresses
         .iter()
-        .map(|(name, ip)| {
-            let ns = lab.netns(name);
-            lab.attach(&lan, &ns, "eth0", &[&format!("{ip}/24")]);
-            ns
-        })
+        .map(|(name, ip)| lab.host(&lan, name, &[&format!("{ip}/24")]))
         .collect();
     Setup {
         lab,
         node,
         client,
         backends,
+        addresses: addresses.to_vec(),
     }
 }
 
-/// nginx on `ip:8080` in `ns`, serving its name at / and `big_mib` MiB (if any) at /big
-/// at 2 MiB/s.
-fn nginx(lab: &mut Lab, ns: &Netns, name: &str, ip: &str, big_mib: usize) -> Process {
-    let dir = lab.dir().join(name);
-    let www = dir.join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("index.html"), name).unwrap();
-    if big_mib > 0 {
-        std::fs::write(www.join("big"), vec![b'x'; big_mib << 20]).unwrap();
+impl Setup {
+    /// dockline on the node with `config`, ready.
+    fn start(&mut self, config: &str) -> Daemon {
+        self.dockline().config(config).start(&mut self.lab)
     }
-    let d = dir.to_str().unwrap();
-    let server = format!("listen {ip}:8080; root {d}/www; location /big {{ limit_rate 2m; }}");
-    nginx_serving(lab, ns, name, ip, &server)
-}
 
-/// nginx in `ns` with one `server { ... }` block that listens on `ip:8080`.
-fn nginx_serving(lab: &mut Lab, ns: &Netns, name: &str, ip: &str, server: &str) -> Process {
-    let dir = lab.dir().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let d = dir.to_str().unwrap();
-    let conf = format!(
-        "user root;\nmaster_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-         events {{ worker_connections 512; }}\n\
-         http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
-          fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-          server {{ {server} }}\n}}\n"
-    );
-    let file = dir.join("nginx.conf");
-    std::fs::write(&file, conf).unwrap();
-    let process = lab.spawn(
-        ns,
-        "nginx",
-        &[
-            "-e",
-            &format!("{d}/error.log"),
-            "-c",
-            file.to_str().unwrap(),
-        ],
-    );
-    wait_until(Duration::from_secs(5), "nginx listens", || {
-        ns.sh(&format!("ss -Hltn 'sport = :8080' | grep -q {ip}"))
-            .status
-            .success()
-    });
-    process
+    /// dockline on the node.
+    fn dockline(&self) -> DaemonBuilder {
+        Daemon::builder(env!("CARGO_BIN_EXE_dockline"), &self.node)
+    }
+
+    /// nginx on backend `i`, port 8080, serving its name at / and `big_mib` MiB (if any)
+    /// at /big at 2 MiB/s.
+    fn nginx(&mut self, i: usize, big_mib: usize) -> Process {
+        let (name, ip) = self.addresses[i];
+        let dir = self.lab.dir().join(name);
+        let www = dir.join("www");
+        std::fs::create_dir_all(&www).unwrap();
+        std::fs::write(www.join("index.html"), name).unwrap();
+        if big_mib > 0 {
+            std::fs::write(www.join("big"), vec![b'x'; big_mib << 20]).unwrap();
+        }
+        let d = dir.to_str().unwrap();
+        let server = format!("listen {ip}:8080; root {d}/www; location /big {{ limit_rate 2m; }}");
+        self.nginx_serving(i, &server)
+    }
+
+    /// nginx on backend `i` with one `server { ... }` block that listens on its address,
+    /// port 8080.
+    fn nginx_serving(&mut self, i: usize, server: &str) -> Process {
+        let (name, ip) = self.addresses[i];
+        let ns = &self.backends[i];
+        let dir = self.lab.dir().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.to_str().unwrap();
+        let conf = format!(
+            "user root;\nmaster_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 512; }}\n\
+             http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
+              fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
+              server {{ {server} }}\n}}\n"
+        );
+        let file = dir.join("nginx.conf");
+        std::fs::write(&file, conf).unwrap();
+        let process = self.lab.spawn(
+            ns,
+            "nginx",
+            &[
+                "-e",
+                &format!("{d}/error.log"),
+                "-c",
+                file.to_str().unwrap(),
+            ],
+        );
+        wait_until(Duration::from_secs(5), "nginx listens", || {
+            ns.sh(&format!("ss -Hltn 'sport = :8080' | grep -q {ip}"))
+                .status
+                .success()
+        });
+        process
+    }
 }
 
 fn web_service(annotation: bool, extra: &str) -> String {
@@ -145,16 +167,6 @@ endpoints = [{{ ip = "172.30.0.21" }}, {{ ip = "172.30.0.22" }}]
     )
 }
 
-fn start(lab: &mut Lab, node: &Netns, config: &str) -> (Process, std::path::PathBuf) {
-    let file = lab.dir().join("dockline.toml");
-    std::fs::write(&file, config).unwrap();
-    let daemon = lab.spawn(node, DOCKLINE, &["run", "--config", file.to_str().unwrap()]);
-    wait_until(Duration::from_secs(10), "dockline ready", || {
-        http_get(node, "http://127.0.0.1:9470/readyz").is_some_and(|(c, _)| c == 200)
-    });
-    (daemon, file)
-}
-
 fn body(client: &Netns, url: &str) -> Option<String> {
     http_get(client, url).and_then(|(code, body)| (code == 200).then_some(body))
 }
@@ -164,21 +176,12 @@ fn served_by(client: &Netns, url: &str, n: usize) -> HashSet<String> {
     (0..n).filter_map(|_| body(client, url)).collect()
 }
 
-fn metrics(node: &Netns) -> String {
-    http_get(node, "http://127.0.0.1:9470/metrics").unwrap().1
-}
-
 #[test]
 fn service_addresses_reach_both_backends_and_a_dead_one_leaves() {
-    let Setup {
-        mut lab,
-        node,
-        client,
-        backends,
-    } = setup("proxy-web");
-    let b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 0);
-    let _b2 = nginx(&mut lab, &backends[1], "b2", BACKENDS[1].1, 0);
-    let (_daemon, file) = start(&mut lab, &node, &web_service(false, ""));
+    let mut s = setup("proxy-web");
+    let b1 = s.nginx(0, 0);
+    let _b2 = s.nginx(1, 0);
+    let daemon = s.start(&web_service(false, ""));
 
     let both: HashSet<String> = ["b1", "b2"].map(String::from).into();
     for url in [
@@ -186,58 +189,50 @@ fn service_addresses_reach_both_backends_and_a_dead_one_leaves() {
         &format!("http://{NODE_IP}:30080/"),
         "http://192.0.2.10/",
     ] {
-        assert_eq!(served_by(&client, url, 6), both, "{url}");
+        assert_eq!(served_by(&s.client, url, 6), both, "{url}");
     }
     // NodePorts listen on the internal IP only by default.
-    assert_eq!(body(&client, &format!("http://{NODE_IP2}:30080/")), None);
-    let m = metrics(&node);
-    assert!(
-        m.contains(r#"dockline_proxy_connections_total{service="default/web",port="80"}"#),
-        "{m}"
-    );
-    assert!(
-        m.contains(r#"dockline_proxy_backend_up{service="default/web",endpoint="172.30.0.21"} 1"#),
-        "{m}"
+    assert_eq!(body(&s.client, &format!("http://{NODE_IP2}:30080/")), None);
+    let m = daemon.metrics();
+    assert!(m.value(CONNECTIONS, &WEB_80).is_some(), "{}", m.text());
+    assert_eq!(
+        m.value(BACKEND_UP, &web_endpoint("172.30.0.21")),
+        Some(1.0),
+        "{}",
+        m.text()
     );
 
     // A dead backend leaves the rotation within the check window (fall 2 x 200 ms).
     b1.signal("KILL");
     wait_until(Duration::from_secs(3), "b1 marked down", || {
-        metrics(&node).contains(
-            r#"dockline_proxy_backend_up{service="default/web",endpoint="172.30.0.21"} 0"#,
-        )
+        daemon.metric(BACKEND_UP, &web_endpoint("172.30.0.21")) == Some(0.0)
     });
     assert_eq!(
-        served_by(&client, "http://10.222.0.10/", 6),
+        served_by(&s.client, "http://10.222.0.10/", 6),
         HashSet::from(["b2".to_owned()])
     );
 
     // The annotation "false" moves NodePorts to every address, without a restart.
-    std::fs::write(&file, web_service(true, "")).unwrap();
+    daemon.write_config(&web_service(true, ""));
     wait_until(
         Duration::from_secs(5),
         "the NodePort answers on the second address",
-        || body(&client, &format!("http://{NODE_IP2}:30080/")).is_some(),
+        || body(&s.client, &format!("http://{NODE_IP2}:30080/")).is_some(),
     );
-    assert!(body(&client, &format!("http://{NODE_IP}:30080/")).is_some());
+    assert!(body(&s.client, &format!("http://{NODE_IP}:30080/")).is_some());
 }
 
 #[test]
 fn a_long_transfer_survives_a_reload_that_adds_a_service() {
-    let Setup {
-        mut lab,
-        node,
-        client,
-        backends,
-    } = setup("proxy-reload");
-    let _b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 8);
-    let _b2 = nginx(&mut lab, &backends[1], "b2", BACKENDS[1].1, 8);
-    let (_daemon, file) = start(&mut lab, &node, &web_service(false, ""));
+    let mut s = setup("proxy-reload");
+    let _b1 = s.nginx(0, 8);
+    let _b2 = s.nginx(1, 8);
+    let daemon = s.start(&web_service(false, ""));
 
-    let out = lab.dir().join("big.out");
+    let out = s.lab.dir().join("big.out");
     // About 4 s at nginx's 2 MiB/s, so the reload lands mid-transfer.
-    let mut curl = lab.spawn(
-        &client,
+    let mut curl = s.lab.spawn(
+        &s.client,
         "curl",
         &[
             "-sS",
@@ -249,9 +244,9 @@ fn a_long_transfer_survives_a_reload_that_adds_a_service() {
     );
     std::thread::sleep(Duration::from_millis(700));
     let api = "[[services]]\nname = \"api\"\ncluster_ip = \"10.222.0.20\"\nports = [{ port = 80, target_port = 8080 }]\nendpoints = [{ ip = \"172.30.0.22\" }]\n";
-    std::fs::write(&file, web_service(false, api)).unwrap();
+    daemon.write_config(&web_service(false, api));
     wait_until(Duration::from_secs(5), "the added service answers", || {
-        body(&client, "http://10.222.0.20/").is_some_and(|b| b == "b2")
+        body(&s.client, "http://10.222.0.20/").is_some_and(|b| b == "b2")
     });
     assert!(curl.is_running(), "the transfer ended before the reload");
     let status = curl
@@ -260,30 +255,31 @@ fn a_long_transfer_survives_a_reload_that_adds_a_service() {
     assert!(status.success(), "{}", curl.log());
     assert_eq!(file_len(&out), 8 << 20);
     // Every byte counted once: the body, plus a few headers and the small answers above.
-    let to_client = sample(
-        &metrics(&node),
-        r#"dockline_proxy_bytes_total{direction="to_client"}"#,
-    )
-    .expect("bytes counted");
+    let to_client = daemon
+        .metric("dockline_proxy_bytes_total", &[("direction", "to_client")])
+        .expect("bytes counted");
     assert!(
         ((8 << 20) as f64..(8 << 20) as f64 + 65536.0).contains(&to_client),
         "{to_client}"
     );
 
     // The added service's series appear, and go when it is removed again.
-    let api_series = r#"{service="default/api""#;
-    assert!(metrics(&node).contains(api_series));
-    std::fs::write(&file, web_service(false, "")).unwrap();
+    let has_api_series = || {
+        daemon
+            .metrics()
+            .samples()
+            .iter()
+            .any(|sample| sample.has_labels(&[("service", "default/api")]))
+    };
+    assert!(has_api_series());
+    daemon.write_config(&web_service(false, ""));
     wait_until(
         Duration::from_secs(5),
         "the removed service's series go",
-        || !metrics(&node).contains(api_series),
+        || !has_api_series(),
     );
-    let m = metrics(&node);
-    assert!(
-        m.contains(r#"dockline_proxy_connections_total{service="default/web",port="80"}"#),
-        "{m}"
-    );
+    let m = daemon.metrics();
+    assert!(m.value(CONNECTIONS, &WEB_80).is_some(), "{}", m.text());
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -292,14 +288,9 @@ fn file_len(path: &Path) -> u64 {
 
 #[test]
 fn udp_datagrams_echo_through_a_udp_service() {
-    let Setup {
-        mut lab,
-        node,
-        client,
-        backends,
-    } = setup("proxy-udp");
+    let mut s = setup("proxy-udp");
     let echo = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('172.30.0.21',5300))\nwhile True:\n d,a=s.recvfrom(65536)\n s.sendto(b'echo:'+d,a)\n";
-    let _echo = lab.spawn(&backends[0], "python3", &["-c", echo]);
+    let _echo = s.lab.spawn(&s.backends[0], "python3", &["-c", echo]);
     let config = format!(
         r#"
 [node]
@@ -314,14 +305,14 @@ ports = [{{ protocol = "UDP", port = 53, target_port = 5300 }}]
 endpoints = [{{ ip = "172.30.0.21" }}]
 "#
     );
-    let (_daemon, _) = start(&mut lab, &node, &config);
+    let _daemon = s.start(&config);
     let ask = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(0.5)\n\
                for i in range(3):\n s.sendto(b'ping%d'%i,('10.222.0.30',53))\n print(s.recvfrom(100)[0].decode())\n";
     wait_until(
         Duration::from_secs(5),
         "UDP echo through the ClusterIP",
         || {
-            let out = client.exec("python3", &["-c", ask]);
+            let out = s.client.exec("python3", &["-c", ask]);
             String::from_utf8_lossy(&out.stdout) == "echo:ping0\necho:ping1\necho:ping2\n"
         },
     );
@@ -329,12 +320,7 @@ endpoints = [{{ ip = "172.30.0.21" }}]
 
 #[test]
 fn without_a_ready_endpoint_connections_are_reset_and_a_busy_port_fails_the_start() {
-    let Setup {
-        mut lab,
-        node,
-        client,
-        ..
-    } = setup("proxy-reset");
+    let mut s = setup("proxy-reset");
     let config = format!(
         r#"
 [node]
@@ -349,23 +335,25 @@ ports = [{{ port = 80 }}]
 endpoints = [{{ ip = "172.30.0.21", ready = false }}]
 "#
     );
-    let (mut daemon, file) = start(&mut lab, &node, &config);
-    let out = client.exec("curl", &["-sS", "-m", "3", "http://10.222.0.40/"]);
+    let mut daemon = s.start(&config);
+    let out = s
+        .client
+        .exec("curl", &["-sS", "-m", "3", "http://10.222.0.40/"]);
     let err = String::from_utf8_lossy(&out.stderr);
     // The RST arrives right after the handshake: curl fails to connect (7) or to receive
     // (56), at once; a hung connection would be its timeout (28).
     assert!(matches!(out.status.code(), Some(7 | 56)), "{err}");
-    daemon.signal("TERM");
-    daemon.wait_timeout(Duration::from_secs(7)).expect("stops");
+    daemon.stop();
 
     // A port already in use stops the start with an error naming the address.
-    let _squatter = lab.spawn(
-        &node,
+    let _squatter = s.lab.spawn(
+        &s.node,
         "python3",
         &["-m", "http.server", "--bind", NODE_IP, "30099"],
     );
     wait_until(Duration::from_secs(5), "squatter listens", || {
-        node.sh("ss -Hltn 'sport = :30099' | grep -q LISTEN")
+        s.node
+            .sh("ss -Hltn 'sport = :30099' | grep -q LISTEN")
             .status
             .success()
     });
@@ -373,20 +361,13 @@ endpoints = [{{ ip = "172.30.0.21", ready = false }}]
         "ports = [{ port = 80 }]",
         "type = \"NodePort\"\nports = [{ port = 80, node_port = 30099 }]",
     );
-    std::fs::write(&file, busy).unwrap();
-    let mut failed = lab.spawn(
-        &node,
-        DOCKLINE,
-        &["run", "--config", file.to_str().unwrap()],
-    );
-    let status = failed.wait_timeout(Duration::from_secs(10)).expect("exits");
-    assert!(!status.success());
+    let log = s
+        .dockline()
+        .config(&busy)
+        .start_expecting_failure(&mut s.lab);
     assert!(
-        failed
-            .log()
-            .contains("cannot listen on 172.30.0.11:30099/TCP"),
-        "{}",
-        failed.log()
+        log.contains("cannot listen on 172.30.0.11:30099/TCP"),
+        "{log}"
     );
 }
 
@@ -516,17 +497,6 @@ fn closed(p: &Process, conn: usize) -> bool {
     p.log().lines().any(|l| l == format!("{conn} closed"))
 }
 
-/// The value of the sample `series` (name and labels, exactly as exported).
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
-}
-
 /// curl's exit code for one request: 7 (cannot connect) or 56 (connection reset) mean
 /// refused at once, 28 would be its own timeout (a hang).
 fn curl_exit_code(client: &Netns, url: &str) -> Option<i32> {
@@ -535,21 +505,16 @@ fn curl_exit_code(client: &Netns, url: &str) -> Option<i32> {
 
 #[test]
 fn a_removed_endpoint_drains_its_connections_for_the_grace_period() {
-    let Setup {
-        mut lab,
-        node,
-        client,
-        backends,
-    } = setup("proxy-drain");
-    let _b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 0);
-    let _b2 = nginx(&mut lab, &backends[1], "b2", BACKENDS[1].1, 0);
+    let mut s = setup("proxy-drain");
+    let _b1 = s.nginx(0, 0);
+    let _b2 = s.nginx(1, 0);
     let both = [BACKENDS[0].1, BACKENDS[1].1];
     let grace = Duration::from_secs(4);
     let proxy = format!("drain_grace_s = {}", grace.as_secs());
-    let (_daemon, file) = start(&mut lab, &node, &web(&both, "", &proxy));
+    let daemon = s.start(&web(&both, "", &proxy));
 
     // An interactive connection asking every 200 ms.
-    let mut held = hold(&mut lab, &client, "192.0.2.10", 0.2, 1);
+    let mut held = hold(&mut s.lab, &s.client, "192.0.2.10", 0.2, 1);
     let old = answers(&held, 0)[0].clone();
     let (kept, kept_ip) = if old == "b1" {
         BACKENDS[1]
@@ -557,31 +522,30 @@ fn a_removed_endpoint_drains_its_connections_for_the_grace_period() {
         BACKENDS[0]
     };
 
-    let connections = r#"dockline_proxy_connections_total{service="default/web",port="80"}"#;
-    let before_reload = sample(&metrics(&node), connections).unwrap();
+    let before_reload = daemon.metric(CONNECTIONS, &WEB_80).unwrap();
     assert!(before_reload >= 1.0);
     let reloaded = std::time::Instant::now();
-    std::fs::write(&file, web(&[kept_ip], "", &proxy)).unwrap();
+    daemon.write_config(&web(&[kept_ip], "", &proxy));
     wait_until(
         Duration::from_secs(5),
         "new connections avoid the removed endpoint",
-        || served_by(&client, "http://192.0.2.10/", 4) == HashSet::from([kept.to_owned()]),
+        || served_by(&s.client, "http://192.0.2.10/", 4) == HashSet::from([kept.to_owned()]),
     );
     // The removed endpoint's series is gone, the kept one's stays; the service's counter
     // went on from where it was.
-    let m = metrics(&node);
-    let up =
-        |ip: &str| format!(r#"dockline_proxy_backend_up{{service="default/web",endpoint="{ip}"}}"#);
+    let m = daemon.metrics();
     let removed_ip = if kept_ip == BACKENDS[0].1 {
         BACKENDS[1].1
     } else {
         BACKENDS[0].1
     };
-    assert_eq!(sample(&m, &up(kept_ip)), Some(1.0), "{m}");
-    assert!(!m.contains(&up(removed_ip)), "{m}");
+    let up = |ip| m.value(BACKEND_UP, &web_endpoint(ip));
+    assert_eq!(up(kept_ip), Some(1.0), "{}", m.text());
+    assert_eq!(up(removed_ip), None, "{}", m.text());
     assert!(
-        sample(&m, connections).unwrap() >= before_reload + 4.0,
-        "{m}"
+        m.value(CONNECTIONS, &WEB_80).unwrap() >= before_reload + 4.0,
+        "{}",
+        m.text()
     );
     // The established connection keeps talking to its old backend meanwhile.
     let before = answers(&held, 0).len();
@@ -614,21 +578,16 @@ fn a_removed_endpoint_drains_its_connections_for_the_grace_period() {
     );
     held.wait_timeout(Duration::from_secs(2))
         .expect("the client ends");
-    assert_eq!(body(&client, "http://192.0.2.10/").as_deref(), Some(kept));
+    assert_eq!(body(&s.client, "http://192.0.2.10/").as_deref(), Some(kept));
 }
 
 #[test]
 fn idle_tcp_connections_and_udp_flows_time_out_and_active_ones_stay() {
-    let Setup {
-        mut lab,
-        node,
-        client,
-        backends,
-    } = setup("proxy-idle");
-    let _b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 0);
+    let mut s = setup("proxy-idle");
+    let _b1 = s.nginx(0, 0);
     // Answers each datagram with the source port it came from: a new port is a new flow.
     let echo = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('172.30.0.22',5300))\nwhile True:\n d,a=s.recvfrom(65536)\n s.sendto(b'%d'%a[1],a)\n";
-    let _echo = lab.spawn(&backends[1], "python3", &["-c", echo]);
+    let _echo = s.lab.spawn(&s.backends[1], "python3", &["-c", echo]);
     let idle = Duration::from_secs(2);
     let udp = "[[services]]\nname = \"echo\"\ncluster_ip = \"10.222.0.30\"\nports = [{ protocol = \"UDP\", port = 53, target_port = 5300 }]\nendpoints = [{ ip = \"172.30.0.22\" }]\n";
     let proxy = format!(
@@ -636,10 +595,10 @@ fn idle_tcp_connections_and_udp_flows_time_out_and_active_ones_stay() {
         idle.as_secs()
     );
     let config = web(&[BACKENDS[0].1], udp, &proxy);
-    let (_daemon, _) = start(&mut lab, &node, &config);
+    let daemon = s.start(&config);
 
-    let active = hold(&mut lab, &client, "192.0.2.10", 0.3, 1);
-    let quiet = hold(&mut lab, &client, "192.0.2.10", 0.0, 1);
+    let active = hold(&mut s.lab, &s.client, "192.0.2.10", 0.3, 1);
+    let quiet = hold(&mut s.lab, &s.client, "192.0.2.10", 0.0, 1);
     let quiet_since = std::time::Instant::now();
     wait_until(
         idle + Duration::from_secs(5),
@@ -664,7 +623,7 @@ fn idle_tcp_connections_and_udp_flows_time_out_and_active_ones_stay() {
     let ask = "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('172.30.0.100',40000))\ns.settimeout(1)\n\
                for i in range(int(sys.argv[1])):\n s.sendto(b'x',('10.222.0.30',53))\n print(s.recvfrom(100)[0].decode())\n";
     let ports = |n: &str| -> Vec<String> {
-        let out = client.exec("python3", &["-c", ask, n]);
+        let out = s.client.exec("python3", &["-c", ask, n]);
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_owned)
@@ -676,9 +635,9 @@ fn idle_tcp_connections_and_udp_flows_time_out_and_active_ones_stay() {
         first.len() == 2
     });
     assert_eq!(first[0], first[1], "one flow for one client address");
-    let flows = r#"dockline_proxy_active_connections{service="default/echo",port="53"}"#;
+    let flows = [("service", "default/echo"), ("port", "53")];
     wait_until(Duration::from_secs(5), "the UDP flow idles out", || {
-        sample(&metrics(&node), flows) == Some(0.0)
+        daemon.metric(ACTIVE, &flows) == Some(0.0)
     });
     let again = ports("1");
     assert_eq!(again.len(), 1);
@@ -687,21 +646,16 @@ fn idle_tcp_connections_and_udp_flows_time_out_and_active_ones_stay() {
 
 #[test]
 fn max_connections_resets_the_one_over_the_cap_and_metrics_count_it() {
-    let Setup {
-        mut lab,
-        node,
-        client,
-        backends,
-    } = setup("proxy-cap");
-    let _b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 0);
-    let _b2 = nginx(&mut lab, &backends[1], "b2", BACKENDS[1].1, 0);
+    let mut s = setup("proxy-cap");
+    let _b1 = s.nginx(0, 0);
+    let _b2 = s.nginx(1, 0);
     let config = web(&[BACKENDS[0].1, BACKENDS[1].1], "max_connections = 3", "");
-    let (_daemon, _) = start(&mut lab, &node, &config);
+    let daemon = s.start(&config);
 
     let held: Vec<Process> = (0..3)
-        .map(|_| hold(&mut lab, &client, "192.0.2.10", 0.2, 1))
+        .map(|_| hold(&mut s.lab, &s.client, "192.0.2.10", 0.2, 1))
         .collect();
-    let code = curl_exit_code(&client, "http://192.0.2.10/");
+    let code = curl_exit_code(&s.client, "http://192.0.2.10/");
     assert!(
         matches!(code, Some(7 | 56)),
         "the 4th connection: curl exit {code:?}"
@@ -717,21 +671,24 @@ fn max_connections_resets_the_one_over_the_cap_and_metrics_count_it() {
         },
     );
 
-    let m = metrics(&node);
-    let web_port = r#"{service="default/web",port="80"}"#;
-    let value = |series: &str| sample(&m, series).unwrap_or_else(|| panic!("{series}: {m}"));
-    assert_eq!(
-        value(&format!("dockline_proxy_active_connections{web_port}")),
-        3.0
+    let m = daemon.metrics();
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        m.value(name, labels)
+            .unwrap_or_else(|| panic!("{name} {labels:?}: {}", m.text()))
+    };
+    assert_eq!(value(ACTIVE, &WEB_80), 3.0);
+    assert!(value(CONNECTIONS, &WEB_80) >= 4.0);
+    assert!(
+        value(
+            "dockline_proxy_refused_total",
+            &[("reason", "max_connections")]
+        ) >= 1.0
     );
-    assert!(value(&format!("dockline_proxy_connections_total{web_port}")) >= 4.0);
-    assert!(value(r#"dockline_proxy_refused_total{reason="max_connections"}"#) >= 1.0);
-    assert!(value(r#"dockline_proxy_bytes_total{direction="to_backend"}"#) > 0.0);
-    assert!(value(r#"dockline_proxy_bytes_total{direction="to_client"}"#) > 0.0);
-    assert_eq!(value("dockline_proxy_connect_errors_total"), 0.0);
+    assert!(value("dockline_proxy_bytes_total", &[("direction", "to_backend")]) > 0.0);
+    assert!(value("dockline_proxy_bytes_total", &[("direction", "to_client")]) > 0.0);
+    assert_eq!(value("dockline_proxy_connect_errors_total", &[]), 0.0);
     for (_, ip) in BACKENDS {
-        let up = format!(r#"dockline_proxy_backend_up{{service="default/web",endpoint="{ip}"}}"#);
-        assert_eq!(value(&up), 1.0);
+        assert_eq!(value(BACKEND_UP, &web_endpoint(ip)), 1.0);
     }
 
     // Closing one frees a place.
@@ -739,7 +696,7 @@ fn max_connections_resets_the_one_over_the_cap_and_metrics_count_it() {
     wait_until(
         Duration::from_secs(5),
         "a new connection fits again",
-        || body(&client, "http://192.0.2.10/").is_some(),
+        || body(&s.client, "http://192.0.2.10/").is_some(),
     );
     let counts: Vec<usize> = held[1..].iter().map(|p| answers(p, 0).len()).collect();
     wait_until(Duration::from_secs(3), "the other two still work", || {
@@ -752,34 +709,29 @@ fn max_connections_resets_the_one_over_the_cap_and_metrics_count_it() {
 
 #[test]
 fn least_connections_sends_new_connections_to_the_less_busy_backend() {
-    let Setup {
-        mut lab,
-        node,
-        client,
-        backends,
-    } = setup("proxy-leastconn");
-    let _b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 0);
-    let _b2 = nginx(&mut lab, &backends[1], "b2", BACKENDS[1].1, 0);
+    let mut s = setup("proxy-leastconn");
+    let _b1 = s.nginx(0, 0);
+    let _b2 = s.nginx(1, 0);
     let lc = "load_balancing = \"LeastConnections\"";
-    let (_daemon, file) = start(&mut lab, &node, &web(&[BACKENDS[0].1], lc, ""));
+    let daemon = s.start(&web(&[BACKENDS[0].1], lc, ""));
 
     // Three long-held connections on b1, the only endpoint for now.
-    let mut on_b1 = hold(&mut lab, &client, "192.0.2.10", 0.0, 3);
+    let mut on_b1 = hold(&mut s.lab, &s.client, "192.0.2.10", 0.0, 3);
     assert!(
         (0..3).all(|i| answers(&on_b1, i) == ["b1"]),
         "{}",
         on_b1.log()
     );
     // b2 joins: every new connection goes there while b1 holds more.
-    std::fs::write(&file, web(&[BACKENDS[0].1, BACKENDS[1].1], lc, "")).unwrap();
+    daemon.write_config(&web(&[BACKENDS[0].1, BACKENDS[1].1], lc, ""));
     wait_until(Duration::from_secs(5), "b2 takes connections", || {
-        body(&client, "http://192.0.2.10/").as_deref() == Some("b2")
+        body(&s.client, "http://192.0.2.10/").as_deref() == Some("b2")
     });
     assert_eq!(
-        served_by(&client, "http://192.0.2.10/", 6),
+        served_by(&s.client, "http://192.0.2.10/", 6),
         HashSet::from(["b2".to_owned()])
     );
-    let on_b2 = hold(&mut lab, &client, "192.0.2.10", 0.0, 2);
+    let on_b2 = hold(&mut s.lab, &s.client, "192.0.2.10", 0.0, 2);
     assert!(
         (0..2).all(|i| answers(&on_b2, i) == ["b2"]),
         "{}",
@@ -792,7 +744,7 @@ fn least_connections_sends_new_connections_to_the_less_busy_backend() {
         .wait_timeout(Duration::from_secs(2))
         .expect("client ends");
     wait_until(Duration::from_secs(5), "b1 takes connections again", || {
-        body(&client, "http://192.0.2.10/").as_deref() == Some("b1")
+        body(&s.client, "http://192.0.2.10/").as_deref() == Some("b1")
     });
 }
 
@@ -809,36 +761,29 @@ fn bodies_from(client: &Netns, source: &str, url: &str, n: usize) -> Vec<String>
 #[test]
 fn maglev_keeps_each_client_on_its_backend_when_another_goes() {
     let three = [BACKENDS[0], BACKENDS[1], ("b3", "172.30.0.23")];
-    let Setup {
-        mut lab,
-        node,
-        client,
-        backends,
-    } = setup_with("proxy-maglev", &three);
-    for ((name, ip), ns) in three.iter().zip(&backends) {
-        nginx(&mut lab, ns, name, ip, 0);
+    let mut s = setup_with("proxy-maglev", &three);
+    for i in 0..three.len() {
+        s.nginx(i, 0);
     }
     // Eight client addresses.
     let sources: Vec<String> = (101..=108).map(|i| format!("172.30.0.{i}")).collect();
     for source in &sources {
-        client.ip(&["addr", "add", &format!("{source}/24"), "dev", "eth0"]);
+        s.client
+            .ip(&["addr", "add", &format!("{source}/24"), "dev", "eth0"]);
     }
     let ips: Vec<&str> = three.iter().map(|(_, ip)| *ip).collect();
     let maglev = "load_balancing = \"Maglev\"";
-    let (_daemon, file) = start(&mut lab, &node, &web(&ips, maglev, ""));
+    let daemon = s.start(&web(&ips, maglev, ""));
     wait_until(Duration::from_secs(5), "all three backends up", || {
-        let m = metrics(&node);
-        ips.iter().all(|ip| {
-            m.contains(&format!(
-                r#"dockline_proxy_backend_up{{service="default/web",endpoint="{ip}"}} 1"#
-            ))
-        })
+        let m = daemon.metrics();
+        ips.iter()
+            .all(|ip| m.value(BACKEND_UP, &web_endpoint(ip)) == Some(1.0))
     });
 
     // Each client address always reaches one backend.
     let url = "http://192.0.2.10/";
     let backend_of = |source: &str| -> String {
-        let seen = bodies_from(&client, source, url, 5);
+        let seen = bodies_from(&s.client, source, url, 5);
         assert!(seen.iter().all(|b| *b == seen[0]), "{source}: {seen:?}");
         seen[0].clone()
     };
@@ -856,11 +801,11 @@ fn maglev_keeps_each_client_on_its_backend_when_another_goes() {
         .filter(|(name, _)| *name != gone)
         .map(|(_, ip)| *ip)
         .collect();
-    std::fs::write(&file, web(&kept, maglev, "")).unwrap();
+    daemon.write_config(&web(&kept, maglev, ""));
     wait_until(
         Duration::from_secs(5),
         "the removed backend gets no client",
-        || bodies_from(&client, &sources[0], url, 1)[0] != gone,
+        || bodies_from(&s.client, &sources[0], url, 1)[0] != gone,
     );
     for (source, old) in sources.iter().zip(&before) {
         let now = backend_of(source);
@@ -874,19 +819,14 @@ fn maglev_keeps_each_client_on_its_backend_when_another_goes() {
 
 #[test]
 fn a_hanging_or_unreachable_backend_does_not_block_other_services() {
-    let Setup {
-        mut lab,
-        node,
-        client,
-        backends,
-    } = setup("proxy-hang");
-    let _b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 0);
+    let mut s = setup("proxy-hang");
+    let _b1 = s.nginx(0, 0);
     // "mute" accepts connections and never answers; "hole" points at an address nobody
     // has, so no SYN-ACK ever comes and the connect times out.
     let mute = "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('172.30.0.22',9000))\ns.listen(64)\nheld=[]\nwhile True:\n held.append(s.accept())\n";
-    let _mute = lab.spawn(&backends[1], "python3", &["-c", mute]);
+    let _mute = s.lab.spawn(&s.backends[1], "python3", &["-c", mute]);
     wait_until(Duration::from_secs(5), "mute listens", || {
-        backends[1]
+        s.backends[1]
             .sh("ss -Hltn 'sport = :9000' | grep -q LISTEN")
             .status
             .success()
@@ -894,17 +834,20 @@ fn a_hanging_or_unreachable_backend_does_not_block_other_services() {
     let others = "[[services]]\nname = \"hole\"\ncluster_ip = \"10.222.0.50\"\nports = [{ port = 80, target_port = 8080 }]\nendpoints = [{ ip = \"172.30.0.99\" }]\n\
                   [[services]]\nname = \"mute\"\ncluster_ip = \"10.222.0.51\"\nports = [{ port = 80, target_port = 9000 }]\nendpoints = [{ ip = \"172.30.0.22\" }]\n";
     let config = web(&[BACKENDS[0].1], others, "connect_timeout_ms = 500");
-    let (daemon, _) = start(&mut lab, &node, &config);
+    let daemon = s.start(&config);
 
     let mut stuck: Vec<Process> = Vec::new();
     for url in ["http://10.222.0.50/", "http://10.222.0.51/"] {
         for _ in 0..4 {
-            stuck.push(lab.spawn(&client, "curl", &["-sS", "-m", "20", url]));
+            stuck.push(s.lab.spawn(&s.client, "curl", &["-sS", "-m", "20", url]));
         }
     }
     // Meanwhile the web service answers every request (each within curl's 2 s limit).
     for _ in 0..10 {
-        assert_eq!(body(&client, "http://10.222.0.10/").as_deref(), Some("b1"));
+        assert_eq!(
+            body(&s.client, "http://10.222.0.10/").as_deref(),
+            Some("b1")
+        );
     }
     // The unreachable backend's clients are reset once the connect times out.
     for curl in &mut stuck[..4] {
@@ -919,8 +862,13 @@ fn a_hanging_or_unreachable_backend_does_not_block_other_services() {
     }
     // The mute backend's clients wait on it, and only they do.
     assert!(stuck[4..].iter_mut().all(Process::is_running));
-    assert_eq!(body(&client, "http://10.222.0.10/").as_deref(), Some("b1"));
-    let errors = sample(&metrics(&node), "dockline_proxy_connect_errors_total").unwrap();
+    assert_eq!(
+        body(&s.client, "http://10.222.0.10/").as_deref(),
+        Some("b1")
+    );
+    let errors = daemon
+        .metric("dockline_proxy_connect_errors_total", &[])
+        .unwrap();
     assert!(errors >= 4.0, "connect errors: {errors}");
     assert!(
         daemon.log().contains("connect timed out"),
@@ -940,26 +888,22 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn running_out_of_descriptors_is_logged_and_survived() {
-    let Setup {
-        mut lab,
-        node,
-        client,
-        backends,
-    } = setup("proxy-nofile");
-    let _b1 = nginx(&mut lab, &backends[0], "b1", BACKENDS[0].1, 0);
+    let mut s = setup("proxy-nofile");
+    let _b1 = s.nginx(0, 0);
     let config = web(&[BACKENDS[0].1], "", "").replace("health_check", "# health_check");
-    let (mut daemon, _) = start(&mut lab, &node, &config);
+    let mut daemon = s.start(&config);
     let pid = daemon.pid();
     let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count();
     // Room for a dozen proxied connections, then no more.
     let limit = (open + 48).to_string();
-    node.sh_ok(&format!("prlimit --pid {pid} --nofile={limit}:{limit}"));
+    s.node
+        .sh_ok(&format!("prlimit --pid {pid} --nofile={limit}:{limit}"));
 
     // Far more connections than descriptors, each asking once and then held.
     let flood = "import socket,time\nsocks=[]\nfor i in range(200):\n s=socket.create_connection(('192.0.2.10',80))\n s.sendall(b'GET / HTTP/1.1\\r\\nHost: t\\r\\n\\r\\n')\n socks.append(s)\nprint('open',flush=True)\ntime.sleep(600)\n";
-    let flood = lab.spawn(&client, "python3", &["-c", flood]);
+    let flood = s.lab.spawn(&s.client, "python3", &["-c", flood]);
     wait_until(Duration::from_secs(10), "the flood is open", || {
         flood.log().contains("open")
     });
@@ -984,12 +928,13 @@ fn running_out_of_descriptors_is_logged_and_survived() {
     wait_until(
         Duration::from_secs(15),
         "new connections are served again",
-        || body(&client, "http://192.0.2.10/").as_deref() == Some("b1"),
+        || body(&s.client, "http://192.0.2.10/").as_deref() == Some("b1"),
     );
-    let m = metrics(&node);
+    let m = daemon.metrics();
     assert!(
-        sample(&m, "dockline_proxy_listen_errors_total").unwrap() >= 1.0,
-        "{m}"
+        m.value("dockline_proxy_listen_errors_total", &[]).unwrap() >= 1.0,
+        "{}",
+        m.text()
     );
     // Logged, not flooded: at most once a second while it lasted.
     let logged = daemon.log().matches("Too many open files").count();
@@ -1002,24 +947,22 @@ fn running_out_of_descriptors_is_logged_and_survived() {
 
 #[test]
 fn the_proxy_protocol_shows_the_client_address_to_a_local_endpoint() {
-    let Setup {
-        mut lab,
-        node,
-        client,
-        backends,
-    } = setup("proxy-pp");
+    let mut s = setup("proxy-pp");
     // IPv6 too: the client and the backend have addresses in fd00::/64, the node routes.
-    node.ip(&["-6", "addr", "add", "fd00::11/64", "dev", "eth0", "nodad"]);
-    client.ip(&["-6", "addr", "add", "fd00::100/64", "dev", "eth0", "nodad"]);
-    client.ip(&["-6", "route", "add", "2001:db8:1::/64", "via", "fd00::11"]);
-    backends[0].ip(&["-6", "addr", "add", "fd00::21/64", "dev", "eth0", "nodad"]);
+    s.node
+        .ip(&["-6", "addr", "add", "fd00::11/64", "dev", "eth0", "nodad"]);
+    s.client
+        .ip(&["-6", "addr", "add", "fd00::100/64", "dev", "eth0", "nodad"]);
+    s.client
+        .ip(&["-6", "route", "add", "2001:db8:1::/64", "via", "fd00::11"]);
+    s.backends[0].ip(&["-6", "addr", "add", "fd00::21/64", "dev", "eth0", "nodad"]);
     // nginx expects the header and answers with what it learnt from it.
     let server = format!(
         "listen {}:8080 proxy_protocol; listen [fd00::21]:8080 proxy_protocol; \
          return 200 \"$proxy_protocol_addr:$proxy_protocol_port>$proxy_protocol_server_addr:$proxy_protocol_server_port\";",
         BACKENDS[0].1
     );
-    let _b1 = nginx_serving(&mut lab, &backends[0], "b1", BACKENDS[0].1, &server);
+    let _b1 = s.nginx_serving(0, &server);
     let service = |version: &str| {
         format!(
             r#"
@@ -1053,12 +996,13 @@ endpoints = [{{ ip = "fd00::21", node = "node-1" }}]
             BACKENDS[0].1
         )
     };
-    let (daemon, file) = start(&mut lab, &node, &service("v2"));
-    client.ip(&["addr", "add", "172.30.0.101/24", "dev", "eth0"]);
+    let daemon = s.start(&service("v2"));
+    s.client
+        .ip(&["addr", "add", "172.30.0.101/24", "dev", "eth0"]);
 
     // The client's own address and port, and the service address it connected to.
     let seen = |source: &str, url: &str| -> (String, String) {
-        let out = client.exec(
+        let out = s.client.exec(
             "curl",
             &[
                 "-gsS",
@@ -1108,7 +1052,7 @@ endpoints = [{{ ip = "fd00::21", node = "node-1" }}]
     // Version 1 (text) after a reload; without the header nginx refuses the request.
     let daemon = &daemon;
     let reloaded = |n: usize| move || daemon.log().matches("proxy reloaded").count() >= n;
-    std::fs::write(&file, service("v1")).unwrap();
+    daemon.write_config(&service("v1"));
     wait_until(
         Duration::from_secs(5),
         "the reload to v1 applies",
@@ -1118,13 +1062,13 @@ endpoints = [{{ ip = "fd00::21", node = "node-1" }}]
         seen("172.30.0.101", "http://192.0.2.10/"),
         ("172.30.0.101".to_owned(), "192.0.2.10:80".to_owned())
     );
-    std::fs::write(&file, service("none")).unwrap();
+    daemon.write_config(&service("none"));
     wait_until(
         Duration::from_secs(5),
         "the reload to none applies",
         reloaded(2),
     );
-    assert_eq!(http_get(&client, "http://192.0.2.10/"), None);
-    let errors = std::fs::read_to_string(lab.dir().join("b1/error.log")).unwrap();
+    assert_eq!(http_get(&s.client, "http://192.0.2.10/"), None);
+    let errors = std::fs::read_to_string(s.lab.dir().join("b1/error.log")).unwrap();
     assert!(errors.contains("broken header"), "{errors}");
 }

@@ -7,9 +7,7 @@
 
 use std::time::Duration;
 
-use dockline_lab::{Lab, Netns, http_get, wait_until};
-
-const DOCKLINE: &str = env!("CARGO_BIN_EXE_dockline");
+use dockline_lab::{Daemon, Lab, Netns, http_get, wait_until};
 
 fn config(proxy: bool, with_api: bool) -> String {
     let mut text = format!(
@@ -58,29 +56,14 @@ fn local_routes(ns: &Netns) -> Vec<String> {
 #[test]
 fn service_addresses_become_local_follow_reloads_and_go_at_stop() {
     let mut lab = Lab::new("routes");
-    let node = lab.netns("node");
-    let client = lab.netns("client");
-    lab.link(
-        &node,
-        "eth0",
-        &["172.30.0.11/24"],
-        &client,
-        "eth0",
-        &["172.30.0.100/24"],
-    );
+    let (node, client) =
+        lab.linked_pair("node", &["172.30.0.11/24"], "client", &["172.30.0.100/24"]);
     client.sh_ok("ip route add 192.0.2.0/24 via 172.30.0.11");
     // A stale route of an earlier run, which the start must remove.
     node.sh_ok("ip route add local 10.222.9.9/32 dev lo table local proto 215");
-    let file = lab.dir().join("dockline.toml");
-    std::fs::write(&file, config(true, true)).unwrap();
-    let mut daemon = lab.spawn(
-        &node,
-        DOCKLINE,
-        &["run", "--config", file.to_str().unwrap()],
-    );
-    wait_until(Duration::from_secs(10), "dockline ready", || {
-        http_get(&node, "http://127.0.0.1:9470/readyz").is_some_and(|(c, _)| c == 200)
-    });
+    let mut daemon = Daemon::builder(env!("CARGO_BIN_EXE_dockline"), &node)
+        .config(&config(true, true))
+        .start(&mut lab);
     assert_eq!(
         local_routes(&node),
         ["10.222.0.10", "10.222.0.20", "192.0.2.10"]
@@ -108,14 +91,14 @@ fn service_addresses_become_local_follow_reloads_and_go_at_stop() {
     );
 
     // A reload drops a service: its ClusterIP stops being local.
-    std::fs::write(&file, config(true, false)).unwrap();
+    daemon.write_config(&config(true, false));
     wait_until(
         Duration::from_secs(5),
         "the removed ClusterIP's route goes",
         || local_routes(&node) == ["10.222.0.10", "192.0.2.10"],
     );
     // Without the proxy, only announced VIPs stay local.
-    std::fs::write(&file, config(false, false)).unwrap();
+    daemon.write_config(&config(false, false));
     wait_until(
         Duration::from_secs(5),
         "ClusterIP routes go with the proxy",
@@ -129,8 +112,7 @@ fn service_addresses_become_local_follow_reloads_and_go_at_stop() {
         || local_routes(&node) == ["192.0.2.10"],
     );
 
-    daemon.signal("TERM");
-    let status = daemon.wait_timeout(Duration::from_secs(7)).expect("stops");
+    let status = daemon.stop();
     assert_eq!(status.code(), Some(0), "{}", daemon.log());
     assert!(
         local_routes(&node).is_empty(),
@@ -143,16 +125,12 @@ fn service_addresses_become_local_follow_reloads_and_go_at_stop() {
 fn ipv6_vips_get_local_routes_too() {
     let mut lab = Lab::new("routes6");
     let node = lab.netns("node");
-    let file = lab.dir().join("dockline.toml");
     let text = config(true, false)
         .replace("192.0.2.10\"\nports", "2001:db8:1::5\"\nports")
         .replace("cluster_ip = \"10.222.0.10\"\n", "");
-    std::fs::write(&file, text.replace("[cluster]", "")).unwrap();
-    let _daemon = lab.spawn(
-        &node,
-        DOCKLINE,
-        &["run", "--config", file.to_str().unwrap()],
-    );
+    let _daemon = Daemon::builder(env!("CARGO_BIN_EXE_dockline"), &node)
+        .config(&text.replace("[cluster]", ""))
+        .start(&mut lab);
     wait_until(Duration::from_secs(10), "the IPv6 VIP is local", || {
         local_routes(&node).contains(&"2001:db8:1::5".to_owned())
     });

@@ -123,7 +123,7 @@ impl Dns {
         after_rebuild();
         let responder = Arc::new(Responder::new(zone, &snapshot.config.dns.cache));
         let mut listeners = BTreeMap::new();
-        for addr in wanted(&snapshot.config.dns) {
+        for addr in snapshot.config.dns.listen.iter().copied() {
             listeners.insert(addr, listen(addr, &responder)?);
             tracing::info!(listen = %addr, "dns listening");
         }
@@ -159,7 +159,7 @@ impl Dns {
                     let (snapshot, health) = (self.published.load(), self.health.load());
                     let inputs = Zone::health_inputs(&snapshot, &health);
                     self.rebuild(snapshot, health, inputs).await;
-                    self.relisten();
+                    self.relisten().await;
                 }
                 changed = self.health_changes.changed() => {
                     if changed.is_err() { break }
@@ -173,7 +173,9 @@ impl Dns {
                 }
             }
         }
-        self.listeners.clear();
+        for (_, listener) in std::mem::take(&mut self.listeners) {
+            listener.close().await;
+        }
         Ok(())
     }
 
@@ -217,9 +219,10 @@ impl Dns {
     }
 
     /// Opens new listen addresses before closing old ones; if one cannot be opened, every
-    /// old one stays open, so a typo in a reload never takes DNS down.
-    fn relisten(&mut self) {
-        let wanted = wanted(&self.published.load().config.dns);
+    /// old one stays open, so a typo in a reload never takes DNS down. Returns once the
+    /// addresses given up are closed.
+    async fn relisten(&mut self) {
+        let wanted = self.published.load().config.dns.listen.clone();
         let mut failed = false;
         for addr in &wanted {
             if self.listeners.contains_key(addr) {
@@ -239,20 +242,18 @@ impl Dns {
         if failed {
             return;
         }
-        self.listeners.retain(|addr, _| {
-            let keep = wanted.contains(addr);
-            if !keep {
+        let gone: Vec<SocketAddr> = self
+            .listeners
+            .keys()
+            .filter(|addr| !wanted.contains(addr))
+            .copied()
+            .collect();
+        for addr in gone {
+            if let Some(listener) = self.listeners.remove(&addr) {
+                listener.close().await;
                 tracing::info!(listen = %addr, "dns stopped listening");
             }
-            keep
-        });
-    }
-}
-
-fn wanted(dns: &dockline_config::Dns) -> Vec<SocketAddr> {
-    match dns.enabled {
-        true => dns.listen.clone(),
-        false => Vec::new(),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 use dockline_dns::{Action, Transport, Zone, answer};
 use dockline_model::HealthVerdicts;
+use dockline_model::testing::snapshot;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
@@ -33,10 +34,12 @@ ready = false
 "#;
 
 fn zone(extra: &str) -> Zone {
-    let text = format!("{CONFIG}{extra}");
-    let config = dockline_config::parse("test.toml", &text, std::iter::empty()).unwrap();
-    let snapshot = dockline_model::build(config).unwrap();
-    Zone::build(&snapshot, &HealthVerdicts::default(), 7).unwrap()
+    Zone::build(
+        &snapshot(&format!("{CONFIG}{extra}")),
+        &HealthVerdicts::default(),
+        7,
+    )
+    .unwrap()
 }
 
 fn query(name: &str, rtype: RecordType, edns: Option<Edns>) -> Vec<u8> {

@@ -5,6 +5,7 @@
 
 use dockline_dns::{Action, Transport, Zone, answer};
 use dockline_model::HealthVerdicts;
+use dockline_model::testing::snapshot;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
@@ -35,9 +36,7 @@ ip = "10.111.2.2"
 "#;
 
 fn built() -> Zone {
-    let config = dockline_config::parse("test.toml", CONFIG, std::iter::empty()).unwrap();
-    let snapshot = dockline_model::build(config).unwrap();
-    Zone::build(&snapshot, &HealthVerdicts::default(), 7).unwrap()
+    Zone::build(&snapshot(CONFIG), &HealthVerdicts::default(), 7).unwrap()
 }
 
 fn ask(zone: &Zone, name: &str, rtype: RecordType) -> Message {

@@ -79,15 +79,9 @@ mod tests {
             .and_then(|v| v.owner.clone())
     }
 
-    const ALL: [(&str, MemberState); 3] = [
-        ("n1", MemberState::Alive),
-        ("n2", MemberState::Alive),
-        ("n3", MemberState::Alive),
-    ];
-
-    #[test]
-    fn every_node_computes_the_same_owner() {
-        let services: String = (10..20)
+    /// LoadBalancer services `s<i>` on 192.0.2.`<i>`, Cluster policy, for `i` in `range`.
+    fn spread_services(range: std::ops::Range<u8>) -> String {
+        range
             .map(|i| {
                 lb(
                     &format!("s{i}"),
@@ -97,7 +91,18 @@ mod tests {
                     true,
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    const ALL: [(&str, MemberState); 3] = [
+        ("n1", MemberState::Alive),
+        ("n2", MemberState::Alive),
+        ("n3", MemberState::Alive),
+    ];
+
+    #[test]
+    fn every_node_computes_the_same_owner() {
+        let services = spread_services(10..20);
         let views: Vec<VipOwners> = ["n1", "n2", "n3"]
             .iter()
             .map(|me| {
@@ -129,17 +134,7 @@ mod tests {
 
     #[test]
     fn a_dead_owner_moves_only_its_vips() {
-        let services: String = (10..30)
-            .map(|i| {
-                lb(
-                    &format!("s{i}"),
-                    &format!("192.0.2.{i}"),
-                    "Cluster",
-                    "n1",
-                    true,
-                )
-            })
-            .collect();
+        let services = spread_services(10..30);
         let snap = snapshot("n1", &services);
         let before = owners(&snap, &HealthVerdicts::default(), &members(&ALL));
         let after = owners(

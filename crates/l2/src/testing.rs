@@ -31,10 +31,7 @@ pub(crate) fn snapshot(node: &str, extra: &str) -> Snapshot {
         {extra}
         "#
     );
-    let config =
-        dockline_config::parse("t.toml", &text, Vec::<(String, String)>::new()).expect("parses");
-    dockline_config::validate(&config).expect("valid");
-    dockline_model::build(config).expect("builds")
+    dockline_model::testing::snapshot(&text)
 }
 
 /// A LoadBalancer service on `ip` with one endpoint on `endpoint_node`.

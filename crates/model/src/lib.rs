@@ -11,6 +11,7 @@ mod build;
 mod health;
 mod members;
 mod published;
+pub mod testing;
 
 use std::net::IpAddr;
 

@@ -6,16 +6,9 @@
 
 use std::net::IpAddr;
 
-use dockline_config::{Config, parse};
+use dockline_config::parse;
+use dockline_model::testing::snapshot;
 use dockline_model::{Snapshot, build};
-
-fn config(text: &str) -> Config {
-    parse("test.toml", text, std::iter::empty()).unwrap_or_else(|p| panic!("{p}"))
-}
-
-fn snapshot(text: &str) -> Snapshot {
-    build(config(text)).unwrap_or_else(|p| panic!("{p}"))
-}
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -107,7 +100,8 @@ fn a_full_pool_is_a_problem_naming_the_service() {
     for name in ["a", "b", "c", "d", "e"] {
         text += &lb(name, "");
     }
-    let problems = build(config(&text)).unwrap_err();
+    let config = parse("test.toml", &text, std::iter::empty()).unwrap();
+    let problems = build(config).unwrap_err();
     assert_eq!(problems.len(), 1, "{problems}");
     assert!(
         problems

@@ -12,7 +12,9 @@ use dockline_model::{Port, Snapshot};
 /// One listening socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListenAddr {
+    /// TCP or UDP.
     pub protocol: Protocol,
+    /// The address and port listened on.
     pub addr: SocketAddr,
 }
 
@@ -24,17 +26,17 @@ impl std::fmt::Display for ListenAddr {
 
 /// What arrives on a listener is forwarded to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frontend {
+pub(crate) struct Frontend {
     /// `namespace/name` of the service.
-    pub service: String,
-    pub port: Port,
+    pub(crate) service: String,
+    pub(crate) port: Port,
     /// NodePort or LoadBalancer traffic, which `external_traffic_policy` applies to.
-    pub external: bool,
+    pub(crate) external: bool,
     /// The header sent to the endpoint first on TCP connections.
-    pub proxy_protocol: ProxyProtocol,
+    pub(crate) proxy_protocol: ProxyProtocol,
 }
 
-pub fn desired(snapshot: &Snapshot) -> BTreeMap<ListenAddr, Frontend> {
+pub(crate) fn desired(snapshot: &Snapshot) -> BTreeMap<ListenAddr, Frontend> {
     let mut out = BTreeMap::new();
     let node = &snapshot.node;
     // "Every node address" is the wildcard of the internal IP's family: binding the other
@@ -103,8 +105,7 @@ type = "ExternalName"
 external_name = "example.org"
 "#
         );
-        let config = dockline_config::parse("t.toml", &text, std::iter::empty()).unwrap();
-        dockline_model::build(config).unwrap()
+        dockline_model::testing::snapshot(&text)
     }
 
     fn addrs(s: &Snapshot) -> Vec<String> {

@@ -9,12 +9,18 @@
 //! A service may ask for a PROXY protocol header on its TCP connections, so endpoints
 //! learn the client's address, which a userspace proxy otherwise replaces with the node's.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod balance;
+mod data_plane;
+#[cfg(test)]
+mod fixture;
 mod frontends;
 mod listeners;
 mod metrics;
 mod pool;
 mod proxy_protocol;
+mod setup;
 mod splice;
 mod tcp;
 mod throttle;
@@ -31,6 +37,7 @@ use dockline_model::{LiveHealth, Published, Snapshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use data_plane::{DataPlane, Limits, Route};
 use frontends::Frontend;
 pub use frontends::ListenAddr;
 pub use metrics::describe as describe_metrics;
@@ -41,51 +48,17 @@ pub fn enabled(config: &Config) -> bool {
     config.proxy.enabled
 }
 
+/// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum ProxyError {
+    /// A listening socket could not be opened.
     #[error("proxy: cannot listen on {at}: {source}")]
     Listen {
+        /// The address and protocol of the listener.
         at: ListenAddr,
+        /// What the kernel said.
         source: std::io::Error,
     },
-}
-
-/// Timeouts in force, from `[proxy]`.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    connect_timeout: Duration,
-    idle_timeout: Duration,
-    udp_idle_timeout: Duration,
-}
-
-/// What a listener forwards to, swapped whole on reload.
-#[derive(Debug)]
-struct Route {
-    frontend: Frontend,
-    pool: Arc<Pool>,
-    /// This node's name, for `external_traffic_policy = "Local"`.
-    node: String,
-    limits: Limits,
-    metrics: Arc<metrics::PortCounters>,
-}
-
-/// What every listener and connection task reads.
-#[derive(Debug)]
-struct Shared {
-    routes: ArcSwap<HashMap<ListenAddr, Arc<Route>>>,
-    health: Arc<LiveHealth>,
-    metrics: metrics::Global,
-    /// What the per-service series are rendered from.
-    report: ArcSwap<metrics::Report>,
-    pipes: splice::PipePool,
-    /// Logging of running out of descriptors or memory, which fails in bursts.
-    exhausted: throttle::Throttle,
-}
-
-impl Shared {
-    fn route(&self, at: &ListenAddr) -> Option<Arc<Route>> {
-        self.routes.load().get(at).cloned()
-    }
 }
 
 enum Socket {
@@ -93,12 +66,16 @@ enum Socket {
     Udp(tokio::net::UdpSocket),
 }
 
+/// The proxy of one node: its listeners, the routing table they read, and the pools that
+/// keep each service's open connections across reloads.
 #[derive(Debug)]
 pub struct Proxy {
     published: Arc<Published>,
     /// Subscribed at bind, so no snapshot published after the one bound with is missed.
     reloads: tokio::sync::watch::Receiver<u64>,
-    shared: Arc<Shared>,
+    plane: Arc<DataPlane>,
+    /// What the per-service series are rendered from.
+    report: Arc<ArcSwap<metrics::Report>>,
     pools: HashMap<String, Arc<Pool>>,
     /// Counters per service port, kept across reloads while the port exists.
     ports: HashMap<(String, u16), Arc<metrics::PortCounters>>,
@@ -124,18 +101,12 @@ impl Proxy {
         snapshot: &Snapshot,
         published: Arc<Published>,
         health: Arc<LiveHealth>,
-    ) -> Result<Proxy, Error> {
+    ) -> Result<Proxy, ProxyError> {
         let mut proxy = Proxy {
             reloads: published.subscribe(),
             published,
-            shared: Arc::new(Shared {
-                routes: ArcSwap::default(),
-                health,
-                metrics: metrics::Global::new(),
-                report: ArcSwap::default(),
-                pipes: splice::PipePool::default(),
-                exhausted: throttle::Throttle::new(Duration::from_secs(1)),
-            }),
+            plane: Arc::new(DataPlane::new(health)),
+            report: Arc::default(),
             pools: HashMap::new(),
             ports: HashMap::new(),
             listeners: BTreeMap::new(),
@@ -150,25 +121,38 @@ impl Proxy {
         Ok(proxy)
     }
 
-    /// Serves and follows reloads until `shutdown`.
-    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
+    /// Serves and follows reloads until `shutdown`. Every listener is closed by the time
+    /// this returns; connections already open finish on their own.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), ProxyError> {
+        // The parent of every listener's token, cancelled however `run` ends: on shutdown,
+        // when the publisher is gone, or when this future is dropped unfinished.
+        let stop = shutdown.child_token();
+        let _stop_if_dropped = stop.clone().drop_guard();
         for (at, socket) in std::mem::take(&mut self.pending) {
-            self.serve(at, socket, &shutdown);
+            self.serve(at, socket, &stop);
         }
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
+                () = stop.cancelled() => break,
                 changed = self.reloads.changed() => {
                     if changed.is_err() {
-                        return Ok(());
+                        break;
                     }
-                    self.reload(&shutdown).await;
+                    self.reload(&stop).await;
                 }
             }
         }
+        stop.cancel();
+        let listeners = std::mem::take(&mut self.listeners);
+        for (_, task) in listeners.into_values() {
+            // Closed only when the task has dropped the socket.
+            let _ = task.await;
+        }
+        tracing::info!("proxy stopped");
+        Ok(())
     }
 
-    async fn reload(&mut self, shutdown: &CancellationToken) {
+    async fn reload(&mut self, stop: &CancellationToken) {
         let snapshot = self.published.load();
         let desired = frontends::desired(&snapshot);
         // Close first: a NodePort moving between the internal IP and the wildcard address
@@ -194,9 +178,9 @@ impl Proxy {
                 continue;
             }
             match bind(*at) {
-                Ok(socket) => self.serve(*at, socket, shutdown),
+                Ok(socket) => self.serve(*at, socket, stop),
                 Err(error) => {
-                    self.shared.metrics.listen_errors.increment(1);
+                    self.plane.metrics.listen_errors.increment(1);
                     tracing::error!(error = %error, "proxy listener not opened");
                 }
             }
@@ -204,12 +188,12 @@ impl Proxy {
         tracing::info!(listeners = self.listeners.len(), "proxy reloaded");
     }
 
-    fn serve(&mut self, at: ListenAddr, socket: Socket, shutdown: &CancellationToken) {
-        let stop = shutdown.child_token();
-        let shared = self.shared.clone();
+    fn serve(&mut self, at: ListenAddr, socket: Socket, parent: &CancellationToken) {
+        let stop = parent.child_token();
+        let plane = self.plane.clone();
         let task = match socket {
-            Socket::Tcp(listener) => tokio::spawn(tcp::serve(listener, at, shared, stop.clone())),
-            Socket::Udp(socket) => tokio::spawn(udp::serve(socket, at, shared, stop.clone())),
+            Socket::Tcp(listener) => tokio::spawn(tcp::serve(listener, at, plane, stop.clone())),
+            Socket::Udp(socket) => tokio::spawn(udp::serve(socket, at, plane, stop.clone())),
         };
         self.listeners.insert(at, (stop, task));
         tracing::info!(listen = %at, "proxy listening");
@@ -241,11 +225,7 @@ impl Proxy {
         // Services removed entirely: every endpoint drains.
         gone.extend(self.pools.drain().map(|(_, pool)| (pool, None)));
         self.pools = pools;
-        let limits = Limits {
-            connect_timeout: Duration::from_millis(snapshot.config.proxy.connect_timeout_ms),
-            idle_timeout: Duration::from_secs(snapshot.config.proxy.idle_timeout_s),
-            udp_idle_timeout: Duration::from_secs(snapshot.config.proxy.udp_idle_timeout_s),
-        };
+        let limits = Limits::new(&snapshot.config.proxy);
         let mut ports = HashMap::new();
         let mut routes = HashMap::new();
         for (at, frontend) in desired {
@@ -270,7 +250,7 @@ impl Proxy {
             };
             routes.insert(at, Arc::new(route));
         }
-        self.shared.routes.store(Arc::new(routes));
+        self.plane.routes.store(Arc::new(routes));
         self.ports = ports;
         self.publish_report();
         if !gone.is_empty() {
@@ -302,23 +282,90 @@ impl Proxy {
             .collect();
         pools.sort_by(|a, b| a.0.cmp(b.0));
         let pools = pools.into_iter().map(|(_, pool)| pool).collect();
-        self.shared
-            .report
+        self.report
             .store(Arc::new(metrics::Report { ports, pools }));
     }
 
     /// Renders the per-service series (connections, active connections, backend_up) of
     /// the live config, for the admin API to append to /metrics.
     pub fn metrics_renderer(&self) -> impl Fn(&mut String) + Send + Sync + 'static {
-        let shared = self.shared.clone();
-        move |out| metrics::render(&shared.report.load(), &shared.health.load(), out)
+        let report = self.report.clone();
+        let health = self.plane.health.clone();
+        move |out| metrics::render(&report.load(), &health.load(), out)
     }
 }
 
-fn bind(at: ListenAddr) -> Result<Socket, Error> {
-    let error = |source| Error::Listen { at, source };
+fn bind(at: ListenAddr) -> Result<Socket, ProxyError> {
+    let error = |source| ProxyError::Listen { at, source };
     Ok(match at.protocol {
         Protocol::Tcp => Socket::Tcp(listeners::tcp(at.addr).map_err(error)?),
         Protocol::Udp => Socket::Udp(listeners::udp(at.addr).map_err(error)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+    use std::net::SocketAddr;
+
+    use tokio::net::TcpStream;
+
+    use super::*;
+
+    /// A proxy bound to a TCP and a UDP listener on 127.0.0.1, and their address.
+    fn proxy() -> (Proxy, SocketAddr) {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = free.local_addr().unwrap();
+        drop(free);
+        let port = at.port();
+        let snapshot = dockline_model::testing::snapshot(&format!(
+            "[cluster]\nservice_cidr = \"127.0.0.0/8\"\n\
+             [[services]]\nname = \"web\"\ncluster_ip = \"127.0.0.1\"\n\
+             ports = [{{ name = \"tcp\", port = {port} }}, \
+             {{ name = \"udp\", port = {port}, protocol = \"UDP\" }}]\n"
+        ));
+        let published = Arc::new(Published::new(snapshot));
+        let health = Arc::new(LiveHealth::default());
+        let proxy = Proxy::bind(&published.load(), published.clone(), health).unwrap();
+        (proxy, at)
+    }
+
+    async fn refused(at: SocketAddr) -> bool {
+        TcpStream::connect(at)
+            .await
+            .is_err_and(|error| error.kind() == ErrorKind::ConnectionRefused)
+    }
+
+    #[tokio::test]
+    async fn every_listener_is_closed_when_run_returns() {
+        let (proxy, at) = proxy();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(proxy.run(shutdown.clone()));
+        assert!(TcpStream::connect(at).await.is_ok());
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
+        // Checked without yielding, so no listener task gets a turn after `run` returned.
+        let closed = std::net::TcpStream::connect(at);
+        assert_eq!(closed.unwrap_err().kind(), ErrorKind::ConnectionRefused);
+        std::net::UdpSocket::bind(at).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_run_dropped_unfinished_stops_its_listeners() {
+        let (proxy, at) = proxy();
+        let running = tokio::spawn(proxy.run(CancellationToken::new()));
+        assert!(TcpStream::connect(at).await.is_ok());
+        running.abort();
+        let _ = running.await;
+        // The listener tasks see their token cancelled at their next turn.
+        let mut closed = false;
+        for _ in 0..100 {
+            if refused(at).await {
+                closed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(closed, "{at} still listening");
+    }
 }

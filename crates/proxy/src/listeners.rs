@@ -22,7 +22,7 @@ fn socket(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<Socket
     Ok(socket)
 }
 
-pub fn tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(crate) fn tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = socket(addr, Type::STREAM, Protocol::TCP)?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
@@ -30,7 +30,7 @@ pub fn tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-pub fn udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+pub(crate) fn udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = socket(addr, Type::DGRAM, Protocol::UDP)?;
     // Room for bursts while the single receive loop is busy.
     let _ = socket.set_recv_buffer_size(4 << 20);

@@ -11,16 +11,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dockline_model::HealthVerdicts;
 use metrics::Counter;
 
-use crate::pool::Pool;
+use crate::pool::{Pool, Refusal};
+use crate::setup::{Count, Tally};
 
-pub const CONNECTIONS: &str = "dockline_proxy_connections_total";
-pub const ACTIVE: &str = "dockline_proxy_active_connections";
-pub const BYTES: &str = "dockline_proxy_bytes_total";
-pub const BACKEND_UP: &str = "dockline_proxy_backend_up";
-pub const CONNECT_ERRORS: &str = "dockline_proxy_connect_errors_total";
-pub const REFUSED: &str = "dockline_proxy_refused_total";
-pub const LISTEN_ERRORS: &str = "dockline_proxy_listen_errors_total";
+pub(crate) const CONNECTIONS: &str = "dockline_proxy_connections_total";
+pub(crate) const ACTIVE: &str = "dockline_proxy_active_connections";
+pub(crate) const BYTES: &str = "dockline_proxy_bytes_total";
+pub(crate) const BACKEND_UP: &str = "dockline_proxy_backend_up";
+pub(crate) const CONNECT_ERRORS: &str = "dockline_proxy_connect_errors_total";
+pub(crate) const REFUSED: &str = "dockline_proxy_refused_total";
+pub(crate) const LISTEN_ERRORS: &str = "dockline_proxy_listen_errors_total";
 
+/// Describes the node-wide metrics to the recorder; called once at start-up.
 pub fn describe() {
     metrics::describe_counter!(
         BYTES,
@@ -43,63 +45,84 @@ pub fn describe() {
 
 /// Handles shared by every connection.
 #[derive(Debug, Clone)]
-pub struct Global {
-    pub to_backend: Counter,
-    pub to_client: Counter,
-    pub connect_errors: Counter,
-    pub no_endpoint: Counter,
-    pub over_limit: Counter,
-    pub listen_errors: Counter,
+pub(crate) struct Global {
+    pub(crate) to_backend: Counter,
+    pub(crate) to_client: Counter,
+    pub(crate) connect_errors: Counter,
+    pub(crate) listen_errors: Counter,
+    /// Read through [`Global::refused`].
+    no_endpoint: Counter,
+    over_limit: Counter,
 }
 
 impl Global {
-    pub fn new() -> Global {
+    pub(crate) fn new() -> Global {
         Global {
             to_backend: metrics::counter!(BYTES, "direction" => "to_backend"),
             to_client: metrics::counter!(BYTES, "direction" => "to_client"),
             connect_errors: metrics::counter!(CONNECT_ERRORS),
-            no_endpoint: metrics::counter!(REFUSED, "reason" => "no_endpoint"),
-            over_limit: metrics::counter!(REFUSED, "reason" => "max_connections"),
+            no_endpoint: metrics::counter!(REFUSED, "reason" => Refusal::NoEndpoint.reason()),
+            over_limit: metrics::counter!(REFUSED, "reason" => Refusal::OverLimit.reason()),
             listen_errors: metrics::counter!(LISTEN_ERRORS),
         }
+    }
+
+    /// The counter of connections and flows refused for `refusal`.
+    pub(crate) fn refused(&self, refusal: Refusal) -> &Counter {
+        match refusal {
+            Refusal::NoEndpoint => &self.no_endpoint,
+            Refusal::OverLimit => &self.over_limit,
+        }
+    }
+}
+
+impl Tally for Global {
+    fn count(&self, what: Count) {
+        match what {
+            Count::Refused(refusal) => self.refused(refusal),
+            Count::ConnectError => &self.connect_errors,
+            // A backend socket this node cannot open counts with its listeners' failures.
+            Count::NoSocket => &self.listen_errors,
+        }
+        .increment(1);
     }
 }
 
 /// Counters of one service port: shared by its listeners (ClusterIP, NodePort, LB IP) and
 /// kept across reloads while the port exists.
 #[derive(Debug, Default)]
-pub struct PortCounters {
+pub(crate) struct PortCounters {
     connections: AtomicU64,
     active: AtomicU64,
 }
 
 impl PortCounters {
     /// A connection or flow came in (whether or not it reaches a backend).
-    pub fn accepted(&self) {
+    pub(crate) fn accepted(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// It reached a backend and is open.
-    pub fn opened(&self) {
+    pub(crate) fn opened(&self) {
         self.active.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn closed(&self) {
+    pub(crate) fn closed(&self) {
         self.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// What the per-service series are rendered from, swapped on every reload.
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// (service key, port, counters), in that order.
-    pub ports: Vec<(String, u16, Arc<PortCounters>)>,
+    pub(crate) ports: Vec<(String, u16, Arc<PortCounters>)>,
     /// Every proxied service's pool, by service key.
-    pub pools: Vec<Arc<Pool>>,
+    pub(crate) pools: Vec<Arc<Pool>>,
 }
 
 /// Appends the per-service series in the Prometheus text format.
-pub fn render(report: &Report, verdicts: &HealthVerdicts, out: &mut String) {
+pub(crate) fn render(report: &Report, verdicts: &HealthVerdicts, out: &mut String) {
     let header = |out: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };

@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::balance::{self, maglev};
 
+/// The endpoints of one service and their open connections.
 #[derive(Debug)]
-pub struct Pool {
+pub(crate) struct Pool {
     service: ArcSwap<Service>,
     turn: AtomicUsize,
     total: AtomicUsize,
@@ -34,10 +35,12 @@ struct Open {
 
 /// One admitted connection; releases its counts on drop.
 #[derive(Debug)]
-pub struct Lease {
+pub(crate) struct Lease {
     pool: Arc<Pool>,
-    pub endpoint: IpAddr,
-    pub drain: CancellationToken,
+    /// The endpoint the connection goes to.
+    pub(crate) endpoint: IpAddr,
+    /// Cancelled when the endpoint is drained: the connection is to close.
+    pub(crate) drain: CancellationToken,
 }
 
 impl Drop for Lease {
@@ -52,13 +55,25 @@ impl Drop for Lease {
 
 /// Why no lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
+    /// No endpoint is ready (or all that are were excluded).
     NoEndpoint,
+    /// The service is at its `max_connections`.
     OverLimit,
 }
 
+impl Refusal {
+    /// The `reason` label of the refused-connections counter.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Refusal::NoEndpoint => "no_endpoint",
+            Refusal::OverLimit => "max_connections",
+        }
+    }
+}
+
 impl Pool {
-    pub fn new(service: Service) -> Arc<Pool> {
+    pub(crate) fn new(service: Service) -> Arc<Pool> {
         Arc::new(Pool {
             service: ArcSwap::from_pointee(service),
             turn: AtomicUsize::new(0),
@@ -68,12 +83,12 @@ impl Pool {
         })
     }
 
-    pub fn service(&self) -> Arc<Service> {
+    pub(crate) fn service(&self) -> Arc<Service> {
         self.service.load_full()
     }
 
     /// Takes a reload's version of the service; returns the endpoints it no longer has.
-    pub fn update(&self, service: Service) -> Vec<IpAddr> {
+    pub(crate) fn update(&self, service: Service) -> Vec<IpAddr> {
         let gone = self
             .service
             .load()
@@ -87,7 +102,7 @@ impl Pool {
     }
 
     /// Closes the connections of `endpoint` unless a reload brought it back meanwhile.
-    pub fn drain(&self, endpoint: IpAddr) {
+    pub(crate) fn drain(&self, endpoint: IpAddr) {
         let present = self
             .service
             .load()
@@ -102,7 +117,7 @@ impl Pool {
     }
 
     /// Closes every connection: the service is gone.
-    pub fn drain_all(&self) {
+    pub(crate) fn drain_all(&self) {
         for (_, open) in self.lock_endpoints().drain() {
             open.drain.cancel();
         }
@@ -110,7 +125,7 @@ impl Pool {
 
     /// Picks a ready endpoint for a new connection from `client` and admits it, skipping
     /// `tried` (endpoints that just failed to connect).
-    pub fn lease(
+    pub(crate) fn lease(
         self: &Arc<Self>,
         client: IpAddr,
         external: bool,
@@ -170,7 +185,216 @@ impl Pool {
         table
     }
 
+    /// Connections leased and not yet released.
+    #[cfg(test)]
+    pub(crate) fn leased(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+
     fn lock_endpoints(&self) -> MutexGuard<'_, HashMap<IpAddr, Open>> {
         self.endpoints.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::fixture;
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+    const THREE: &str =
+        r#"endpoints = [{ ip = "10.111.1.1" }, { ip = "10.111.1.2" }, { ip = "10.111.1.3" }]"#;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn pool(settings: &str) -> Arc<Pool> {
+        Pool::new(fixture::web(settings))
+    }
+
+    /// A connection to the ClusterIP, every endpoint passing its checks, none tried yet.
+    fn lease(pool: &Arc<Pool>) -> Result<Lease, Refusal> {
+        pool.lease(CLIENT, false, "node-1", &HealthVerdicts::default(), &[])
+    }
+
+    fn open(pool: &Pool, endpoint: &str) -> usize {
+        pool.lock_endpoints()
+            .get(&ip(endpoint))
+            .map_or(0, |open| open.count)
+    }
+
+    #[test]
+    fn only_ready_endpoints_passing_their_checks_are_leased() {
+        let pool = pool(
+            r#"endpoints = [{ ip = "10.111.1.1", ready = false }, { ip = "10.111.1.2" }, { ip = "10.111.1.3" }]"#,
+        );
+        let mut health = HealthVerdicts::default();
+        health.set("default/web", ip("10.111.1.3"), false);
+        for _ in 0..4 {
+            let lease = pool.lease(CLIENT, false, "node-1", &health, &[]).unwrap();
+            assert_eq!(lease.endpoint, ip("10.111.1.2"));
+        }
+        health.set("default/web", ip("10.111.1.2"), false);
+        let refusal = pool.lease(CLIENT, false, "node-1", &health, &[]);
+        assert_eq!(refusal.unwrap_err(), Refusal::NoEndpoint);
+    }
+
+    #[test]
+    fn endpoints_just_tried_are_skipped() {
+        let pool = pool(THREE);
+        let health = HealthVerdicts::default();
+        let tried = [ip("10.111.1.1"), ip("10.111.1.3")];
+        for _ in 0..4 {
+            let lease = pool
+                .lease(CLIENT, false, "node-1", &health, &tried)
+                .unwrap();
+            assert_eq!(lease.endpoint, ip("10.111.1.2"));
+        }
+        let all = [ip("10.111.1.1"), ip("10.111.1.2"), ip("10.111.1.3")];
+        let refusal = pool.lease(CLIENT, false, "node-1", &health, &all);
+        assert_eq!(refusal.unwrap_err(), Refusal::NoEndpoint);
+    }
+
+    #[test]
+    fn the_local_policy_keeps_external_connections_on_this_node() {
+        let pool = pool(
+            r#"type = "NodePort"
+external_traffic_policy = "Local"
+endpoints = [{ ip = "10.111.1.1", node = "node-1" }, { ip = "10.111.2.1", node = "node-2" }]"#,
+        );
+        let health = HealthVerdicts::default();
+        for _ in 0..4 {
+            let lease = pool.lease(CLIENT, true, "node-1", &health, &[]).unwrap();
+            assert_eq!(lease.endpoint, ip("10.111.1.1"));
+        }
+        let elsewhere = pool.lease(CLIENT, true, "node-3", &health, &[]);
+        assert_eq!(elsewhere.unwrap_err(), Refusal::NoEndpoint);
+        // ClusterIP traffic is not external: every ready endpoint takes it.
+        let internal: Vec<IpAddr> = (0..2)
+            .map(|_| pool.lease(CLIENT, false, "node-3", &health, &[]))
+            .map(|lease| lease.unwrap().endpoint)
+            .collect();
+        assert_eq!(internal, [ip("10.111.1.1"), ip("10.111.2.1")]);
+    }
+
+    #[test]
+    fn max_connections_caps_the_open_leases_and_a_released_one_frees_its_slot() {
+        let pool = pool(&format!("max_connections = 2\n{THREE}"));
+        let first = lease(&pool).unwrap();
+        let second = lease(&pool).unwrap();
+        assert_eq!(lease(&pool).unwrap_err(), Refusal::OverLimit);
+        // The refused one took no slot.
+        assert_eq!(pool.leased(), 2);
+        drop(first);
+        let third = lease(&pool).unwrap();
+        assert_eq!(lease(&pool).unwrap_err(), Refusal::OverLimit);
+        drop((second, third));
+        assert_eq!(pool.leased(), 0);
+        assert_eq!(open(&pool, "10.111.1.1") + open(&pool, "10.111.1.2"), 0);
+    }
+
+    #[test]
+    fn round_robin_takes_turns() {
+        let pool = pool(THREE);
+        let picks: Vec<IpAddr> = (0..4).map(|_| lease(&pool).unwrap().endpoint).collect();
+        let want = ["10.111.1.1", "10.111.1.2", "10.111.1.3", "10.111.1.1"];
+        assert_eq!(picks, want.map(ip));
+    }
+
+    #[test]
+    fn least_connections_goes_to_the_endpoint_with_the_fewest_open() {
+        let pool = pool(&format!("load_balancing = \"LeastConnections\"\n{THREE}"));
+        let mut leases: Vec<Lease> = (0..3).map(|_| lease(&pool).unwrap()).collect();
+        for endpoint in ["10.111.1.1", "10.111.1.2", "10.111.1.3"] {
+            assert_eq!(open(&pool, endpoint), 1);
+        }
+        leases.retain(|lease| lease.endpoint != ip("10.111.1.2"));
+        assert_eq!(open(&pool, "10.111.1.2"), 0);
+        for _ in 0..3 {
+            // Each goes to the endpoint with none open, and is dropped at once.
+            assert_eq!(lease(&pool).unwrap().endpoint, ip("10.111.1.2"));
+        }
+        assert_eq!(pool.leased(), 2);
+    }
+
+    #[test]
+    fn maglev_keeps_a_client_on_its_endpoint_and_reuses_the_table_while_the_candidates_stay() {
+        let pool = pool(&format!("load_balancing = \"Maglev\"\n{THREE}"));
+        let cached = || {
+            let cache = pool.maglev.lock().unwrap();
+            cache.as_ref().map(|(_, table)| table.clone()).unwrap()
+        };
+        let first = lease(&pool).unwrap().endpoint;
+        let table = cached();
+        for _ in 0..4 {
+            assert_eq!(lease(&pool).unwrap().endpoint, first);
+        }
+        assert!(Arc::ptr_eq(&table, &cached()));
+        // Other candidates (the client's endpoint just failed): another table.
+        let health = HealthVerdicts::default();
+        let retry = pool
+            .lease(CLIENT, false, "node-1", &health, &[first])
+            .unwrap();
+        assert_ne!(retry.endpoint, first);
+        assert!(!Arc::ptr_eq(&table, &cached()));
+    }
+
+    #[test]
+    fn a_reload_keeps_the_open_connections_and_names_the_endpoints_it_removed() {
+        let pool = pool(THREE);
+        let held = lease(&pool).unwrap();
+        assert_eq!(held.endpoint, ip("10.111.1.1"));
+        let gone = pool.update(fixture::web(
+            r#"endpoints = [{ ip = "10.111.1.1" }, { ip = "10.111.1.4" }]"#,
+        ));
+        assert_eq!(gone, [ip("10.111.1.2"), ip("10.111.1.3")]);
+        assert_eq!(pool.service().endpoints.len(), 2);
+        assert_eq!((pool.leased(), open(&pool, "10.111.1.1")), (1, 1));
+        assert!(!held.drain.is_cancelled());
+    }
+
+    #[test]
+    fn a_drained_endpoint_closes_its_connections_and_is_forgotten() {
+        let pool = pool(THREE);
+        let (on_first, on_second) = (lease(&pool).unwrap(), lease(&pool).unwrap());
+        pool.update(fixture::web(
+            r#"endpoints = [{ ip = "10.111.1.2" }, { ip = "10.111.1.3" }]"#,
+        ));
+        pool.drain(ip("10.111.1.1"));
+        assert!(on_first.drain.is_cancelled());
+        assert!(!on_second.drain.is_cancelled());
+        assert!(!pool.lock_endpoints().contains_key(&ip("10.111.1.1")));
+        // Its connections close afterwards; their release touches no other count.
+        drop(on_first);
+        assert_eq!((pool.leased(), open(&pool, "10.111.1.2")), (1, 1));
+        drop(on_second);
+        assert_eq!(pool.leased(), 0);
+    }
+
+    #[test]
+    fn an_endpoint_a_reload_brought_back_within_the_grace_is_not_drained() {
+        let pool = pool(THREE);
+        let held = lease(&pool).unwrap();
+        pool.update(fixture::web(r#"endpoints = [{ ip = "10.111.1.2" }]"#));
+        pool.update(fixture::web(THREE));
+        pool.drain(ip("10.111.1.1"));
+        assert!(!held.drain.is_cancelled());
+        assert_eq!(open(&pool, "10.111.1.1"), 1);
+    }
+
+    #[test]
+    fn a_removed_service_closes_every_connection_and_starts_over_if_it_returns() {
+        let pool = pool(THREE);
+        let held: Vec<Lease> = (0..3).map(|_| lease(&pool).unwrap()).collect();
+        pool.drain_all();
+        assert!(held.iter().all(|lease| lease.drain.is_cancelled()));
+        drop(held);
+        assert_eq!(pool.leased(), 0);
+        let fresh = lease(&pool).unwrap();
+        assert!(!fresh.drain.is_cancelled());
+        assert_eq!(open(&pool, &fresh.endpoint.to_string()), 1);
     }
 }

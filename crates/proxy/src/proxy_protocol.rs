@@ -17,7 +17,7 @@ const V2_TCP6: u8 = 0x21;
 
 /// The header for a TCP connection from `client` to the service address `service` (where
 /// the client connected); empty for [`ProxyProtocol::None`].
-pub fn header(version: ProxyProtocol, client: SocketAddr, service: SocketAddr) -> Vec<u8> {
+pub(crate) fn header(version: ProxyProtocol, client: SocketAddr, service: SocketAddr) -> Vec<u8> {
     let (client_ip, service_ip) = same_family(client.ip(), service.ip());
     match version {
         ProxyProtocol::None => Vec::new(),

@@ -1,8 +1,9 @@
-//! TCP: accept, pick a ready endpoint, connect with a timeout (trying another endpoint
-//! when one refuses), send the PROXY protocol header if the service asks for one, then
-//! forward both directions (small messages through a stack buffer, bulk data with
-//! splice(2)) until both ends close, the connection idles out or its endpoint is drained. With no endpoint to take it, the client is reset
-//! (SO_LINGER 0), never left hanging.
+//! TCP: accept, set the connection up as [`Setup`] decides (pick a ready endpoint, connect
+//! with a timeout and try another endpoint when one fails, send the PROXY protocol header
+//! if the service asks for one), then forward both directions (small messages through a
+//! stack buffer, bulk data with splice(2)) until both ends close, the connection idles out
+//! or its endpoint is drained. With no endpoint to take it, the client is reset (SO_LINGER
+//! 0), never left hanging.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dockline_config::ProxyProtocol;
 use metrics::Counter;
 use socket2::SockRef;
 use tokio::io::{AsyncWriteExt, Interest};
@@ -20,19 +20,17 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::data_plane::{DataPlane, Route};
 use crate::frontends::ListenAddr;
-use crate::pool::Refusal;
-use crate::proxy_protocol;
+use crate::pool::Lease;
+use crate::setup::{Connected, GiveUp, Introduction, Setup};
 use crate::splice::{Pipe, PipePool};
-use crate::{Route, Shared};
 
-/// Endpoints tried for one connection before giving up.
-const ATTEMPTS: usize = 3;
-
-pub async fn serve(
+/// Accepts connections on `listener` until `stop`, each handled on a task of its own.
+pub(crate) async fn serve(
     listener: TcpListener,
     at: ListenAddr,
-    shared: Arc<Shared>,
+    plane: Arc<DataPlane>,
     stop: CancellationToken,
 ) {
     // Out of descriptors or memory, the pending connection stays queued and accept fails
@@ -46,17 +44,17 @@ pub async fn serve(
         match accepted {
             Ok((client, peer)) => {
                 backoff = Duration::ZERO;
-                let Some(route) = shared.route(&at) else {
+                let Some(route) = plane.route(&at) else {
                     reset(client);
                     continue;
                 };
-                let shared = shared.clone();
-                tokio::spawn(async move { handle(client, peer, route, shared).await });
+                let plane = plane.clone();
+                tokio::spawn(async move { handle(client, peer, route, plane).await });
             }
             Err(error) => {
-                shared.metrics.listen_errors.increment(1);
+                plane.metrics.listen_errors.increment(1);
                 backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
-                if let Some(held_back) = shared.exhausted.admit(std::time::Instant::now()) {
+                if let Some(held_back) = plane.exhausted.admit(std::time::Instant::now()) {
                     tracing::error!(listen = %at, %error, held_back, "cannot accept a connection");
                 }
                 tokio::time::sleep(backoff).await;
@@ -68,65 +66,14 @@ pub async fn serve(
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-async fn handle(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, shared: Arc<Shared>) {
+async fn handle(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, plane: Arc<DataPlane>) {
     route.metrics.accepted();
-    let health = shared.health.load();
-    let mut tried = Vec::new();
-    let (mut backend, lease) = loop {
-        let lease = match route.pool.lease(
-            peer.ip(),
-            route.frontend.external,
-            &route.node,
-            &health,
-            &tried,
-        ) {
-            Ok(lease) => lease,
-            Err(refusal) => {
-                match refusal {
-                    Refusal::NoEndpoint => shared.metrics.no_endpoint.increment(1),
-                    Refusal::OverLimit => shared.metrics.over_limit.increment(1),
-                }
-                tracing::debug!(service = %route.frontend.service, client = %peer, ?refusal, "connection reset");
-                reset(client);
-                return;
-            }
-        };
-        let target = SocketAddr::new(lease.endpoint, route.frontend.port.target_port);
-        // No socket to connect with (out of descriptors) is this node's trouble, not the
-        // backend's: neither counted against it nor worth trying another.
-        let socket = match new_socket(target) {
-            Ok(socket) => socket,
-            Err(error) => {
-                shared.metrics.listen_errors.increment(1);
-                if let Some(held_back) = shared.exhausted.admit(std::time::Instant::now()) {
-                    tracing::error!(service = %route.frontend.service, backend = %target, %error, held_back, "cannot open a backend socket");
-                }
-                reset(client);
-                return;
-            }
-        };
-        match connect(socket, target, route.limits.connect_timeout).await {
-            Ok(backend) => {
-                match introduce(backend, &client, peer, route.frontend.proxy_protocol).await {
-                    Ok(backend) => break (backend, lease),
-                    Err(error) => {
-                        shared.metrics.connect_errors.increment(1);
-                        tracing::warn!(service = %route.frontend.service, backend = %target, %error, "cannot send the PROXY protocol header");
-                        reset(client);
-                        return;
-                    }
-                }
-            }
-            Err(error) => {
-                shared.metrics.connect_errors.increment(1);
-                tracing::warn!(service = %route.frontend.service, backend = %target, %error, "cannot connect to the backend");
-                tried.push(lease.endpoint);
-                drop(lease);
-                if tried.len() >= ATTEMPTS {
-                    reset(client);
-                    return;
-                }
-            }
+    let (mut backend, lease) = match set_up(&client, peer, &route, &plane).await {
+        Ok(connected) => connected,
+        Err(reason) => {
+            tracing::debug!(service = %route.frontend.service, client = %peer, ?reason, "connection reset");
+            reset(client);
+            return;
         }
     };
     let _ = client.set_nodelay(true);
@@ -135,9 +82,9 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, shar
     let last = AtomicU64::new(0);
     let start = Instant::now();
     let idle = route.limits.idle_timeout;
-    let metrics = &shared.metrics;
+    let metrics = &plane.metrics;
     tokio::select! {
-        _ = forward(&mut client, &mut backend, &last, start, (&metrics.to_backend, &metrics.to_client), &shared.pipes) => {}
+        _ = forward(&mut client, &mut backend, &last, start, (&metrics.to_backend, &metrics.to_client), &plane.pipes) => {}
         () = idle_out(&last, start, idle) => {
             tracing::debug!(service = %route.frontend.service, client = %peer, "idle connection closed");
         }
@@ -148,6 +95,62 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, shar
     route.metrics.closed();
 }
 
+/// Carries out what [`Setup`] decides: connects to the endpoints it picks until one takes
+/// the connection, and sends the PROXY protocol header it makes.
+async fn set_up(
+    client: &TcpStream,
+    peer: SocketAddr,
+    route: &Route,
+    plane: &DataPlane,
+) -> Result<(TcpStream, Lease), GiveUp> {
+    let health = plane.health.load();
+    let mut setup = Setup::new(route, &health, &plane.metrics, peer);
+    let mut attempt = setup.start(Instant::now().into_std())?;
+    let (mut backend, attempt) = loop {
+        let target = attempt.target;
+        let socket = match new_socket(target) {
+            Ok(socket) => socket,
+            Err(error) => {
+                if let Some(held_back) = plane.exhausted.admit(std::time::Instant::now()) {
+                    tracing::error!(service = %route.frontend.service, backend = %target, %error, held_back, "cannot open a backend socket");
+                }
+                return Err(setup.no_socket(attempt));
+            }
+        };
+        match connect(socket, target, attempt.deadline).await {
+            Ok(backend) => break (backend, attempt),
+            Err(error) => {
+                tracing::warn!(service = %route.frontend.service, backend = %target, %error, "cannot connect to the backend");
+                attempt = setup.connect_failed(attempt, Instant::now().into_std())?;
+            }
+        }
+    };
+    let target = attempt.target;
+    match setup.connected(attempt) {
+        Connected::Forward(lease) => Ok((backend, lease)),
+        Connected::Introduce(introduction) => {
+            match introduce(&mut backend, client, &introduction).await {
+                Ok(()) => Ok((backend, introduction.sent())),
+                Err(error) => {
+                    tracing::warn!(service = %route.frontend.service, backend = %target, %error, "cannot send the PROXY protocol header");
+                    Err(setup.header_failed(introduction))
+                }
+            }
+        }
+    }
+}
+
+/// Sends the PROXY protocol header, before any byte of the client's.
+async fn introduce(
+    backend: &mut TcpStream,
+    client: &TcpStream,
+    introduction: &Introduction,
+) -> io::Result<()> {
+    // Where the client connected, asked of the accepted socket only when a header is due.
+    let service = client.local_addr()?;
+    backend.write_all(&introduction.header(service)).await
+}
+
 fn new_socket(target: SocketAddr) -> io::Result<TcpSocket> {
     if target.is_ipv4() {
         TcpSocket::new_v4()
@@ -156,32 +159,15 @@ fn new_socket(target: SocketAddr) -> io::Result<TcpSocket> {
     }
 }
 
+/// Connects, failing with `TimedOut` at `deadline`.
 async fn connect(
     socket: TcpSocket,
     target: SocketAddr,
-    timeout: Duration,
+    deadline: std::time::Instant,
 ) -> io::Result<TcpStream> {
-    tokio::time::timeout(timeout, socket.connect(target))
+    tokio::time::timeout_at(deadline.into(), socket.connect(target))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
-}
-
-/// Sends the PROXY protocol header, if the service wants one, before any client byte.
-async fn introduce(
-    mut backend: TcpStream,
-    client: &TcpStream,
-    peer: SocketAddr,
-    version: ProxyProtocol,
-) -> io::Result<TcpStream> {
-    if version != ProxyProtocol::None {
-        // Where the client connected: for a NodePort on every address the listener's own
-        // address is the wildcard, the accepted socket's is the real one.
-        let service = client.local_addr()?;
-        backend
-            .write_all(&proxy_protocol::header(version, peer, service))
-            .await?;
-    }
-    Ok(backend)
 }
 
 /// Closes with a RST instead of a FIN: the client learns at once that nobody is there.

@@ -6,14 +6,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
-pub struct Throttle {
+pub(crate) struct Throttle {
     interval: Duration,
     /// When the last line was let through, and how many were held back since.
     state: Mutex<(Option<Instant>, u64)>,
 }
 
 impl Throttle {
-    pub fn new(interval: Duration) -> Throttle {
+    pub(crate) fn new(interval: Duration) -> Throttle {
         Throttle {
             interval,
             state: Mutex::new((None, 0)),
@@ -22,7 +22,7 @@ impl Throttle {
 
     /// `Some(held_back)` when a line may be logged now, with the number of errors held back
     /// since the last one; `None` when this one is to be held back.
-    pub fn admit(&self, now: Instant) -> Option<u64> {
+    pub(crate) fn admit(&self, now: Instant) -> Option<u64> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (last, held_back) = &mut *state;
         if last.is_some_and(|last| now.duration_since(last) < self.interval) {

@@ -12,9 +12,9 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::data_plane::{DataPlane, Route};
 use crate::frontends::ListenAddr;
-use crate::pool::{Lease, Refusal};
-use crate::{Route, Shared};
+use crate::pool::Lease;
 
 type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<Flow>>>>;
 
@@ -33,10 +33,10 @@ impl Flow {
     }
 }
 
-pub async fn serve(
+pub(crate) async fn serve(
     socket: UdpSocket,
     at: ListenAddr,
-    shared: Arc<Shared>,
+    plane: Arc<DataPlane>,
     stop: CancellationToken,
 ) {
     let socket = Arc::new(socket);
@@ -48,7 +48,7 @@ pub async fn serve(
             received = socket.recv_from(&mut buf) => match received {
                 Ok(received) => received,
                 Err(error) => {
-                    shared.metrics.listen_errors.increment(1);
+                    plane.metrics.listen_errors.increment(1);
                     tracing::warn!(listen = %at, %error, "cannot receive a datagram");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
@@ -68,10 +68,10 @@ pub async fn serve(
         let flow = match existing {
             Some(flow) => flow,
             None => {
-                let Some(route) = shared.route(&at) else {
+                let Some(route) = plane.route(&at) else {
                     continue;
                 };
-                match open(&route, &shared, client, &socket, &flows, &stop).await {
+                match open(&route, &plane, client, &socket, &flows, &stop).await {
                     Some(flow) => flow,
                     None => continue,
                 }
@@ -79,20 +79,20 @@ pub async fn serve(
         };
         // UDP sends wait only for socket buffer room, which a busy backend link frees fast.
         if flow.upstream.send(&buf[..len]).await.is_ok() {
-            shared.metrics.to_backend.increment(len as u64);
+            plane.metrics.to_backend.increment(len as u64);
         }
     }
 }
 
 async fn open(
     route: &Arc<Route>,
-    shared: &Arc<Shared>,
+    plane: &Arc<DataPlane>,
     client: SocketAddr,
     socket: &Arc<UdpSocket>,
     flows: &Flows,
     stop: &CancellationToken,
 ) -> Option<Arc<Flow>> {
-    let health = shared.health.load();
+    let health = plane.health.load();
     let lease = match route.pool.lease(
         client.ip(),
         route.frontend.external,
@@ -101,12 +101,8 @@ async fn open(
         &[],
     ) {
         Ok(lease) => lease,
-        Err(Refusal::NoEndpoint) => {
-            shared.metrics.no_endpoint.increment(1);
-            return None;
-        }
-        Err(Refusal::OverLimit) => {
-            shared.metrics.over_limit.increment(1);
+        Err(refusal) => {
+            plane.metrics.refused(refusal).increment(1);
             return None;
         }
     };
@@ -119,15 +115,15 @@ async fn open(
     let upstream = match UdpSocket::bind(local).await {
         Ok(upstream) => upstream,
         Err(error) => {
-            shared.metrics.listen_errors.increment(1);
-            if let Some(held_back) = shared.exhausted.admit(std::time::Instant::now()) {
+            plane.metrics.listen_errors.increment(1);
+            if let Some(held_back) = plane.exhausted.admit(std::time::Instant::now()) {
                 tracing::error!(backend = %target, %error, held_back, "cannot open an upstream socket");
             }
             return None;
         }
     };
     if let Err(error) = upstream.connect(target).await {
-        shared.metrics.connect_errors.increment(1);
+        plane.metrics.connect_errors.increment(1);
         tracing::warn!(backend = %target, %error, "cannot connect to the backend");
         return None;
     }
@@ -147,7 +143,7 @@ async fn open(
         socket: socket.clone(),
         flows: flows.clone(),
         route: route.clone(),
-        shared: shared.clone(),
+        plane: plane.clone(),
         stop: stop.clone(),
     };
     tokio::spawn(relay.replies(flow.clone(), lease));
@@ -160,7 +156,7 @@ struct Relay {
     socket: Arc<UdpSocket>,
     flows: Flows,
     route: Arc<Route>,
-    shared: Arc<Shared>,
+    plane: Arc<DataPlane>,
     stop: CancellationToken,
 }
 
@@ -189,7 +185,7 @@ impl Relay {
                     if let Ok(len) = received {
                         flow.touch();
                         if self.socket.send_to(&buf[..len], self.client).await.is_ok() {
-                            self.shared.metrics.to_client.increment(len as u64);
+                            self.plane.metrics.to_client.increment(len as u64);
                         }
                     }
                 }

@@ -46,11 +46,7 @@ pub fn diff(current: &BTreeSet<IpAddr>, desired: &BTreeSet<IpAddr>) -> Diff {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn snapshot(text: &str) -> Snapshot {
-        let config = dockline_config::parse("t.toml", text, std::iter::empty()).unwrap();
-        dockline_model::build(config).unwrap()
-    }
+    use dockline_model::testing::snapshot;
 
     const SERVICES: &str = r#"
 [[pools]]

@@ -9,14 +9,11 @@ use std::time::{Duration, Instant};
 
 use crate::cmd;
 use crate::netns::{self, Netns, PREFIX, Switch};
-use crate::process::{self, Process, Shared};
+use crate::process::{self, LOG_TAIL_LINES, Process, Shared};
 
 /// Numbers namespaces and lab directories. Together with the pid it makes names unique
 /// across the parallel tests of one test binary and across test binaries.
 static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// How many trailing log lines of each process to print when a test fails.
-const LOG_TAIL_LINES: usize = 40;
 
 /// A throwaway network: namespaces, links between them, and programs running in them.
 ///
@@ -113,6 +110,21 @@ impl Lab {
         b.configure(b_if, b_addrs);
     }
 
+    /// Two new namespaces joined by a veth pair whose ends are both `eth0`, addressed and
+    /// up: the smallest lab with a host and a peer to reach it from.
+    pub fn linked_pair(
+        &mut self,
+        a_role: &str,
+        a_addrs: &[&str],
+        b_role: &str,
+        b_addrs: &[&str],
+    ) -> (Netns, Netns) {
+        let a = self.netns(a_role);
+        let b = self.netns(b_role);
+        self.link(&a, "eth0", a_addrs, &b, "eth0", b_addrs);
+        (a, b)
+    }
+
     /// Creates a namespace holding the bridge `br0`, up, for hosts to [`attach`](Self::attach) to.
     ///
     /// Multicast snooping is off so multicast (neighbour discovery, VRRP adverts) is
@@ -160,6 +172,14 @@ impl Lab {
         sw.ns
             .ip(&["link", "set", &port, "master", Switch::BRIDGE, "up"]);
         host.configure(host_if, addrs);
+    }
+
+    /// Creates a namespace named after `role` and plugs it into the switch by its `eth0`,
+    /// with `addrs` (see [`attach`](Self::attach)).
+    pub fn host(&mut self, sw: &Switch, role: &str, addrs: &[&str]) -> Netns {
+        let ns = self.netns(role);
+        self.attach(sw, &ns, "eth0", addrs);
+        ns
     }
 
     /// Starts `program args` in `ns`, with stdout and stderr going to one log file in
@@ -305,17 +325,10 @@ impl Lab {
                 c.log_path.display()
             );
             match fs::read(&c.log_path) {
-                Ok(bytes) => {
-                    let text = String::from_utf8_lossy(&bytes);
-                    let lines: Vec<&str> = text.lines().collect();
-                    let skip = lines.len().saturating_sub(LOG_TAIL_LINES);
-                    if skip > 0 {
-                        eprintln!("    ... {skip} earlier lines");
-                    }
-                    for l in &lines[skip..] {
-                        eprintln!("    {l}");
-                    }
-                }
+                Ok(bytes) => eprintln!(
+                    "{}",
+                    process::tail(&String::from_utf8_lossy(&bytes), LOG_TAIL_LINES)
+                ),
                 Err(e) => eprintln!("    (cannot read log: {e})"),
             }
         }

@@ -7,21 +7,30 @@
 //! a counter, so tests run in parallel within one binary and across binaries without
 //! stepping on each other.
 //!
+//! [`Daemon`] runs the `dockline` binary in a lab namespace: it starts it on a config and
+//! waits until it is ready, reloads and stops it, and reads its `/status` and `/metrics`
+//! ([`Scrape`]).
+//!
 //! Needs root and iproute2. Without them [`Lab::new`] panics rather than skipping, so a
 //! CI job that lost its privileges fails loudly instead of passing without testing.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
 
 mod cmd;
+mod daemon;
 mod lab;
 mod netns;
 mod process;
+mod scrape;
 
 use std::time::{Duration, Instant};
 
+pub use daemon::{Daemon, DaemonBuilder};
 pub use lab::Lab;
 pub use netns::{Netns, Switch, list_netns, sweep_stale};
 pub use process::Process;
+pub use scrape::{Sample, Scrape};
 
 /// Polls `f` every 20 ms until it returns true; panics after `timeout`.
 ///

@@ -16,6 +16,21 @@ pub(crate) fn lock(child: &Shared) -> MutexGuard<'_, Child> {
     child.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// How many trailing log lines to show when a test fails.
+pub(crate) const LOG_TAIL_LINES: usize = 40;
+
+/// The last `lines` lines of `log`, indented, after a count of the lines left out.
+pub(crate) fn tail(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log.lines().collect();
+    let skip = all.len().saturating_sub(lines);
+    let mut out: Vec<String> = Vec::with_capacity(lines + 1);
+    if skip > 0 {
+        out.push(format!("    ... {skip} earlier lines"));
+    }
+    out.extend(all[skip..].iter().map(|line| format!("    {line}")));
+    out.join("\n")
+}
+
 /// A program running in a namespace, started by [`Lab::spawn`](crate::Lab::spawn).
 ///
 /// `ip netns exec` execs the program, so [`pid`](Self::pid) is the program's own pid and
@@ -29,6 +44,7 @@ pub struct Process {
 }
 
 impl Process {
+    /// The program's pid.
     pub fn pid(&self) -> u32 {
         self.pid
     }
@@ -78,6 +94,7 @@ impl Process {
         }
     }
 
+    /// Whether the process has not exited yet.
     pub fn is_running(&mut self) -> bool {
         self.wait_timeout(Duration::ZERO).is_none()
     }
@@ -90,6 +107,7 @@ impl Process {
         }
     }
 
+    /// The file holding the process's stdout and stderr, in the lab's directory.
     pub fn log_path(&self) -> PathBuf {
         self.log_path.clone()
     }

@@ -15,8 +15,9 @@ use super::{tcp, udp};
 /// dropped (the UDP threads within `udp::STOP_CHECK`).
 #[derive(Debug)]
 pub(crate) struct Listener {
-    _tcp: JoinSet<()>,
+    tcp: JoinSet<()>,
     udp_stop: Arc<AtomicBool>,
+    udp_threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Listener {
@@ -37,14 +38,30 @@ impl Listener {
         let udp = udp::bind(bound, workers)?;
         let mut tasks = JoinSet::new();
         tasks.spawn(tcp::serve(tcp, responder.clone()));
-        let listener = Listener {
-            _tcp: tasks,
+        let mut listener = Listener {
+            tcp: tasks,
             udp_stop: Arc::new(AtomicBool::new(false)),
+            udp_threads: Vec::new(),
         };
         for socket in udp {
             let stop = listener.udp_stop.clone();
-            udp::spawn(socket, responder.clone(), stop, Handle::current())?;
+            let thread = udp::spawn(socket, responder.clone(), stop, Handle::current())?;
+            listener.udp_threads.push(thread);
         }
         Ok(listener)
+    }
+
+    /// Stops serving and returns once the sockets are closed: the TCP acceptor has ended
+    /// and every UDP thread has returned. (A plain drop stops them too, without waiting.)
+    pub(crate) async fn close(mut self) {
+        self.udp_stop.store(true, Ordering::Relaxed);
+        self.tcp.shutdown().await;
+        let threads = std::mem::take(&mut self.udp_threads);
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        });
+        let _ = joined.await;
     }
 }

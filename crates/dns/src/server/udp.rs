@@ -64,18 +64,17 @@ pub(super) fn bind(addr: SocketAddr, workers: usize) -> io::Result<Vec<UdpSocket
     Ok(sockets)
 }
 
-/// Serves `socket` on a thread of its own until `stop` is set. Forwarded queries become
-/// tasks on `runtime`.
+/// Serves `socket` on a thread of its own until `stop` is set (the thread sees it within
+/// [`STOP_CHECK`]). Forwarded queries become tasks on `runtime`.
 pub(super) fn spawn(
     socket: UdpSocket,
     responder: Arc<Responder>,
     stop: Arc<AtomicBool>,
     runtime: Handle,
-) -> io::Result<()> {
+) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("dockline-dns-udp".into())
         .spawn(move || serve(Arc::new(socket), &responder, &stop, &runtime))
-        .map(drop)
 }
 
 fn serve(socket: Arc<UdpSocket>, responder: &Arc<Responder>, stop: &AtomicBool, runtime: &Handle) {

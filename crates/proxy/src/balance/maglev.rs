@@ -6,17 +6,17 @@
 use dockline_model::stable_hash;
 
 /// Prime, much larger than any endpoint count, as the paper advises.
-pub const TABLE_SIZE: usize = 65_537;
+pub(crate) const TABLE_SIZE: usize = 65_537;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Table {
+pub(crate) struct Table {
     /// Backend index per slot; empty when there are no backends.
     slots: Vec<u32>,
 }
 
 impl Table {
     /// Builds the table for `backends` (names that identify each backend stably).
-    pub fn new<S: AsRef<str>>(backends: &[S]) -> Table {
+    pub(crate) fn new<S: AsRef<str>>(backends: &[S]) -> Table {
         if backends.is_empty() {
             return Table { slots: Vec::new() };
         }
@@ -57,7 +57,7 @@ impl Table {
     }
 
     /// The backend index for a flow hash; `None` without backends.
-    pub fn lookup(&self, hash: u64) -> Option<usize> {
+    pub(crate) fn lookup(&self, hash: u64) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
@@ -66,7 +66,7 @@ impl Table {
 }
 
 /// The hash of a client address that picks its slot.
-pub fn client_hash(client: std::net::IpAddr) -> u64 {
+pub(crate) fn client_hash(client: std::net::IpAddr) -> u64 {
     stable_hash(&client.to_string()) as u64
 }
 

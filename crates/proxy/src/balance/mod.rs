@@ -1,18 +1,18 @@
 //! Picking an endpoint for a new connection or flow: round-robin, least-connections or
 //! Maglev. Pure functions over the candidates; the proxy keeps the counters.
 
-pub mod maglev;
+pub(crate) mod maglev;
 
 use std::net::IpAddr;
 
 /// Round-robin: the `turn`-th pick (a counter the caller increments) over `n` candidates.
-pub fn round_robin(turn: usize, n: usize) -> usize {
+pub(crate) fn round_robin(turn: usize, n: usize) -> usize {
     turn % n
 }
 
 /// Least-connections: the candidate with the fewest `active` connections; ties go round
 /// the candidates from `turn` so equal endpoints share the load.
-pub fn least_connections(active: &[usize], turn: usize) -> usize {
+pub(crate) fn least_connections(active: &[usize], turn: usize) -> usize {
     let n = active.len();
     (0..n)
         .map(|i| (turn + i) % n)
@@ -21,7 +21,7 @@ pub fn least_connections(active: &[usize], turn: usize) -> usize {
 }
 
 /// Maglev: the candidate the client's address hashes to in `table`.
-pub fn maglev(table: &maglev::Table, client: IpAddr) -> usize {
+pub(crate) fn maglev(table: &maglev::Table, client: IpAddr) -> usize {
     table.lookup(maglev::client_hash(client)).unwrap_or(0)
 }
 
