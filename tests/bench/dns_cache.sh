@@ -10,37 +10,31 @@
 # read (dockline's /status cache figures too). One worker thread each: dockline's UDP
 # thread count on 2 cores, dnsdist's one listener, unbound num-threads 1. Runs as root.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-NAMES=${NAMES:-10000}
-ENTRIES=${ENTRIES:-100000}
-SECONDS_RUN=${SECONDS_RUN:-10}
-ROUNDS=${ROUNDS:-3}
-CLIENTS=${CLIENTS:-8}
-OUTSTANDING=${OUTSTANDING:-500}
+: "${NAMES:=10000}" "${ENTRIES:=100000}" "${SECONDS_RUN:=10}" "${ROUNDS:=3}"
+: "${CLIENTS:=8}" "${OUTSTANDING:=500}"
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 
-missing=()
-for need in knotd:knot dnsperf:dnsperf dnsdist:dnsdist unbound:unbound; do
-    command -v "${need%%:*}" >/dev/null || missing+=("${need#*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
-fi
+# command:package for each program this runs that may be missing.
+wanted=(knotd:knot dnsperf:dnsperf dnsdist:dnsdist unbound:unbound)
+absent=$(for w in "${wanted[@]}"; do command -v "${w%%:*}" >/dev/null || echo "${w#*:}"; done)
+[ -z "$absent" ] || { apt-get update -qq; apt-get install -y -qq $absent; }
 # NO_BUILD=1 measures the release binary already built.
-[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p dockline
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/dockline
+[ -n "${NO_BUILD:-}" ] || (cd "$repo" && cargo build --release -q -p dockline)
+BIN=${CARGO_TARGET_DIR:-$repo/target}/release/dockline
+
+# Everything runs in a namespace of its own and goes with it at exit.
 WORK=$(mktemp -d /tmp/dockline-bench-dns-cache.XXXXXX)
 NS=dl-$$-bench-dns-cache
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-in_ns() { ip netns exec "$NS" "$@"; }
 declare -A pid=()
-cleanup() {
-    for p in "${pid[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+finish() {
+    kill -9 "${pid[@]}" 2>/dev/null || true
     wait 2>/dev/null || true
     ip netns del "$NS" 2>/dev/null || true
     rm -rf "$WORK"
 }
-trap cleanup EXIT
+trap finish EXIT
+ip netns add "$NS" && ip -n "$NS" link set lo up
+in_ns() { ip netns exec "$NS" "$@"; }
 
 # The upstream's zone: $ENTRIES names under example.test, TTL 3600 (no expiry during a run).
 {
@@ -56,12 +50,9 @@ server:
     listen: 127.0.0.1@5300
 database:
     storage: "$WORK"
-template:
-  - id: default
-    storage: "$WORK"
 zone:
   - domain: example.test
-    file: example.test.zone
+    file: "$WORK/example.test.zone"
 CONF
 cat >"$WORK/dockline.toml" <<CONF
 [node]

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use dockline_config::DnsCache;
 use dockline_dns::cache::Lookup;
 use dockline_dns::{Cache, Question, Transport};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 struct Counting;
 
@@ -43,24 +46,30 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// www.example.test A, ID 0x1234, RD, with an OPT of 1232 bytes.
-const QUERY: &[u8] = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01\
-    \x03www\x07example\x04test\x00\x00\x01\x00\x01\
-    \x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00";
-
-/// knot's answer: one A record, TTL 300, its OPT.
-const ANSWER: &[u8] = b"\x12\x34\x85\x00\x00\x01\x00\x01\x00\x00\x00\x01\
-    \x03www\x07example\x04test\x00\x00\x01\x00\x01\
-    \xc0\x0c\x00\x01\x00\x01\x00\x00\x01\x2c\x00\x04\xc0\x00\x02\x50\
-    \x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00";
+/// A query for www.example.test A with an OPT record, and knot's answer to it: one A
+/// record with TTL 300, and its OPT.
+fn query_and_answer() -> (Vec<u8>, Vec<u8>) {
+    let name = Name::from_ascii("www.example.test.").unwrap();
+    let mut query = Message::new(0x1234, MessageType::Query, OpCode::Query);
+    query.add_query(Query::query(name.clone(), RecordType::A));
+    query.set_edns(Edns::new());
+    let mut answer = Message::new(0x1234, MessageType::Response, OpCode::Query);
+    answer.metadata.authoritative = true;
+    answer.add_query(Query::query(name.clone(), RecordType::A));
+    let address = RData::A(A::new(192, 0, 2, 80));
+    answer.add_answer(Record::from_rdata(name, 300, address));
+    answer.set_edns(Edns::new());
+    (query.to_vec().unwrap(), answer.to_vec().unwrap())
+}
 
 #[test]
 fn a_cache_hit_allocates_nothing() {
+    let (query, answer) = query_and_answer();
     let mut cache = Cache::new(&DnsCache::default());
     let now = Instant::now();
-    let question = Question::parse(QUERY).unwrap();
+    let question = Question::parse(&query).unwrap();
     let stored = allocations();
-    cache.store(&question, ANSWER, cache.generation(), now);
+    cache.store(&question, &answer, cache.generation(), now);
     assert!(
         allocations() > stored,
         "the counter counts: keeping an answer allocates"
@@ -68,11 +77,11 @@ fn a_cache_hit_allocates_nothing() {
     let mut out = Vec::with_capacity(512);
     let before = allocations();
     for i in 0..1000 {
-        let question = Question::parse(QUERY).unwrap();
+        let question = Question::parse(&query).unwrap();
         let at = now + Duration::from_millis(i);
         let found = cache.lookup(&question, Transport::Udp, at, &mut out);
         assert_eq!(found, Lookup::Hit { refresh: false });
     }
     assert_eq!(allocations() - before, 0);
-    assert_eq!(out.len(), ANSWER.len());
+    assert_eq!(out.len(), answer.len());
 }

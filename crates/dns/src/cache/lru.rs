@@ -115,30 +115,33 @@ impl<V> Lru<V> {
             entry.remove();
         }
         let last = (self.slots.len() - 1) as u32;
+        let slot = self.slots.swap_remove(index as usize);
         if last != index {
-            // The last slot moves to `index`: its neighbours and its table entry follow.
-            let moved = &self.slots[last as usize];
+            // The last slot is now at `index`: its neighbours and its table entry follow.
+            let moved = &self.slots[index as usize];
             let (newer, older) = (moved.newer, moved.older);
-            match newer {
-                NONE => self.newest = index,
-                newer => self.slots[newer as usize].older = index,
-            }
-            match older {
-                NONE => self.oldest = index,
-                older => self.slots[older as usize].newer = index,
-            }
-            let hash = self.hasher.hash_one(&*self.slots[last as usize].key);
+            let hash = self.hasher.hash_one(&*moved.key);
+            self.join(newer, index);
+            self.join(index, older);
             if let Some(entry) = self.table.find_mut(hash, |&i| i == last) {
                 *entry = index;
             }
         }
-        let slot = self.slots.swap_remove(index as usize);
         (slot.key, slot.value)
     }
 
     fn unlink(&mut self, index: u32) {
         let slot = &self.slots[index as usize];
-        let (newer, older) = (slot.newer, slot.older);
+        self.join(slot.newer, slot.older);
+    }
+
+    fn link_newest(&mut self, index: u32) {
+        self.join(index, self.newest);
+        self.join(NONE, index);
+    }
+
+    /// Makes `newer` the slot used right after `older` (either may be `NONE`: the ends).
+    fn join(&mut self, newer: u32, older: u32) {
         match newer {
             NONE => self.newest = older,
             newer => self.slots[newer as usize].older = older,
@@ -147,18 +150,6 @@ impl<V> Lru<V> {
             NONE => self.oldest = newer,
             older => self.slots[older as usize].newer = newer,
         }
-    }
-
-    fn link_newest(&mut self, index: u32) {
-        let previous = self.newest;
-        let slot = &mut self.slots[index as usize];
-        slot.newer = NONE;
-        slot.older = previous;
-        match previous {
-            NONE => self.oldest = index,
-            previous => self.slots[previous as usize].newer = index,
-        }
-        self.newest = index;
     }
 }
 

@@ -99,14 +99,12 @@ impl Cache {
         out: &mut Vec<u8>,
     ) -> Lookup {
         let stale = self.stale;
-        let key = question.cache_key();
-        let Some(entry) = self.entries.get(key) else {
+        let Some((entry, age)) = self.find(question, now) else {
             return Lookup::Miss;
         };
-        let age = now.saturating_duration_since(entry.stored);
         if age >= entry.lifetime {
             if age >= entry.lifetime + stale {
-                self.remove(key);
+                self.remove(question.cache_key());
             }
             return Lookup::Miss;
         }
@@ -126,15 +124,17 @@ impl Cache {
         out: &mut Vec<u8>,
     ) -> bool {
         let stale = self.stale;
-        let Some(entry) = self.entries.get(question.cache_key()) else {
-            return false;
-        };
-        let age = now.saturating_duration_since(entry.stored);
-        if age < entry.lifetime || age >= entry.lifetime + stale || entry.rcode() == SERVFAIL {
-            return false;
+        match self.find(question, now) {
+            Some((entry, age))
+                if age >= entry.lifetime
+                    && age < entry.lifetime + stale
+                    && entry.rcode() != SERVFAIL =>
+            {
+                entry.write(question, transport, Age::Stale, out);
+                true
+            }
+            _ => false,
         }
-        entry.write(question, transport, Age::Stale, out);
-        true
     }
 
     /// Keeps `response`, the upstream's answer to `question`, if it is to be kept and no
@@ -185,6 +185,13 @@ impl Cache {
     /// The memory the kept answers hold, in bytes.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// The entry of `question`, made the most recently used, and how long ago it was kept.
+    fn find(&mut self, question: &Question<'_>, now: Instant) -> Option<(&mut Entry, Duration)> {
+        let entry = self.entries.get(question.cache_key())?;
+        let age = now.saturating_duration_since(entry.stored);
+        Some((entry, age))
     }
 
     fn serve_stale_held(&mut self, key: &[u8], now: Instant) -> bool {
