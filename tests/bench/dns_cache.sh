@@ -72,7 +72,7 @@ CONF
 cat >"$WORK/dnsdist.conf" <<CONF
 setLocal("127.0.0.1:5354")
 setSecurityPollSuffix("")
-newServer({address = "127.0.0.1:5300"})
+newServer({address = "127.0.0.1:5300", checkName = "ns.example.test."})
 getPool(""):setCache(newPacketCache($ENTRIES, {maxTTL = 86400}))
 CONF
 cat >"$WORK/unbound.conf" <<CONF
@@ -101,7 +101,7 @@ forward-zone:
 CONF
 
 declare -A port=([dockline]=5353 [dnsdist]=5354 [unbound]=5355)
-SERVERS=(dockline dnsdist unbound)
+read -r -a SERVERS <<<"${SERVERS:-dockline dnsdist unbound}"
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mib() { awk '/^VmRSS/{printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
@@ -116,11 +116,13 @@ wait_answer() {
 
 # Starts server $1 (in the namespace, foreground) and waits until it answers from knot.
 start() {
+    # ip netns exec execs the server: $! is the server's own pid.
+    local run=(ip netns exec "$NS")
     case $1 in
-    knot) in_ns knotd -c "$WORK/knot.conf" >"$WORK/knot.log" 2>&1 & ;;
-    dockline) in_ns "$BIN" run --config "$WORK/dockline.toml" >"$WORK/dockline.log" 2>&1 & ;;
-    dnsdist) in_ns dnsdist --supervised --disable-syslog -C "$WORK/dnsdist.conf" >"$WORK/dnsdist.log" 2>&1 & ;;
-    unbound) in_ns unbound -d -c "$WORK/unbound.conf" >"$WORK/unbound.log" 2>&1 & ;;
+    knot) "${run[@]}" knotd -c "$WORK/knot.conf" >"$WORK/knot.log" 2>&1 & ;;
+    dockline) "${run[@]}" "$BIN" run --config "$WORK/dockline.toml" >"$WORK/dockline.log" 2>&1 & ;;
+    dnsdist) "${run[@]}" dnsdist --supervised --disable-syslog -C "$WORK/dnsdist.conf" >"$WORK/dnsdist.log" 2>&1 & ;;
+    unbound) "${run[@]}" unbound -d -c "$WORK/unbound.conf" >"$WORK/unbound.log" 2>&1 & ;;
     esac
     pid[$1]=$!
     local p=${port[$1]:-5300}
@@ -181,7 +183,7 @@ for server in "${SERVERS[@]}"; do
         "${mid[$server.cold_cpu]}" "${mid[$server.warm_qps]}" "${mid[$server.warm_cpu]}" \
         "${warm_lost[$server]}"
 done
-for anchor in dnsdist unbound; do
+for anchor in "${SERVERS[@]:1}"; do
     awk -v a="$anchor" -v wq="${mid[dockline.warm_qps]}" -v aq="${mid[$anchor.warm_qps]}" \
         -v wc="${mid[dockline.warm_cpu]}" -v ac="${mid[$anchor.warm_cpu]}" \
         -v cq="${mid[dockline.cold_qps]}" -v acq="${mid[$anchor.cold_qps]}" \
@@ -195,3 +197,4 @@ for server in "${SERVERS[@]}"; do
     echo "$server: RSS $(rss_mib "${pid[$server]}") MiB"
 done
 echo "dockline /status: $(in_ns curl -s http://127.0.0.1:9470/status | grep -o '"figures":{[^}]*}')"
+in_ns curl -s http://127.0.0.1:9470/metrics | grep -E '^dockline_dns_(cache|forward)' || true

@@ -371,7 +371,8 @@ fn start_knot(dns: &mut Dns, port: u16) -> Process {
 }
 
 /// The same, with `soa_minimum` as the SOA's minimum (the TTL of negative answers). Besides
-/// `www` (TTL 300) the zone has `brief` (TTL 2), `burst` and `big` (60 addresses); knot
+/// `www` (TTL 300) the zone has `brief` (TTL 2), `soon` (TTL 10), `burst` and `big` (60
+/// addresses); knot
 /// counts the queries it answers ([`knot_queries`]).
 fn start_knot_with(dns: &mut Dns, port: u16, soa_minimum: u32) -> Process {
     let dir = dns.lab.dir().join(format!("knot-{port}"));
@@ -379,7 +380,8 @@ fn start_knot_with(dns: &mut Dns, port: u16, soa_minimum: u32) -> Process {
     let mut zone = format!(
         "$ORIGIN example.test.\n$TTL 300\n\
          @ SOA ns admin 1 3600 900 604800 {soa_minimum}\n@ NS ns\nns A 127.0.0.1\n\
-         www A 192.0.2.80\nbrief 2 A 192.0.2.81\nburst A 192.0.2.82\n",
+         www A 192.0.2.80\nbrief 2 A 192.0.2.81\nburst A 192.0.2.82\n\
+         soon 10 A 192.0.2.83\n",
     );
     // Too large for 512 bytes.
     for i in 1..=60 {
@@ -1107,4 +1109,27 @@ fn a_reload_that_changes_dns_forward_empties_the_cache() {
         asked + 1,
         "asked of the new upstream"
     );
+}
+
+#[test]
+fn a_name_asked_in_the_last_tenth_of_its_ttl_is_refreshed_in_the_background() {
+    let mut dns = start("dns-cache-prefetch", &with_forward("\"127.0.0.1:5300\""));
+    let _knot = start_knot(&mut dns, 5300);
+    assert_eq!(status(&dns.dig("soon.example.test A")), "NOERROR");
+    let asked = knot_queries(&dns, 5300);
+    std::thread::sleep(Duration::from_millis(9200));
+    let late = dns.dig("soon.example.test A");
+    assert_eq!(
+        ttl_of(&late, "soon.example.test."),
+        1,
+        "from the cache: {late}"
+    );
+    wait_until(Duration::from_secs(3), "knot is asked again", || {
+        knot_queries(&dns, 5300) == asked + 1
+    });
+    // Past the first answer's 10 s, the refreshed one answers.
+    std::thread::sleep(Duration::from_millis(1500));
+    let refreshed = dns.dig("soon.example.test A");
+    assert!(ttl_of(&refreshed, "soon.example.test.") >= 7, "{refreshed}");
+    assert_eq!(knot_queries(&dns, 5300), asked + 1, "{refreshed}");
 }

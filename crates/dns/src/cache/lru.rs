@@ -13,6 +13,10 @@ use hashbrown::HashTable;
 /// No slot: the end of the use order.
 const NONE: u32 = u32::MAX;
 
+/// What the map spends per key besides the key's bytes and the value: the slot's key
+/// pointer and links, the table's index and control byte.
+pub(crate) const PER_KEY: usize = std::mem::size_of::<Slot<()>>() + std::mem::size_of::<u32>() + 1;
+
 /// Values by key, in order of use.
 pub(crate) struct Lru<V> {
     table: HashTable<u32>,
