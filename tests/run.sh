@@ -32,6 +32,11 @@ declare -A needs=(
     [nginx]=nginx
     [ss]=iproute2
     [prlimit]=util-linux
+    [bird]=bird2
+    [birdc]=bird2
+    [gobgpd]=gobgpd
+    [gobgp]=gobgpd
+    [vtysh]=frr
 )
 missing=()
 for cmd in "${!needs[@]}"; do

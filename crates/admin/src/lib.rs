@@ -25,11 +25,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use report::*;
-pub use runtime::{ComponentState, ConfigHistory, MoreMetrics, MoreStatus, ReloadFailure, Runtime};
+pub use runtime::{
+    BgpPeerRecord, ComponentState, ConfigHistory, MoreMetrics, MoreStatus, ReloadFailure, Runtime,
+};
 
-/// What the handlers read.
+/// The daemon's live state, each part with one writer: the snapshot (the supervisor),
+/// endpoint health (health), members (cluster), VIP owners (l2), the component record (the
+/// supervisor) and the metrics recorder. Every component is bound with it; the admin API
+/// shows it.
 #[derive(Debug, Clone)]
-pub struct AdminState {
+pub struct LiveState {
     /// The snapshot in force, and its changes (which move the listener).
     pub published: Arc<Published>,
     /// Endpoint health verdicts, from the health checker.
@@ -45,7 +50,7 @@ pub struct AdminState {
 }
 
 /// The admin routes (`/metrics`, `/healthz`, `/readyz`, `/status`) over `state`.
-pub fn router(state: AdminState) -> Router {
+pub fn router(state: LiveState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -55,7 +60,7 @@ pub fn router(state: AdminState) -> Router {
 }
 
 /// Serves on `listener` until `shutdown`, following `admin.listen` across reloads.
-pub async fn serve(mut listener: TcpListener, state: AdminState, shutdown: CancellationToken) {
+pub async fn serve(mut listener: TcpListener, state: LiveState, shutdown: CancellationToken) {
     let mut changes = state.published.subscribe();
     loop {
         let bound = listener.local_addr().ok();
@@ -119,7 +124,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("admin: cannot listen on {addr}: {e}")))
 }
 
-async fn metrics(State(state): State<AdminState>) -> Response {
+async fn metrics(State(state): State<LiveState>) -> Response {
     let mut text = state.metrics.render();
     for MoreMetrics(render) in state.runtime.more_metrics() {
         render(&mut text);
@@ -134,7 +139,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         .into_response()
 }
 
-async fn readyz(State(state): State<AdminState>) -> Response {
+async fn readyz(State(state): State<LiveState>) -> Response {
     if state.runtime.ready() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
@@ -153,7 +158,7 @@ async fn readyz(State(state): State<AdminState>) -> Response {
     }
 }
 
-async fn status(State(state): State<AdminState>) -> Response {
+async fn status(State(state): State<LiveState>) -> Response {
     let snapshot = state.published.load();
     let report = StatusReport::build(&snapshot, &state.health.load(), &state.runtime).with_cluster(
         &state.members.load(),

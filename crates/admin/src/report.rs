@@ -40,6 +40,28 @@ pub struct StatusReport {
     /// Owners of the L2-announced VIPs (empty without the L2 announcer).
     #[serde(default)]
     pub vip_owners: Vec<VipOwnerReport>,
+    /// BGP sessions (empty without the BGP speaker).
+    #[serde(default)]
+    pub bgp_peers: Vec<BgpPeerReport>,
+}
+
+/// One BGP session in `/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BgpPeerReport {
+    /// The router's address.
+    pub address: IpAddr,
+    /// The router's AS number.
+    pub asn: u32,
+    /// The RFC 4271 state name (`Established`, `Active`, ...).
+    pub state: String,
+    /// Seconds since the session came up, while it is established.
+    pub uptime_seconds: Option<u64>,
+    /// Why the session last failed or went down.
+    pub last_error: Option<String>,
+    /// Prefixes the router has from this node.
+    pub prefixes_sent: usize,
+    /// UPDATE messages sent on the session.
+    pub updates_sent: u64,
 }
 
 /// One cluster member as this node's gossip sees it.
@@ -333,6 +355,21 @@ impl StatusReport {
                 .collect(),
             members: Vec::new(),
             vip_owners: Vec::new(),
+            bgp_peers: runtime
+                .bgp_peers()
+                .into_iter()
+                .map(|peer| BgpPeerReport {
+                    address: peer.address,
+                    asn: peer.asn,
+                    state: peer.state,
+                    uptime_seconds: peer
+                        .established_at
+                        .map(|at| at.elapsed().map_or(0, |d| d.as_secs())),
+                    last_error: peer.last_error,
+                    prefixes_sent: peer.prefixes_sent,
+                    updates_sent: peer.updates_sent,
+                })
+                .collect(),
         }
     }
 }

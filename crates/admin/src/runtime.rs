@@ -99,7 +99,28 @@ pub struct Runtime {
     pub started_at: SystemTime,
     /// The enabled components, in start order.
     components: Mutex<Vec<ComponentRecord>>,
+    /// The BGP sessions, as the speaker last reported them.
+    bgp_peers: Mutex<Vec<BgpPeerRecord>>,
     config: ArcSwap<ConfigHistory>,
+}
+
+/// One BGP session as the speaker reports it to `/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpPeerRecord {
+    /// The router's address.
+    pub address: std::net::IpAddr,
+    /// The router's AS number.
+    pub asn: u32,
+    /// The RFC 4271 state name.
+    pub state: String,
+    /// When the session came up, while it is established.
+    pub established_at: Option<SystemTime>,
+    /// Why the session last failed or went down.
+    pub last_error: Option<String>,
+    /// Prefixes the router has from this node.
+    pub prefixes_sent: usize,
+    /// UPDATE messages sent on the session.
+    pub updates_sent: u64,
 }
 
 impl Runtime {
@@ -110,6 +131,7 @@ impl Runtime {
         Arc::new(Runtime {
             started_at: now,
             components: Mutex::new(Vec::new()),
+            bgp_peers: Mutex::new(Vec::new()),
             config: ArcSwap::from_pointee(ConfigHistory {
                 source,
                 loaded_at: now,
@@ -195,6 +217,22 @@ impl Runtime {
             && components
                 .iter()
                 .all(|c| c.state == ComponentState::Running)
+    }
+
+    /// Replaces the BGP sessions shown by `/status` (empty when BGP stops).
+    pub fn set_bgp_peers(&self, peers: Vec<BgpPeerRecord>) {
+        *self
+            .bgp_peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = peers;
+    }
+
+    /// The BGP sessions as last reported.
+    pub fn bgp_peers(&self) -> Vec<BgpPeerRecord> {
+        self.bgp_peers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The config load history as it is now.

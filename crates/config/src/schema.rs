@@ -408,9 +408,32 @@ pub struct BgpPeer {
     /// Seconds; 0 or at least 3 (RFC 4271 section 4.2).
     #[serde(default = "default_hold_time")]
     pub hold_time: u16,
+    /// Seconds between KEEPALIVEs; a third of the negotiated hold time when unset.
+    #[serde(default)]
+    pub keepalive: Option<u16>,
+    /// Seconds to wait before connecting again after a failed or closed session.
+    #[serde(default = "default_connect_retry")]
+    pub connect_retry_s: u16,
+    /// The TTL of the session's packets, for an eBGP router more than one hop away;
+    /// unset: 1 for eBGP (directly connected), the system default for iBGP.
+    #[serde(default)]
+    pub ebgp_multihop: Option<u8>,
+    /// Never connect: wait for the router to.
+    #[serde(default)]
+    pub passive: bool,
     /// Graceful restart (RFC 4724): the router keeps our routes while dockline restarts.
     #[serde(default = "default_true")]
     pub graceful_restart: bool,
+    /// BFD (RFC 5880/5881, single-hop, asynchronous) for this session: the session goes
+    /// down as soon as BFD loses the router.
+    #[serde(default)]
+    pub bfd: Option<bool>,
+    /// BFD transmit and receive interval in milliseconds; 300 when unset.
+    #[serde(default)]
+    pub bfd_interval_ms: Option<u32>,
+    /// BFD detection multiplier; 3 when unset.
+    #[serde(default)]
+    pub bfd_multiplier: Option<u8>,
 }
 
 fn default_bgp_port() -> u16 {
@@ -418,6 +441,9 @@ fn default_bgp_port() -> u16 {
 }
 fn default_hold_time() -> u16 {
     90
+}
+fn default_connect_retry() -> u16 {
+    5
 }
 fn default_true() -> bool {
     true
@@ -456,6 +482,13 @@ pub struct Pool {
     /// LOCAL_PREF for iBGP peers.
     #[serde(default)]
     pub local_pref: Option<u32>,
+    /// Advertise the IPv4 aggregate of this length that covers each VIP instead of its
+    /// /32 (one route per pool when the pool is that aggregate).
+    #[serde(default)]
+    pub aggregation_length: Option<u8>,
+    /// The same for IPv6 VIPs instead of their /128.
+    #[serde(default)]
+    pub aggregation_length_v6: Option<u8>,
 }
 
 /// The Kubernetes service type.

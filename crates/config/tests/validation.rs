@@ -747,6 +747,104 @@ fn bgp_rules() {
     assert_eq!(config.bgp.peers[0].port, 179);
 }
 
+#[test]
+fn bgp_peer_session_keys() {
+    let peers = "[node]\ninternal_ip = \"172.30.0.11\"\n[bgp]\nasn = 64513\n";
+    let config = valid(&format!(
+        "{peers}[[bgp.peers]]\naddress = \"172.30.0.1\"\nasn = 64512\nhold_time = 9\nkeepalive = 2\n\
+         connect_retry_s = 1\nebgp_multihop = 4\npassive = true\ngraceful_restart = false\n"
+    ));
+    let peer = &config.bgp.peers[0];
+    assert_eq!(
+        (peer.keepalive, peer.connect_retry_s, peer.ebgp_multihop),
+        (Some(2), 1, Some(4))
+    );
+    assert!(peer.passive && !peer.graceful_restart);
+    assert_eq!(
+        valid(&format!(
+            "{peers}[[bgp.peers]]\naddress = \"172.30.0.1\"\nasn = 64512\n"
+        ))
+        .bgp
+        .peers[0]
+            .connect_retry_s,
+        5
+    );
+    assert_exactly(
+        &problems(&format!(
+            "{peers}[[bgp.peers]]\naddress = \"172.30.0.1\"\nasn = 64512\nhold_time = 9\nkeepalive = 9\nconnect_retry_s = 0\nebgp_multihop = 0\n\
+             [[bgp.peers]]\naddress = \"172.30.0.2\"\nasn = 64513\nhold_time = 0\nkeepalive = 3\nebgp_multihop = 2\n"
+        )),
+        &[
+            (
+                "bgp.peers[0].keepalive",
+                "9 must be at least 1 and below hold_time (9)",
+            ),
+            ("bgp.peers[0].connect_retry_s", "must be at least 1 second"),
+            ("bgp.peers[0].ebgp_multihop", "must be a TTL of 1 to 255"),
+            ("bgp.peers[1].keepalive", "has no effect with hold_time = 0"),
+            ("bgp.peers[1].ebgp_multihop", "applies to eBGP only"),
+        ],
+    );
+}
+
+#[test]
+fn bfd_keys() {
+    let peers = "[node]\ninternal_ip = \"172.30.0.11\"\n[bgp]\nasn = 64513\n";
+    let config = valid(&format!(
+        "{peers}[[bgp.peers]]\naddress = \"172.30.0.1\"\nasn = 64512\nbfd = true\nbfd_interval_ms = 100\nbfd_multiplier = 5\n"
+    ));
+    let peer = &config.bgp.peers[0];
+    assert_eq!(
+        (peer.bfd, peer.bfd_interval_ms, peer.bfd_multiplier),
+        (Some(true), Some(100), Some(5))
+    );
+    assert_exactly(
+        &problems(&format!(
+            "{peers}[[bgp.peers]]\naddress = \"172.30.0.1\"\nasn = 64512\nbfd = true\nbfd_interval_ms = 5\nbfd_multiplier = 0\n\
+             [[bgp.peers]]\naddress = \"172.30.0.2\"\nasn = 64512\nbfd_interval_ms = 300\nbfd_multiplier = 3\n"
+        )),
+        &[
+            (
+                "bgp.peers[0].bfd_interval_ms",
+                "5 must be 10 to 60000 milliseconds",
+            ),
+            ("bgp.peers[0].bfd_multiplier", "must be 1 to 255"),
+            (
+                "bgp.peers[1].bfd_interval_ms",
+                "has no effect without bfd = true",
+            ),
+            (
+                "bgp.peers[1].bfd_multiplier",
+                "has no effect without bfd = true",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn pool_aggregation_lengths() {
+    let bgp = "[node]\ninternal_ip = \"172.30.0.11\"\n[bgp]\nasn = 64513\n";
+    let config = valid(&format!(
+        "{bgp}[[pools]]\nname = \"a\"\naddresses = [\"192.0.2.0/28\", \"2001:db8::/120\"]\nannounce = [\"bgp\"]\n\
+         aggregation_length = 28\naggregation_length_v6 = 120\n"
+    ));
+    assert_eq!(config.pools[0].aggregation_length, Some(28));
+    assert_exactly(
+        &problems(&format!(
+            "{bgp}[[pools]]\nname = \"a\"\naddresses = [\"192.0.2.0/28\"]\nannounce = [\"bgp\"]\naggregation_length = 33\naggregation_length_v6 = 129\n\
+             [[pools]]\nname = \"b\"\naddresses = [\"192.0.3.0/28\"]\nannounce = [\"l2\"]\naggregation_length = 28\n"
+        )),
+        &[
+            ("pools[0].aggregation_length", "33 is longer than 32 bits"),
+            (
+                "pools[0].aggregation_length_v6",
+                "129 is longer than 128 bits",
+            ),
+            ("pools[1].aggregation_length", "applies to BGP only"),
+        ],
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Pools
 // ---------------------------------------------------------------------------------------

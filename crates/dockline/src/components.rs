@@ -11,10 +11,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use dockline_admin::{AdminState, MoreMetrics, MoreStatus, Runtime};
+use dockline_admin::{LiveState, MoreMetrics, MoreStatus};
 use dockline_config::Config;
-use dockline_model::{LiveHealth, LiveMembers, LiveOwners, Published, Snapshot};
-use metrics_exporter_prometheus::PrometheusHandle;
+use dockline_model::Snapshot;
 use tokio_util::sync::CancellationToken;
 
 /// A boxed future, as the table's function pointers return them.
@@ -35,18 +34,6 @@ pub struct Component {
     /// Opens what it needs for the snapshot given (not yet published on a reload); the
     /// error names what could not be opened.
     pub bind: fn(LiveState, Arc<Snapshot>) -> BoxFuture<anyhow::Result<Bound>>,
-}
-
-/// The live state components read, each part with one writer: the snapshot (the
-/// supervisor), endpoint health (health), members (cluster), VIP owners (l2).
-#[derive(Debug, Clone)]
-pub struct LiveState {
-    pub published: Arc<Published>,
-    pub health: Arc<LiveHealth>,
-    pub members: Arc<LiveMembers>,
-    pub owners: Arc<LiveOwners>,
-    pub runtime: Arc<Runtime>,
-    pub metrics: PrometheusHandle,
 }
 
 /// A component that has bound and is ready to run.
@@ -220,6 +207,27 @@ pub static COMPONENTS: &[Component] = &[
         },
     },
     Component {
+        name: "bgp",
+        enabled: dockline_bgp::enabled,
+        // The AS number and router ID are every session's; peer changes are followed per
+        // session by the speaker itself.
+        restart_key: dockline_bgp::restart_key,
+        describe_metrics: dockline_bgp::describe_metrics,
+        bind: |live, snapshot| {
+            Box::pin(async move {
+                let bgp = dockline_bgp::Bgp::bind(
+                    snapshot,
+                    dockline_bgp::Inputs {
+                        published: live.published,
+                        health: live.health,
+                        runtime: live.runtime,
+                    },
+                )?;
+                Ok(Bound::new(|shutdown| bgp.run(shutdown)))
+            })
+        },
+    },
+    Component {
         name: "admin",
         enabled: always,
         // The listener moves by itself when `admin.listen` changes.
@@ -230,16 +238,8 @@ pub static COMPONENTS: &[Component] = &[
                 let listen = snapshot.config.admin.listen;
                 let listener = dockline_admin::bind(listen).await?;
                 tracing::info!(%listen, "admin API listening");
-                let state = AdminState {
-                    published: live.published,
-                    health: live.health,
-                    members: live.members,
-                    owners: live.owners,
-                    runtime: live.runtime,
-                    metrics: live.metrics,
-                };
                 Ok(Bound::new(|shutdown| async move {
-                    dockline_admin::serve(listener, state, shutdown).await;
+                    dockline_admin::serve(listener, live, shutdown).await;
                     anyhow::Ok(())
                 }))
             })

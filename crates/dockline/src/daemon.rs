@@ -16,10 +16,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::components::LiveState;
 use crate::reload::Apply;
 use crate::supervisor::{Ended, Supervisor};
 use crate::{RunOptions, reload, telemetry};
+use dockline_admin::LiveState;
 
 pub fn run(options: RunOptions) -> anyhow::Result<()> {
     crate::memory::fix_mmap_threshold();

@@ -247,5 +247,32 @@ pub fn render(r: &StatusReport) -> String {
         &["IP", "OWNER", "OWNED BY ME"],
         &rows,
     );
+    let rows: Vec<Vec<String>> = r
+        .bgp_peers
+        .iter()
+        .map(|p| {
+            vec![
+                p.address.to_string(),
+                p.asn.to_string(),
+                p.state.clone(),
+                or_dash(p.uptime_seconds.map(|s| format!("{s}s")).as_ref()),
+                p.prefixes_sent.to_string(),
+                or_dash(p.last_error.as_ref()),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        "BGP PEERS",
+        &[
+            "PEER",
+            "ASN",
+            "STATE",
+            "UPTIME",
+            "PREFIXES SENT",
+            "LAST ERROR",
+        ],
+        &rows,
+    );
     out
 }

@@ -17,8 +17,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::components::{Bound, COMPONENTS, Component, LiveState};
+use crate::components::{Bound, COMPONENTS, Component};
 use crate::telemetry;
+use dockline_admin::LiveState;
 
 /// How long a component gets to release what it holds once told to stop, before it is
 /// aborted.

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::Collector;
 use crate::AddressRange;
-use crate::schema::{Announce, Config, Pool};
+use crate::schema::{Announce, BgpPeer, Config, Pool};
 
 pub(super) fn check_bgp(config: &Config, problems: &mut Collector) {
     let bgp = &config.bgp;
@@ -46,6 +46,67 @@ pub(super) fn check_bgp(config: &Config, problems: &mut Collector) {
                 format!("{} is listed twice", peer.address),
             );
         }
+        check_peer_timers(peer, &path, problems);
+        if peer.ebgp_multihop == Some(0) {
+            problems.add(format!("{path}.ebgp_multihop"), "must be a TTL of 1 to 255");
+        }
+        if peer.ebgp_multihop.is_some() && bgp.asn == Some(peer.asn) {
+            problems.add(
+                format!("{path}.ebgp_multihop"),
+                "applies to eBGP only: this peer is in bgp.asn (iBGP)",
+            );
+        }
+        check_peer_bfd(peer, &path, problems);
+    }
+}
+
+/// BFD (RFC 5880): the interval and multiplier only mean something with `bfd = true`.
+fn check_peer_bfd(peer: &BgpPeer, path: &str, problems: &mut Collector) {
+    let on = peer.bfd == Some(true);
+    for (key, set) in [
+        ("bfd_interval_ms", peer.bfd_interval_ms.is_some()),
+        ("bfd_multiplier", peer.bfd_multiplier.is_some()),
+    ] {
+        if set && !on {
+            problems.add(format!("{path}.{key}"), "has no effect without bfd = true");
+        }
+    }
+    if let Some(interval) = peer.bfd_interval_ms
+        && !(10..=60_000).contains(&interval)
+    {
+        problems.add(
+            format!("{path}.bfd_interval_ms"),
+            format!("{interval} must be 10 to 60000 milliseconds"),
+        );
+    }
+    if peer.bfd_multiplier == Some(0) {
+        problems.add(format!("{path}.bfd_multiplier"), "must be 1 to 255");
+    }
+}
+
+/// Keepalive against hold time (RFC 4271 section 4.4) and the retry interval.
+fn check_peer_timers(peer: &BgpPeer, path: &str, problems: &mut Collector) {
+    if let Some(keepalive) = peer.keepalive {
+        if peer.hold_time == 0 {
+            problems.add(
+                format!("{path}.keepalive"),
+                "has no effect with hold_time = 0 (no keepalives are sent)",
+            );
+        } else if keepalive == 0 || keepalive >= peer.hold_time {
+            problems.add(
+                format!("{path}.keepalive"),
+                format!(
+                    "{keepalive} must be at least 1 and below hold_time ({})",
+                    peer.hold_time
+                ),
+            );
+        }
+    }
+    if peer.connect_retry_s == 0 {
+        problems.add(
+            format!("{path}.connect_retry_s"),
+            "must be at least 1 second",
+        );
     }
 }
 
@@ -99,6 +160,25 @@ fn check_announcement(config: &Config, pool: &Pool, path: &str, problems: &mut C
             format!("{path}.announce"),
             "\"bgp\" needs bgp.asn and bgp.peers",
         );
+    }
+    for (key, length, most) in [
+        ("aggregation_length", pool.aggregation_length, 32),
+        ("aggregation_length_v6", pool.aggregation_length_v6, 128),
+    ] {
+        if let Some(length) = length {
+            if length > most {
+                problems.add(
+                    format!("{path}.{key}"),
+                    format!("{length} is longer than {most} bits"),
+                );
+            }
+            if !pool.announce.contains(&Announce::Bgp) {
+                problems.add(
+                    format!("{path}.{key}"),
+                    "applies to BGP only: add \"bgp\" to announce",
+                );
+            }
+        }
     }
     for (index, community) in pool.communities.iter().enumerate() {
         if !valid_community(community, 2) {
