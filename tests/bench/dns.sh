@@ -92,6 +92,7 @@ CONF
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+threads() { awk '/^Threads/{print $2}' "/proc/$1/status"; }
 drops() { ip netns exec "$NS" nstat -az UdpRcvbufErrors | awk '/UdpRcvbufErrors/{print $2}'; }
 answered() {
     for _ in $(seq 1 100); do
@@ -143,6 +144,10 @@ dockline_pid=$!; pids+=("$dockline_pid")
 
 echo "data set: $HEADLESS headless x $ENDPOINTS endpoints + $CLUSTERIP ClusterIP services;" \
     "dnsperf -l $SECONDS_RUN -c $CLIENTS -q $OUTSTANDING, $(nproc) cores"
+answered 5300 && answered 5353
+# Both on their defaults: knot's UDP workers and dockline's runtime workers are one per
+# core; both have a few more threads besides (knot's TCP workers, for one).
+echo "threads in all: knot $(threads "$knot_pid"), dockline $(threads "$dockline_pid")"
 # Alternated, twice each: the machine may be busy with other work, and alternating spreads
 # that over both servers.
 rows=()

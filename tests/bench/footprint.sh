@@ -8,8 +8,9 @@ cd "$(dirname "$0")/../.."
 N=${SERVICES:-10000}
 RELOADS=${RELOADS:-5}
 command -v knotd >/dev/null || { apt-get update -qq && apt-get install -y -qq knot; }
-cargo build --release -q -p dockline
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/dockline
+# NO_BUILD=1 measures the release binary already built; DOCKLINE_BIN=path another one.
+[ -n "${NO_BUILD:-}" ] || [ -n "${DOCKLINE_BIN:-}" ] || cargo build --release -q -p dockline
+BIN=${DOCKLINE_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/dockline}
 WORK=$(mktemp -d /tmp/dockline-bench-footprint.XXXXXX)
 NS=dl-$$-bench-footprint
 ip netns add "$NS"
@@ -64,6 +65,7 @@ wait_ready 9470
 start_ms=$(echo "$(metric 9470 dockline_config_load_duration_seconds) * 1000" | bc -l)
 sleep 2
 big_rss=$(rss_kib "$big_pid")
+listeners=$(ip netns exec "$NS" ss -Htlnu | wc -l)
 reload_ms=()
 for i in $(seq 1 "$RELOADS"); do
     kill -HUP "$big_pid"
@@ -80,6 +82,7 @@ kill -TERM "$big_pid"; wait "$big_pid" || true
 
 # Where the memory goes: the same file with the DNS zone, the proxy's listeners, or both off.
 parts=()
+declare -A part_rss
 for off in "DNS" "PROXY" "DNS PROXY"; do
     envs=()
     for c in $off; do envs+=("DOCKLINE__${c}__ENABLED=false"); done
@@ -87,7 +90,8 @@ for off in "DNS" "PROXY" "DNS PROXY"; do
     part_pid=$!; pids+=("$part_pid")
     wait_ready 9470
     sleep 2
-    parts+=("$(printf '%-44s %10s' "dockline idle, $N services, ${off// /+} off" "$(rss_kib "$part_pid")")")
+    part_rss[$off]=$(rss_kib "$part_pid")
+    parts+=("$(printf '%-44s %10s' "dockline idle, $N services, ${off// /+} off" "${part_rss[$off]}")")
     kill -TERM "$part_pid"; wait "$part_pid" || true
 done
 
@@ -97,5 +101,9 @@ printf '%-44s %10s   ratio to knot %.2f\n' "dockline idle, embedded default" "$d
 printf '%-44s %10s   ratio to knot %.2f\n' "dockline idle, $N services" "$big_rss" "$(echo "$big_rss / $knot_rss" | bc -l)"
 printf '%-44s %10s\n' "dockline after $RELOADS reloads of $N services" "$big_rss_after"
 printf '%s\n' "${parts[@]}"
+# The proxy's share: RSS with it on minus off, over every listening socket of the daemon
+# (the admin API's and DNS's included, a handful).
+printf '%-44s %10s   %s bytes per listener (%s listeners)\n' "proxy's share (with it minus without)" \
+    "$((big_rss - part_rss[PROXY]))" "$(( (big_rss - part_rss[PROXY]) * 1024 / listeners ))" "$listeners"
 printf '%-44s %10.1f\n' "dockline start-up load of $N services (ms)" "$start_ms"
 printf '%-44s %10s   (all: %s)\n' "dockline reload of $N services, median (ms)" "$median_reload" "${reload_ms[*]}"

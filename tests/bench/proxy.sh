@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# L4 proxy benchmark: dockline's proxy and HAProxy (mode tcp, nbthread 1, splice on; the
-# anchor) side by side in one run, in front of the same nginx and iperf3 backends:
-# wrk requests/s with keep-alive and with `Connection: close` (connection rate), wrk's
-# transfer rate on a 1 MiB file, iperf3 TCP throughput, and dockline's RSS. Prints figures
-# and ratios (dockline / HAProxy); asserts nothing. Runs as root, everything inside network
-# namespaces this script creates: client -- node (dockline, HAProxy) -- backend.
+# L4 proxy benchmark: dockline's proxy and HAProxy (mode tcp, splice on; the anchor) side by
+# side in one run, in front of the same nginx and iperf3 backends, with as many threads each:
+# dockline's runtime gets $DOCKLINE_WORKERS workers, HAProxy `nbthread $HAPROXY_THREADS`
+# (both $THREADS, the number of cores, unless set). Figures: wrk requests/s with keep-alive
+# and with `Connection: close` (connection rate), wrk's transfer rate on a 1 MiB file, iperf3
+# TCP throughput; and for each, the CPU time each proxy spent on it (utime + stime from
+# /proc/PID/stat around the run) per request or per GiB, the figure that does not depend on
+# what else runs on the machine. $RUNS rounds, each proxy's turn alternating first; prints
+# every round and the medians with ratios (dockline / HAProxy); asserts nothing. Runs as
+# root, everything inside network namespaces this script creates:
+# client -- node (dockline, HAProxy) -- backend.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-8}
 CONNS=${CONNS:-64}
+RUNS=${RUNS:-3}
+THREADS=${THREADS:-$(nproc)}
+DOCKLINE_WORKERS=${DOCKLINE_WORKERS:-$THREADS}
+HAPROXY_THREADS=${HAPROXY_THREADS:-$THREADS}
 need=()
 for p in haproxy:haproxy wrk:wrk iperf3:iperf3 nginx:nginx; do
     command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
@@ -16,9 +25,9 @@ done
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-# NO_BUILD=1 measures the release binary already built.
-[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p dockline
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/dockline
+# NO_BUILD=1 measures the release binary already built; DOCKLINE_BIN=path another one.
+[ -n "${NO_BUILD:-}" ] || [ -n "${DOCKLINE_BIN:-}" ] || cargo build --release -q -p dockline
+BIN=${DOCKLINE_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/dockline}
 WORK=$(mktemp -d /tmp/dockline-bench-proxy.XXXXXX)
 chmod 755 "$WORK"
 P=dl-$$-bench
@@ -79,7 +88,7 @@ pids+=($!)
 # The anchor: HAProxy on the node's own address.
 cat > "$WORK/haproxy.cfg" <<CONF
 global
-    nbthread 1
+    nbthread $HAPROXY_THREADS
     # Two descriptors per connection must fit the descriptor limit (often 20000 here).
     maxconn 4000
 defaults
@@ -119,7 +128,8 @@ cluster_ip = "10.222.0.11"
 ports = [{ port = 5201 }]
 endpoints = [{ ip = "172.31.0.21" }]
 CONF
-ip netns exec "$NODE" "$BIN" run --config "$WORK/dockline.toml" >"$WORK/dockline.log" 2>&1 &
+# tokio sizes its runtime from TOKIO_WORKER_THREADS when the daemon does not.
+ip netns exec "$NODE" env TOKIO_WORKER_THREADS="$DOCKLINE_WORKERS" "$BIN" run --config "$WORK/dockline.toml" >"$WORK/dockline.log" 2>&1 &
 dockline_pid=$!; pids+=("$dockline_pid")
 for _ in $(seq 1 100); do
     ip netns exec "$NODE" curl -sf http://127.0.0.1:9470/readyz >/dev/null 2>&1 && break
@@ -127,31 +137,102 @@ for _ in $(seq 1 100); do
 done
 sleep 0.5
 
-# wrk's requests/s, or its transfer rate in MiB/s.
-wrk_rps() { ip netns exec "$CLIENT" wrk -t2 -c"$CONNS" -d"${DURATION}s" "$@" | awk '/^Requests\/sec/{print $2}'; }
-wrk_mib() {
-    ip netns exec "$CLIENT" wrk -t2 -c16 -d"${DURATION}s" "$@" | awk '/^Transfer\/sec/{
-        v=$2; u=v; sub(/[0-9.]+/,"",u); sub(/[A-Za-z]+/,"",v);
-        f = (u=="GB") ? 1024 : (u=="MB") ? 1 : (u=="KB") ? 1/1024 : 1/1048576; printf "%.0f", v*f }'
+ticks=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+threads() { awk '/^Threads/{print $2}' "/proc/$1/status"; }
+# A size as wrk prints it ("1.23GB") in bytes.
+bytes() {
+    awk -v s="$1" 'BEGIN { v = s; u = s; sub(/[A-Za-z]+$/, "", v); sub(/^[0-9.]+/, "", u)
+        f = (u == "GB") ? 2^30 : (u == "MB") ? 2^20 : (u == "KB") ? 2^10 : 1; printf "%.0f", v * f }'
 }
-iperf_gbit() {
-    ip netns exec "$CLIENT" iperf3 -c "$1" -p "$2" -t "$DURATION" -J |
-        python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'
+
+# One figure against one proxy (pid $2), from the client: prints the figure and the proxy's
+# CPU time per unit of work ("requests/s us/request", or "MiB/s ms/GiB", or
+# "Gbit/s ms/GiB").
+measure() {
+    local kind=$1 pid=$2 url=$3 cpu0 cpu1 out cpu_s
+    cpu0=$(cpu_ticks "$pid")
+    case $kind in
+        keepalive) out=$(ip netns exec "$CLIENT" wrk -t2 -c"$CONNS" -d"${DURATION}s" "$url/") ;;
+        close) out=$(ip netns exec "$CLIENT" wrk -t2 -c"$CONNS" -d"${DURATION}s" -H 'Connection: close' "$url/") ;;
+        mib) out=$(ip netns exec "$CLIENT" wrk -t2 -c16 -d"${DURATION}s" "$url/1m") ;;
+        iperf) out=$(ip netns exec "$CLIENT" iperf3 -c "${url%:*}" -p "${url##*:}" -t "$DURATION" -J) ;;
+    esac
+    cpu1=$(cpu_ticks "$pid")
+    cpu_s=$(awk -v c=$((cpu1 - cpu0)) -v t="$ticks" 'BEGIN {print c / t}')
+    case $kind in
+        keepalive | close)
+            awk -v cpu="$cpu_s" '/^Requests\/sec/ {rps = $2} / requests in / {n = $1}
+                END {printf "%.0f %.2f\n", rps, cpu / n * 1e6}' <<<"$out" ;;
+        mib)
+            local read
+            read=$(bytes "$(awk '/ requests in / {print $NF == "read" ? $(NF-1) : $NF}' <<<"$out")")
+            awk -v cpu="$cpu_s" -v b="$read" -v d="$DURATION" \
+                'BEGIN {printf "%.0f %.1f\n", b / 2^20 / d, cpu * 1000 / (b / 2^30)}' ;;
+        iperf)
+            python3 -c 'import json, sys
+r = json.load(sys.stdin)["end"]["sum_received"]
+print("%.2f %.1f" % (r["bits_per_second"] / 1e9, float(sys.argv[1]) * 1000 / (r["bytes"] / 2**30)))' "$cpu_s" <<<"$out" ;;
+    esac
 }
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 
-D=http://10.222.0.10 H=http://172.30.0.11:8081
-d_ka=$(wrk_rps "$D/");                           h_ka=$(wrk_rps "$H/")
-d_cc=$(wrk_rps -H 'Connection: close' "$D/");    h_cc=$(wrk_rps -H 'Connection: close' "$H/")
-d_mb=$(wrk_mib "$D/1m");                          h_mb=$(wrk_mib "$H/1m")
-d_ip=$(iperf_gbit 10.222.0.11 5201);              h_ip=$(iperf_gbit 172.30.0.11 5202)
+D=10.222.0.10 H=172.30.0.11:8081
+declare -A url=(
+    [dockline keepalive]=http://$D [haproxy keepalive]=http://$H
+    [dockline close]=http://$D [haproxy close]=http://$H
+    [dockline mib]=http://$D [haproxy mib]=http://$H
+    [dockline iperf]=10.222.0.11:5201 [haproxy iperf]=172.30.0.11:5202
+)
+declare -A pid=([dockline]=$dockline_pid [haproxy]=$haproxy_pid)
+figures=(keepalive close mib iperf)
+declare -A label=(
+    [keepalive]="req/s keep-alive" [close]="req/s Connection: close"
+    [mib]="1 MiB transfer MiB/s" [iperf]="iperf3 Gbit/s"
+)
+declare -A unit=([keepalive]="us/req" [close]="us/req" [mib]="ms/GiB" [iperf]="ms/GiB")
+declare -A value cpu
+
+printf '\n== L4 proxy: dockline (%s runtime workers; %s threads in all) vs HAProxy (nbthread %s; %s threads in all)\n' \
+    "$DOCKLINE_WORKERS" "$(threads "$dockline_pid")" "$HAPROXY_THREADS" "$(threads "$haproxy_pid")"
+printf '   mode tcp, splice; %s rounds of %ss each, %s conns; %s cores; load before: %s\n' \
+    "$RUNS" "$DURATION" "$CONNS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-5s %-26s %10s %10s %10s %10s %7s\n' round figure dockline haproxy "CPU dl" "CPU hap" unit
+for round in $(seq 1 "$RUNS"); do
+    # Whoever went first in the last round goes second in this one.
+    order=(dockline haproxy)
+    [ $((round % 2)) -eq 0 ] && order=(haproxy dockline)
+    for figure in "${figures[@]}"; do
+        for proxy in "${order[@]}"; do
+            read -r v c < <(measure "$figure" "${pid[$proxy]}" "${url[$proxy $figure]}")
+            value[$proxy $figure $round]=$v
+            cpu[$proxy $figure $round]=$c
+        done
+        printf '%-5s %-26s %10s %10s %10s %10s %7s\n' "$round" "${label[$figure]}" \
+            "${value[dockline $figure $round]}" "${value[haproxy $figure $round]}" \
+            "${cpu[dockline $figure $round]}" "${cpu[haproxy $figure $round]}" "${unit[$figure]}"
+    done
+done
 rss=$(awk '/^VmRSS/{print $2}' "/proc/$dockline_pid/status")
 h_rss=$(awk '/^VmRSS/{print $2}' "/proc/$haproxy_pid/status")
 
-printf '\n== L4 proxy: dockline vs HAProxy (mode tcp, nbthread 1, splice), %ss each, %s conns\n' "$DURATION" "$CONNS"
-printf '%-28s %12s %12s %8s\n' figure dockline haproxy ratio
-printf '%-28s %12s %12s %8s\n' "req/s keep-alive" "$d_ka" "$h_ka" "$(ratio "$d_ka" "$h_ka")"
-printf '%-28s %12s %12s %8s\n' "req/s Connection: close" "$d_cc" "$h_cc" "$(ratio "$d_cc" "$h_cc")"
-printf '%-28s %12s %12s %8s\n' "1 MiB transfer MiB/s" "$d_mb" "$h_mb" "$(ratio "$d_mb" "$h_mb")"
-printf '%-28s %12s %12s %8s\n' "iperf3 Gbit/s" "$d_ip" "$h_ip" "$(ratio "$d_ip" "$h_ip")"
-printf '%-28s %12s %12s\n' "RSS KiB" "$rss" "$h_rss"
+printf '\n== medians of %s rounds (ratio = dockline / HAProxy; above 1 is better for rates, below 1 for CPU); load after: %s\n' \
+    "$RUNS" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-26s %10s %10s %6s   %10s %10s %6s %7s\n' figure dockline haproxy ratio "CPU dl" "CPU hap" ratio unit
+for figure in "${figures[@]}"; do
+    for proxy in dockline haproxy; do
+        vs=() cs=()
+        for round in $(seq 1 "$RUNS"); do
+            vs+=("${value[$proxy $figure $round]}")
+            cs+=("${cpu[$proxy $figure $round]}")
+        done
+        value[$proxy $figure]=$(median "${vs[@]}")
+        cpu[$proxy $figure]=$(median "${cs[@]}")
+    done
+    d=${value[dockline $figure]} h=${value[haproxy $figure]}
+    dc=${cpu[dockline $figure]} hc=${cpu[haproxy $figure]}
+    printf '%-26s %10s %10s %6s   %10s %10s %6s %7s\n' "${label[$figure]}" "$d" "$h" "$(ratio "$d" "$h")" \
+        "$dc" "$hc" "$(ratio "$dc" "$hc")" "${unit[$figure]}"
+done
+printf '%-26s %10s %10s\n' "RSS KiB" "$rss" "$h_rss"

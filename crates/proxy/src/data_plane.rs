@@ -41,7 +41,7 @@ pub(crate) struct Route {
     pub(crate) frontend: Frontend,
     pub(crate) pool: Arc<Pool>,
     /// This node's name, for `external_traffic_policy = "Local"`.
-    pub(crate) node: String,
+    pub(crate) node: Arc<str>,
     pub(crate) limits: Limits,
     pub(crate) metrics: Arc<metrics::PortCounters>,
 }

@@ -5,9 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 use dockline_config::{Protocol, ProxyProtocol};
-use dockline_model::{Port, Snapshot};
+use dockline_model::Snapshot;
 
 /// One listening socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -24,12 +25,16 @@ impl std::fmt::Display for ListenAddr {
     }
 }
 
-/// What arrives on a listener is forwarded to.
+/// What arrives on a listener is forwarded to. Kept per listener, so only what the
+/// connections need: 10,000 services have more than 10,000 listeners.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Frontend {
-    /// `namespace/name` of the service.
-    pub(crate) service: String,
-    pub(crate) port: Port,
+    /// `namespace/name` of the service, shared by its listeners.
+    pub(crate) service: Arc<str>,
+    /// The service port.
+    pub(crate) port: u16,
+    /// The endpoints' port.
+    pub(crate) target_port: u16,
     /// NodePort or LoadBalancer traffic, which `external_traffic_policy` applies to.
     pub(crate) external: bool,
     /// The header sent to the endpoint first on TCP connections.
@@ -50,15 +55,17 @@ pub(crate) fn desired(snapshot: &Snapshot) -> BTreeMap<ListenAddr, Frontend> {
         let Some(cluster_ip) = service.cluster_ip else {
             continue;
         };
+        let key: Arc<str> = service.key().into();
         for port in &service.ports {
             let mut add = |ip: IpAddr, number: u16, external: bool| {
-                let key = ListenAddr {
+                let at = ListenAddr {
                     protocol: port.protocol,
                     addr: SocketAddr::new(ip, number),
                 };
-                out.entry(key).or_insert_with(|| Frontend {
-                    service: service.key(),
-                    port: port.clone(),
+                out.entry(at).or_insert_with(|| Frontend {
+                    service: key.clone(),
+                    port: port.port,
+                    target_port: port.target_port,
                     external,
                     proxy_protocol: service.proxy_protocol,
                 });
@@ -128,7 +135,7 @@ external_name = "example.org"
             addr: "192.0.2.10:80".parse().unwrap(),
         }];
         assert!(lb.external);
-        assert_eq!(lb.port.target_port, 8080);
+        assert_eq!(lb.target_port, 8080);
     }
 
     #[test]

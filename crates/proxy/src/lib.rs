@@ -34,8 +34,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use dockline_config::{Config, Protocol};
 use dockline_model::{LiveHealth, Published, Snapshot};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use data_plane::{DataPlane, Limits, Route};
 use frontends::Frontend;
@@ -76,11 +76,14 @@ pub struct Proxy {
     plane: Arc<DataPlane>,
     /// What the per-service series are rendered from.
     report: Arc<ArcSwap<metrics::Report>>,
-    pools: HashMap<String, Arc<Pool>>,
+    /// By service key; only services with a ClusterIP, the ones with listeners.
+    pools: HashMap<Arc<str>, Arc<Pool>>,
     /// Counters per service port, kept across reloads while the port exists.
-    ports: HashMap<(String, u16), Arc<metrics::PortCounters>>,
-    /// Open listeners: the token that stops each and its task.
-    listeners: BTreeMap<ListenAddr, (CancellationToken, JoinHandle<()>)>,
+    ports: HashMap<(Arc<str>, u16), Arc<metrics::PortCounters>>,
+    /// Open listeners, each the task that serves it; the socket closes when the task is
+    /// aborted, which dropping its handle does. No token per listener: with 10,000
+    /// services, every byte a listener holds counts.
+    listeners: BTreeMap<ListenAddr, AbortOnDropHandle<()>>,
     /// Bound at start, served once `run` starts.
     pending: Vec<(ListenAddr, Socket)>,
 }
@@ -122,29 +125,28 @@ impl Proxy {
     }
 
     /// Serves and follows reloads until `shutdown`. Every listener is closed by the time
-    /// this returns; connections already open finish on their own.
+    /// this returns, and when this future is dropped unfinished (with the listeners' task
+    /// handles); connections already open finish on their own.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), ProxyError> {
-        // The parent of every listener's token, cancelled however `run` ends: on shutdown,
-        // when the publisher is gone, or when this future is dropped unfinished.
-        let stop = shutdown.child_token();
-        let _stop_if_dropped = stop.clone().drop_guard();
         for (at, socket) in std::mem::take(&mut self.pending) {
-            self.serve(at, socket, &stop);
+            self.serve(at, socket);
         }
         loop {
             tokio::select! {
-                () = stop.cancelled() => break,
+                () = shutdown.cancelled() => break,
                 changed = self.reloads.changed() => {
                     if changed.is_err() {
                         break;
                     }
-                    self.reload(&stop).await;
+                    self.reload().await;
                 }
             }
         }
-        stop.cancel();
         let listeners = std::mem::take(&mut self.listeners);
-        for (_, task) in listeners.into_values() {
+        for task in listeners.values() {
+            task.abort();
+        }
+        for task in listeners.into_values() {
             // Closed only when the task has dropped the socket.
             let _ = task.await;
         }
@@ -152,7 +154,7 @@ impl Proxy {
         Ok(())
     }
 
-    async fn reload(&mut self, stop: &CancellationToken) {
+    async fn reload(&mut self) {
         let snapshot = self.published.load();
         let desired = frontends::desired(&snapshot);
         // Close first: a NodePort moving between the internal IP and the wildcard address
@@ -163,13 +165,17 @@ impl Proxy {
             .filter(|at| !desired.contains_key(at))
             .copied()
             .collect();
-        for at in gone {
-            if let Some((stop, task)) = self.listeners.remove(&at) {
-                stop.cancel();
-                // Closed only when the task has dropped the socket.
-                let _ = task.await;
-                tracing::info!(listen = %at, "proxy listener closed");
-            }
+        let closing: Vec<_> = gone
+            .into_iter()
+            .filter_map(|at| Some((at, self.listeners.remove(&at)?)))
+            .collect();
+        for (_, task) in &closing {
+            task.abort();
+        }
+        for (at, task) in closing {
+            // Closed only when the task has dropped the socket.
+            let _ = task.await;
+            tracing::info!(listen = %at, "proxy listener closed");
         }
         let grace = Duration::from_secs(snapshot.config.proxy.drain_grace_s);
         self.swap_routes(&snapshot, desired.clone(), grace);
@@ -178,7 +184,7 @@ impl Proxy {
                 continue;
             }
             match bind(*at) {
-                Ok(socket) => self.serve(*at, socket, stop),
+                Ok(socket) => self.serve(*at, socket),
                 Err(error) => {
                     self.plane.metrics.listen_errors.increment(1);
                     tracing::error!(error = %error, "proxy listener not opened");
@@ -188,14 +194,13 @@ impl Proxy {
         tracing::info!(listeners = self.listeners.len(), "proxy reloaded");
     }
 
-    fn serve(&mut self, at: ListenAddr, socket: Socket, parent: &CancellationToken) {
-        let stop = parent.child_token();
+    fn serve(&mut self, at: ListenAddr, socket: Socket) {
         let plane = self.plane.clone();
         let task = match socket {
-            Socket::Tcp(listener) => tokio::spawn(tcp::serve(listener, at, plane, stop.clone())),
-            Socket::Udp(socket) => tokio::spawn(udp::serve(socket, at, plane, stop.clone())),
+            Socket::Tcp(listener) => tokio::spawn(tcp::serve(listener, at, plane)),
+            Socket::Udp(socket) => tokio::spawn(udp::serve(socket, at, plane)),
         };
-        self.listeners.insert(at, (stop, task));
+        self.listeners.insert(at, AbortOnDropHandle::new(task));
         tracing::info!(listen = %at, "proxy listening");
     }
 
@@ -210,29 +215,31 @@ impl Proxy {
         let mut pools = HashMap::new();
         // Endpoints to drain; `None`: the whole service went.
         let mut gone: Vec<(Arc<Pool>, Option<IpAddr>)> = Vec::new();
-        for service in &snapshot.services {
-            let key = service.key();
-            let pool = match self.pools.remove(&key) {
+        for service in snapshot.services.iter().filter(|s| s.cluster_ip.is_some()) {
+            let pool = match self.pools.remove(service.key().as_str()) {
                 Some(pool) => {
-                    let removed = pool.update(service.clone());
+                    let removed = pool.update(service);
                     gone.extend(removed.into_iter().map(|ip| (pool.clone(), Some(ip))));
                     pool
                 }
-                None => Pool::new(service.clone()),
+                None => Pool::new(service),
             };
-            pools.insert(key, pool);
+            pools.insert(pool.key().clone(), pool);
         }
         // Services removed entirely: every endpoint drains.
         gone.extend(self.pools.drain().map(|(_, pool)| (pool, None)));
         self.pools = pools;
         let limits = Limits::new(&snapshot.config.proxy);
+        let node: Arc<str> = snapshot.node.name.as_str().into();
         let mut ports = HashMap::new();
-        let mut routes = HashMap::new();
-        for (at, frontend) in desired {
+        let mut routes = HashMap::with_capacity(desired.len());
+        for (at, mut frontend) in desired {
             let Some(pool) = self.pools.get(&frontend.service) else {
                 continue;
             };
-            let port = (frontend.service.clone(), frontend.port.port);
+            // The pool's copy of the key: one per service, whatever its listeners.
+            frontend.service = pool.key().clone();
+            let port = (frontend.service.clone(), frontend.port);
             let counters = match ports.get(&port) {
                 Some(counters) => Arc::clone(counters),
                 None => {
@@ -244,7 +251,7 @@ impl Proxy {
             let route = Route {
                 frontend,
                 pool: pool.clone(),
-                node: snapshot.node.name.clone(),
+                node: node.clone(),
                 limits,
                 metrics: counters,
             };
@@ -274,14 +281,8 @@ impl Proxy {
             .map(|((service, port), counters)| (service.clone(), *port, counters.clone()))
             .collect();
         ports.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-        let mut pools: Vec<(&String, Arc<Pool>)> = self
-            .pools
-            .iter()
-            .filter(|(_, pool)| pool.service().cluster_ip.is_some())
-            .map(|(key, pool)| (key, pool.clone()))
-            .collect();
-        pools.sort_by(|a, b| a.0.cmp(b.0));
-        let pools = pools.into_iter().map(|(_, pool)| pool).collect();
+        let mut pools: Vec<Arc<Pool>> = self.pools.values().cloned().collect();
+        pools.sort_by(|a, b| a.key().cmp(b.key()));
         self.report
             .store(Arc::new(metrics::Report { ports, pools }));
     }

@@ -116,7 +116,7 @@ impl PortCounters {
 #[derive(Debug, Default)]
 pub(crate) struct Report {
     /// (service key, port, counters), in that order.
-    pub(crate) ports: Vec<(String, u16, Arc<PortCounters>)>,
+    pub(crate) ports: Vec<(Arc<str>, u16, Arc<PortCounters>)>,
     /// Every proxied service's pool, by service key.
     pub(crate) pools: Vec<Arc<Pool>>,
 }
@@ -159,11 +159,9 @@ pub(crate) fn render(report: &Report, verdicts: &HealthVerdicts, out: &mut Strin
         "1 when the endpoint takes new connections (ready and passing checks), else 0",
     );
     for pool in &report.pools {
-        let service = pool.service();
-        let key = service.key();
-        let key = escape(&key);
-        for endpoint in &service.endpoints {
-            let up = u8::from(verdicts.is_ready(&service, endpoint));
+        let key = escape(pool.key());
+        for endpoint in &pool.backends().endpoints {
+            let up = u8::from(endpoint.is_ready(pool.key(), verdicts));
             let _ = writeln!(
                 out,
                 "{BACKEND_UP}{{service=\"{key}\",endpoint=\"{}\"}} {up}",

@@ -1,7 +1,7 @@
 //! The endpoints of one service as the proxy sees them: which are candidates for a new
 //! connection, the counters the balancing needs, the connection cap, and a drain token per
 //! endpoint that closes its connections once a reload removed it and the grace passed.
-//! A pool outlives reloads (only its service is swapped), so counters stay true.
+//! A pool outlives reloads (only its endpoints are swapped), so counters stay true.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,12 +18,62 @@ use crate::balance::{self, maglev};
 /// The endpoints of one service and their open connections.
 #[derive(Debug)]
 pub(crate) struct Pool {
-    service: ArcSwap<Service>,
+    backends: ArcSwap<Backends>,
+    /// The service's `namespace/name`, which its health verdicts are filed under.
+    key: Arc<str>,
     turn: AtomicUsize,
     total: AtomicUsize,
     endpoints: Mutex<HashMap<IpAddr, Open>>,
     /// The Maglev table for the last candidate list, rebuilt when the list changes.
     maglev: Mutex<Option<(Vec<IpAddr>, Arc<maglev::Table>)>>,
+}
+
+/// What the balancing needs of a service, from the snapshot: a slim copy, as a pool of
+/// every proxied service lives beside the snapshot's own copy.
+#[derive(Debug)]
+pub(crate) struct Backends {
+    /// In config order.
+    pub(crate) endpoints: Vec<Backend>,
+    load_balancing: LoadBalancing,
+    max_connections: Option<u32>,
+    /// `external_traffic_policy = "Local"`.
+    local_policy: bool,
+}
+
+/// One endpoint of a service.
+#[derive(Debug)]
+pub(crate) struct Backend {
+    pub(crate) ip: IpAddr,
+    /// Ready by config; a failing health check may still take it out.
+    pub(crate) ready: bool,
+    /// The node it runs on, if known.
+    node: Option<Box<str>>,
+}
+
+impl Backends {
+    fn of(service: &Service) -> Backends {
+        Backends {
+            endpoints: service
+                .endpoints
+                .iter()
+                .map(|e| Backend {
+                    ip: e.ip,
+                    ready: e.ready,
+                    node: e.node.as_deref().map(Into::into),
+                })
+                .collect(),
+            load_balancing: service.load_balancing,
+            max_connections: service.max_connections,
+            local_policy: service.external_traffic_policy == TrafficPolicy::Local,
+        }
+    }
+}
+
+impl Backend {
+    /// Ready by config and not failing its health check (`key` is its service's).
+    pub(crate) fn is_ready(&self, key: &str, health: &HealthVerdicts) -> bool {
+        self.ready && health.get(key, self.ip) != Some(false)
+    }
 }
 
 /// Open connections to one endpoint, and the token that ends them.
@@ -73,9 +123,10 @@ impl Refusal {
 }
 
 impl Pool {
-    pub(crate) fn new(service: Service) -> Arc<Pool> {
+    pub(crate) fn new(service: &Service) -> Arc<Pool> {
         Arc::new(Pool {
-            service: ArcSwap::from_pointee(service),
+            key: service.key().into(),
+            backends: ArcSwap::from_pointee(Backends::of(service)),
             turn: AtomicUsize::new(0),
             total: AtomicUsize::new(0),
             endpoints: Mutex::new(HashMap::new()),
@@ -83,28 +134,34 @@ impl Pool {
         })
     }
 
-    pub(crate) fn service(&self) -> Arc<Service> {
-        self.service.load_full()
+    /// The service's `namespace/name`.
+    pub(crate) fn key(&self) -> &Arc<str> {
+        &self.key
+    }
+
+    /// The endpoints in force.
+    pub(crate) fn backends(&self) -> Arc<Backends> {
+        self.backends.load_full()
     }
 
     /// Takes a reload's version of the service; returns the endpoints it no longer has.
-    pub(crate) fn update(&self, service: Service) -> Vec<IpAddr> {
+    pub(crate) fn update(&self, service: &Service) -> Vec<IpAddr> {
         let gone = self
-            .service
+            .backends
             .load()
             .endpoints
             .iter()
             .map(|e| e.ip)
             .filter(|ip| !service.endpoints.iter().any(|e| e.ip == *ip))
             .collect();
-        self.service.store(Arc::new(service));
+        self.backends.store(Arc::new(Backends::of(service)));
         gone
     }
 
     /// Closes the connections of `endpoint` unless a reload brought it back meanwhile.
     pub(crate) fn drain(&self, endpoint: IpAddr) {
         let present = self
-            .service
+            .backends
             .load()
             .endpoints
             .iter()
@@ -124,7 +181,8 @@ impl Pool {
     }
 
     /// Picks a ready endpoint for a new connection from `client` and admits it, skipping
-    /// `tried` (endpoints that just failed to connect).
+    /// `tried` (endpoints that just failed to connect). Allocates nothing unless the
+    /// Maglev table must be rebuilt: this runs once per connection.
     pub(crate) fn lease(
         self: &Arc<Self>,
         client: IpAddr,
@@ -133,36 +191,42 @@ impl Pool {
         health: &HealthVerdicts,
         tried: &[IpAddr],
     ) -> Result<Lease, Refusal> {
-        let service = self.service.load();
-        let local_only = external && service.external_traffic_policy == TrafficPolicy::Local;
-        let candidates: Vec<IpAddr> = health
-            .ready_endpoints(&service)
-            .filter(|e| !local_only || e.node.as_deref() == Some(node))
-            .map(|e| e.ip)
-            .filter(|ip| !tried.contains(ip))
-            .collect();
-        if candidates.is_empty() {
+        let backends = self.backends.load();
+        let local_only = external && backends.local_policy;
+        let key: &str = &self.key;
+        let candidates = || {
+            backends
+                .endpoints
+                .iter()
+                .filter(move |e| e.is_ready(key, health))
+                .filter(move |e| !local_only || e.node.as_deref() == Some(node))
+                .map(|e| e.ip)
+                .filter(move |ip| !tried.contains(ip))
+        };
+        let count = candidates().count();
+        if count == 0 {
             return Err(Refusal::NoEndpoint);
         }
-        let cap = service.max_connections.map_or(usize::MAX, |m| m as usize);
+        let cap = backends.max_connections.map_or(usize::MAX, |m| m as usize);
         if self.total.fetch_add(1, Ordering::Relaxed) >= cap {
             self.total.fetch_sub(1, Ordering::Relaxed);
             return Err(Refusal::OverLimit);
         }
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         let mut endpoints = self.lock_endpoints();
-        let index = match service.load_balancing {
-            LoadBalancing::RoundRobin => balance::round_robin(turn, candidates.len()),
+        let endpoint = match backends.load_balancing {
+            LoadBalancing::RoundRobin => candidates().nth(balance::round_robin(turn, count)),
             LoadBalancing::LeastConnections => {
-                let active: Vec<usize> = candidates
-                    .iter()
-                    .map(|ip| endpoints.get(ip).map_or(0, |o| o.count))
-                    .collect();
-                balance::least_connections(&active, turn)
+                let open = |ip: &IpAddr| endpoints.get(ip).map_or(0, |o| o.count);
+                balance::least_connections(candidates().map(|ip| (ip, open(&ip))), count, turn)
             }
-            LoadBalancing::Maglev => balance::maglev(&self.maglev_table(&candidates), client),
+            LoadBalancing::Maglev => {
+                let table = self.maglev_table(candidates());
+                candidates().nth(balance::maglev(&table, client))
+            }
         };
-        let endpoint = candidates[index];
+        // Some: `endpoint` is one of the `count` candidates.
+        let endpoint = endpoint.ok_or(Refusal::NoEndpoint)?;
         let open = endpoints.entry(endpoint).or_default();
         open.count += 1;
         Ok(Lease {
@@ -172,16 +236,18 @@ impl Pool {
         })
     }
 
-    fn maglev_table(&self, candidates: &[IpAddr]) -> Arc<maglev::Table> {
+    /// The Maglev table over `candidates`: the cached one while they stay the same.
+    fn maglev_table(&self, candidates: impl Iterator<Item = IpAddr> + Clone) -> Arc<maglev::Table> {
         let mut cache = self.maglev.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((ips, table)) = cache.as_ref()
-            && ips == candidates
+            && ips.iter().copied().eq(candidates.clone())
         {
             return table.clone();
         }
-        let names: Vec<String> = candidates.iter().map(ToString::to_string).collect();
+        let ips: Vec<IpAddr> = candidates.collect();
+        let names: Vec<String> = ips.iter().map(ToString::to_string).collect();
         let table = Arc::new(maglev::Table::new(&names));
-        *cache = Some((candidates.to_vec(), table.clone()));
+        *cache = Some((ips, table.clone()));
         table
     }
 
@@ -212,7 +278,7 @@ mod tests {
     }
 
     fn pool(settings: &str) -> Arc<Pool> {
-        Pool::new(fixture::web(settings))
+        Pool::new(&fixture::web(settings))
     }
 
     /// A connection to the ClusterIP, every endpoint passing its checks, none tried yet.
@@ -347,11 +413,11 @@ endpoints = [{ ip = "10.111.1.1", node = "node-1" }, { ip = "10.111.2.1", node =
         let pool = pool(THREE);
         let held = lease(&pool).unwrap();
         assert_eq!(held.endpoint, ip("10.111.1.1"));
-        let gone = pool.update(fixture::web(
+        let gone = pool.update(&fixture::web(
             r#"endpoints = [{ ip = "10.111.1.1" }, { ip = "10.111.1.4" }]"#,
         ));
         assert_eq!(gone, [ip("10.111.1.2"), ip("10.111.1.3")]);
-        assert_eq!(pool.service().endpoints.len(), 2);
+        assert_eq!(pool.backends().endpoints.len(), 2);
         assert_eq!((pool.leased(), open(&pool, "10.111.1.1")), (1, 1));
         assert!(!held.drain.is_cancelled());
     }
@@ -360,7 +426,7 @@ endpoints = [{ ip = "10.111.1.1", node = "node-1" }, { ip = "10.111.2.1", node =
     fn a_drained_endpoint_closes_its_connections_and_is_forgotten() {
         let pool = pool(THREE);
         let (on_first, on_second) = (lease(&pool).unwrap(), lease(&pool).unwrap());
-        pool.update(fixture::web(
+        pool.update(&fixture::web(
             r#"endpoints = [{ ip = "10.111.1.2" }, { ip = "10.111.1.3" }]"#,
         ));
         pool.drain(ip("10.111.1.1"));
@@ -378,8 +444,8 @@ endpoints = [{ ip = "10.111.1.1", node = "node-1" }, { ip = "10.111.2.1", node =
     fn an_endpoint_a_reload_brought_back_within_the_grace_is_not_drained() {
         let pool = pool(THREE);
         let held = lease(&pool).unwrap();
-        pool.update(fixture::web(r#"endpoints = [{ ip = "10.111.1.2" }]"#));
-        pool.update(fixture::web(THREE));
+        pool.update(&fixture::web(r#"endpoints = [{ ip = "10.111.1.2" }]"#));
+        pool.update(&fixture::web(THREE));
         pool.drain(ip("10.111.1.1"));
         assert!(!held.drain.is_cancelled());
         assert_eq!(open(&pool, "10.111.1.1"), 1);

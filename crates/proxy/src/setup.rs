@@ -187,7 +187,7 @@ impl<'a, T: Tally> Setup<'a, T> {
                 GiveUp::Refused(refusal)
             })?;
         Ok(Attempt {
-            target: SocketAddr::new(lease.endpoint, route.frontend.port.target_port),
+            target: SocketAddr::new(lease.endpoint, route.frontend.target_port),
             deadline: now + route.limits.connect_timeout,
             lease,
         })
@@ -235,12 +235,13 @@ mod tests {
         };
         Route {
             frontend: Frontend {
-                service: service.key(),
-                port: service.ports[0].clone(),
+                service: service.key().into(),
+                port: service.ports[0].port,
+                target_port: service.ports[0].target_port,
                 external: false,
                 proxy_protocol: service.proxy_protocol,
             },
-            pool: Pool::new(service),
+            pool: Pool::new(&service),
             node: "node-1".into(),
             limits: Limits::new(&config),
             metrics: Arc::default(),

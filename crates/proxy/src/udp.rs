@@ -33,27 +33,23 @@ impl Flow {
     }
 }
 
-pub(crate) async fn serve(
-    socket: UdpSocket,
-    at: ListenAddr,
-    plane: Arc<DataPlane>,
-    stop: CancellationToken,
-) {
+/// Relays datagrams received on `socket` until the task is aborted; the reply tasks of its
+/// flows stop with it.
+pub(crate) async fn serve(socket: UdpSocket, at: ListenAddr, plane: Arc<DataPlane>) {
+    let stop = CancellationToken::new();
+    let _stop_replies = stop.clone().drop_guard();
     let socket = Arc::new(socket);
     let flows: Flows = Arc::default();
     let mut buf = vec![0u8; 65_536];
     loop {
-        let (len, client) = tokio::select! {
-            () = stop.cancelled() => return,
-            received = socket.recv_from(&mut buf) => match received {
-                Ok(received) => received,
-                Err(error) => {
-                    plane.metrics.listen_errors.increment(1);
-                    tracing::warn!(listen = %at, %error, "cannot receive a datagram");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
+        let (len, client) = match socket.recv_from(&mut buf).await {
+            Ok(received) => received,
+            Err(error) => {
+                plane.metrics.listen_errors.increment(1);
+                tracing::warn!(listen = %at, %error, "cannot receive a datagram");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
         };
         let existing = {
             let flows = flows.lock().unwrap_or_else(|p| p.into_inner());
@@ -106,7 +102,7 @@ async fn open(
             return None;
         }
     };
-    let target = SocketAddr::new(lease.endpoint, route.frontend.port.target_port);
+    let target = SocketAddr::new(lease.endpoint, route.frontend.target_port);
     let local: SocketAddr = if target.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {

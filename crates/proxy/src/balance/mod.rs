@@ -10,14 +10,20 @@ pub(crate) fn round_robin(turn: usize, n: usize) -> usize {
     turn % n
 }
 
-/// Least-connections: the candidate with the fewest `active` connections; ties go round
-/// the candidates from `turn` so equal endpoints share the load.
-pub(crate) fn least_connections(active: &[usize], turn: usize) -> usize {
-    let n = active.len();
-    (0..n)
-        .map(|i| (turn + i) % n)
-        .min_by_key(|&i| active[i])
-        .unwrap_or(0)
+/// Least-connections: the index of the candidate with the fewest open connections, from
+/// `(candidate, open)` pairs over `n` candidates; ties go round the candidates from `turn`
+/// so equal endpoints share the load.
+pub(crate) fn least_connections<T>(
+    candidates: impl Iterator<Item = (T, usize)>,
+    n: usize,
+    turn: usize,
+) -> Option<T> {
+    let start = turn % n.max(1);
+    // Ordered by open connections, then by distance from `start` going round.
+    candidates
+        .enumerate()
+        .min_by_key(|(i, (_, open))| (*open, (i + n - start) % n))
+        .map(|(_, (candidate, _))| candidate)
 }
 
 /// Maglev: the candidate the client's address hashes to in `table`.
@@ -35,12 +41,18 @@ mod tests {
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
     }
 
+    fn least(open: &[usize], turn: usize) -> Option<usize> {
+        least_connections(open.iter().copied().enumerate(), open.len(), turn)
+    }
+
     #[test]
     fn least_connections_prefers_idle_and_rotates_ties() {
-        assert_eq!(least_connections(&[3, 1, 2], 0), 1);
-        assert_eq!(least_connections(&[0, 0, 0], 0), 0);
-        assert_eq!(least_connections(&[0, 0, 0], 1), 1);
-        assert_eq!(least_connections(&[0, 0, 5], 2), 0);
+        assert_eq!(least(&[3, 1, 2], 0), Some(1));
+        assert_eq!(least(&[0, 0, 0], 0), Some(0));
+        assert_eq!(least(&[0, 0, 0], 1), Some(1));
+        assert_eq!(least(&[0, 0, 5], 2), Some(0));
+        assert_eq!(least(&[0, 0, 0], 4), Some(1));
+        assert_eq!(least(&[], 3), None);
     }
 
     #[test]
