@@ -24,6 +24,7 @@ declare -A needs=(
     [ping]=iputils-ping
     [dig]=bind9-dnsutils
     [knotd]=knot
+    [knotc]=knot
     [arping]=iputils-arping
     [ndisc6]=ndisc6
     [tcpdump]=tcpdump

@@ -328,8 +328,10 @@ fn edns_and_header_rules() {
     assert_eq!(status(&zflag), "NOERROR", "{zflag}");
     assert!(!zflag.contains("MBZ"), "Z clear in the answer: {zflag}");
     for opcode in [1, 2, 4, 5, 15] {
-        let out = dns.dig(&format!("+opcode={opcode} {name}"));
+        // RD, CD and AD asked for; none is defined for these opcodes (RFC 6895 section 2).
+        let out = dns.dig(&format!("+opcode={opcode} +rec +cdflag +adflag {name}"));
         assert_eq!(status(&out), "NOTIMP", "opcode {opcode}: {out}");
+        assert_eq!(flags(&out), ["qr"], "opcode {opcode}: {out}");
     }
     let chaos = dns.dig("version.bind CH TXT");
     assert_eq!(status(&chaos), "REFUSED", "{chaos}");
@@ -365,11 +367,21 @@ fn outside_names_are_refused_without_forwarders() {
 
 /// knot on 127.0.0.1:`port` in the daemon's namespace, authoritative for `example.test`.
 fn start_knot(dns: &mut Dns, port: u16) -> Process {
+    start_knot_with(dns, port, 300)
+}
+
+/// The same, with `soa_minimum` as the SOA's minimum (the TTL of negative answers). Besides
+/// `www` (TTL 300) the zone has `brief` (TTL 2), `soon` (TTL 10), `burst` and `big` (60
+/// addresses); knot
+/// counts the queries it answers ([`knot_queries`]).
+fn start_knot_with(dns: &mut Dns, port: u16, soa_minimum: u32) -> Process {
     let dir = dns.lab.dir().join(format!("knot-{port}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut zone = String::from(
+    let mut zone = format!(
         "$ORIGIN example.test.\n$TTL 300\n\
-         @ SOA ns admin 1 3600 900 604800 300\n@ NS ns\nns A 127.0.0.1\nwww A 192.0.2.80\n",
+         @ SOA ns admin 1 3600 900 604800 {soa_minimum}\n@ NS ns\nns A 127.0.0.1\n\
+         www A 192.0.2.80\nbrief 2 A 192.0.2.81\nburst A 192.0.2.82\n\
+         soon 10 A 192.0.2.83\n",
     );
     // Too large for 512 bytes.
     for i in 1..=60 {
@@ -382,7 +394,8 @@ fn start_knot(dns: &mut Dns, port: u16) -> Process {
         format!(
             "server:\n  listen: 127.0.0.1@{port}\n  rundir: {d}\n\
              database:\n  storage: {d}\n\
-             template:\n  - id: default\n    storage: {d}\n\
+             mod-stats:\n  - id: counts\n\
+             template:\n  - id: default\n    storage: {d}\n    global-module: mod-stats/counts\n\
              zone:\n  - domain: example.test\n    file: example.test.zone\n"
         ),
     )
@@ -397,6 +410,25 @@ fn start_knot(dns: &mut Dns, port: u16) -> Process {
     knot
 }
 
+/// The queries the knot on `port` has answered so far.
+fn knot_queries(dns: &Dns, port: u16) -> u64 {
+    let conf = dns.lab.dir().join(format!("knot-{port}/knot.conf"));
+    let stats = dns.ns.sh_ok(&format!(
+        "knotc -c {} stats mod-stats.server-operation",
+        conf.display()
+    ));
+    stats
+        .lines()
+        .find(|l| l.starts_with("mod-stats.server-operation[query]"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Forwarding to `upstreams` with the cache off: the relay alone.
+fn with_forward_uncached(upstreams: &str) -> String {
+    with_forward(upstreams).replace("[proxy]", "[dns.cache]\nenabled = false\n[proxy]")
+}
+
 fn with_forward(upstreams: &str) -> String {
     format!("{BASE}{SERVICES}").replace(
         "[proxy]",
@@ -406,7 +438,7 @@ fn with_forward(upstreams: &str) -> String {
 
 #[test]
 fn outside_names_are_forwarded_to_knot() {
-    let mut dns = start("dns-forward", &with_forward("\"127.0.0.1:5300\""));
+    let mut dns = start("dns-forward", &with_forward_uncached("\"127.0.0.1:5300\""));
     let knot = start_knot(&mut dns, 5300);
     for transport in ["+notcp", "+tcp"] {
         let out = dns.dig(&format!("{transport} www.example.test A"));
@@ -850,6 +882,7 @@ fn ednscomp_checks() {
         assert_eq!(status(&opcode), "NOTIMP", "{opcode}");
         assert!(opcode.contains("ANSWER: 0,"), "{opcode}");
         assert!(!flags(&opcode).contains(&"aa"), "{opcode}");
+        assert_eq!(flags(&opcode), ["qr"], "no RD, CD, AD, RA or AA: {opcode}");
     }
 
     // type666: an unknown type at a name that exists is NODATA with the SOA.
@@ -892,4 +925,211 @@ fn ednscomp_checks() {
     assert_eq!(flags(&rd), ["qr", "aa", "rd"], "{rd}");
     let nord = dns.dig(&format!("+noedns +norec {soa}"));
     assert_eq!(flags(&nord), ["qr", "aa"], "{nord}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The cache of forwarded answers ([dns.cache]), against knot as the upstream.
+// ---------------------------------------------------------------------------------------
+
+/// The dns component's cache figures in /status: (entries, bytes).
+fn cache_figures(dns: &Dns) -> (u64, u64) {
+    let status = dns.daemon.status();
+    let components = status["components"].as_array().expect("components");
+    let component = components
+        .iter()
+        .find(|c| c["name"] == "dns")
+        .expect("dns in /status");
+    let figure = |name: &str| component["status"][name].as_u64().expect(name);
+    (figure("cache_entries"), figure("cache_bytes"))
+}
+
+/// The TTL of the first record of `owner` in dig's output.
+fn ttl_of(output: &str, owner: &str) -> u32 {
+    output
+        .lines()
+        .find(|l| l.starts_with(owner))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no record of {owner}: {output}"))
+}
+
+#[test]
+fn a_second_query_is_answered_from_the_cache_with_ttls_counting_down() {
+    let mut dns = start("dns-cache-hit", &with_forward("\"127.0.0.1:5300\""));
+    let _knot = start_knot(&mut dns, 5300);
+    assert_eq!(cache_figures(&dns), (0, 0));
+    let first = dns.dig("www.example.test A");
+    assert_eq!(status(&first), "NOERROR", "{first}");
+    assert_eq!(ttl_of(&first, "www.example.test."), 300, "{first}");
+    let asked = knot_queries(&dns, 5300);
+    std::thread::sleep(Duration::from_millis(2100));
+    for transport in ["+notcp", "+tcp"] {
+        let again = dns.dig(&format!("{transport} www.example.test A"));
+        assert_eq!(status(&again), "NOERROR", "{again}");
+        assert!(again.contains("192.0.2.80"), "{again}");
+        let ttl = ttl_of(&again, "www.example.test.");
+        assert!((296..=298).contains(&ttl), "the TTL counts down: {again}");
+    }
+    // The client's RD is its own on a hit.
+    let norec = dns.dig("+norec www.example.test A");
+    assert!(!flags(&norec).contains(&"rd"), "{norec}");
+    assert!(flags(&dns.dig("www.example.test A")).contains(&"rd"));
+    assert_eq!(knot_queries(&dns, 5300), asked, "knot was not asked again");
+    let hits = dns.daemon.metric_sum("dockline_dns_cache_hits_total", &[]);
+    assert!(hits >= 4.0, "{hits}");
+    let (entries, bytes) = cache_figures(&dns);
+    assert_eq!(entries, 1);
+    assert!(bytes > 0);
+    assert_eq!(
+        dns.daemon.metric("dockline_dns_cache_entries", &[]),
+        Some(1.0)
+    );
+    // A hit larger than the client's UDP size is truncated as a fresh answer would be; over
+    // TCP it is whole. Neither goes to knot.
+    let roomy = dns.dig("+ignore +bufsize=4096 big.example.test A");
+    assert!(roomy.contains("ANSWER: 60,"), "{roomy}");
+    let asked = knot_queries(&dns, 5300);
+    let small = dns.dig("+ignore +bufsize=512 big.example.test A");
+    assert!(flags(&small).contains(&"tc"), "{small}");
+    assert!(small.contains("ANSWER: 0,"), "{small}");
+    let tcp = dns.dig("+tcp big.example.test A");
+    assert!(tcp.contains("ANSWER: 60,"), "{tcp}");
+    assert_eq!(knot_queries(&dns, 5300), asked);
+}
+
+#[test]
+fn nxdomain_is_cached_for_the_soa_minimum() {
+    let mut dns = start("dns-cache-negative", &with_forward("\"127.0.0.1:5300\""));
+    let _knot = start_knot_with(&mut dns, 5300, 3);
+    let first = dns.dig("nope.example.test A");
+    assert_eq!(status(&first), "NXDOMAIN", "{first}");
+    let asked = knot_queries(&dns, 5300);
+    let again = dns.dig("nope.example.test A");
+    assert_eq!(status(&again), "NXDOMAIN", "{again}");
+    assert!(ttl_of(&again, "example.test.") <= 3, "{again}");
+    assert_eq!(knot_queries(&dns, 5300), asked, "from the cache");
+    std::thread::sleep(Duration::from_millis(3200));
+    let later = dns.dig("nope.example.test A");
+    assert_eq!(status(&later), "NXDOMAIN", "{later}");
+    assert_eq!(knot_queries(&dns, 5300), asked + 1, "expired after 3 s");
+}
+
+#[test]
+fn when_knot_dies_cached_names_answer_uncached_ones_servfail_and_stale_ones_are_served() {
+    let forward = with_forward("\"127.0.0.1:5300\"");
+    let stale = forward.replace("[proxy]", "[dns.cache]\nserve_stale_s = 60\n[proxy]");
+    let mut dns = start("dns-cache-stale", &stale);
+    let mut knot = start_knot(&mut dns, 5300);
+    assert_eq!(status(&dns.dig("www.example.test A")), "NOERROR");
+    assert_eq!(status(&dns.dig("brief.example.test A")), "NOERROR");
+    knot.signal("KILL");
+    knot.wait_timeout(Duration::from_secs(5))
+        .expect("knot ends");
+    let www = dns.dig("www.example.test A");
+    assert_eq!(status(&www), "NOERROR", "{www}");
+    assert!(www.contains("192.0.2.80"), "{www}");
+    let slow_dig = |args: &str| -> String {
+        let out = dns
+            .ns
+            .sh(&format!("dig +time=6 +tries=1 -p 5353 @127.0.0.1 {args}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let uncached = slow_dig("burst.example.test A");
+    assert_eq!(status(&uncached), "SERVFAIL", "{uncached}");
+    // brief's 2 s are over: served stale, with TTL 30 (RFC 8767).
+    std::thread::sleep(Duration::from_millis(2100));
+    let brief = slow_dig("brief.example.test A");
+    assert_eq!(status(&brief), "NOERROR", "{brief}");
+    assert!(brief.contains("192.0.2.81"), "{brief}");
+    assert_eq!(ttl_of(&brief, "brief.example.test."), 30, "{brief}");
+    let served = dns
+        .daemon
+        .metric_sum("dockline_dns_cache_stale_served_total", &[]);
+    assert!(served >= 1.0, "{served}");
+    // Without serve_stale_s, an expired name fails like an uncached one.
+    dns.daemon.reload(&forward).expect("accepted");
+    wait_until(Duration::from_secs(20), "brief is not served stale", || {
+        status(&slow_dig("brief.example.test A")) == "SERVFAIL"
+    });
+}
+
+#[test]
+fn a_hundred_clients_asking_one_new_name_make_one_upstream_query() {
+    let mut dns = start("dns-cache-flight", &with_forward("\"127.0.0.1:5300\""));
+    let knot = start_knot(&mut dns, 5300);
+    let asked = knot_queries(&dns, 5300);
+    let answered_udp = [("qtype", "A"), ("rcode", "NOERROR"), ("transport", "udp")];
+    let answered = dns
+        .daemon
+        .metric_sum("dockline_dns_queries_total", &answered_udp);
+    // knot stopped: the first query waits upstream while the others arrive.
+    knot.signal("STOP");
+    // burst.example.test A, RD, from 100 sockets of their own.
+    let query = "\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\
+                 \\x05burst\\x07example\\x04test\\x00\\x00\\x01\\x00\\x01";
+    dns.bash(&format!(
+        "for i in $(seq 100); do printf '{query}' > /dev/udp/127.0.0.1/5353; done"
+    ));
+    wait_until(Duration::from_secs(5), "100 misses", || {
+        dns.daemon
+            .metric_sum("dockline_dns_cache_misses_total", &[])
+            >= 100.0
+    });
+    knot.signal("CONT");
+    wait_until(Duration::from_secs(5), "100 answers", || {
+        dns.daemon
+            .metric_sum("dockline_dns_queries_total", &answered_udp)
+            >= answered + 100.0
+    });
+    assert_eq!(knot_queries(&dns, 5300), asked + 1, "one upstream query");
+}
+
+#[test]
+fn a_reload_that_changes_dns_forward_empties_the_cache() {
+    let mut dns = start("dns-cache-flush", &with_forward("\"127.0.0.1:5300\""));
+    let _first = start_knot(&mut dns, 5300);
+    let _second = start_knot(&mut dns, 5302);
+    assert_eq!(status(&dns.dig("www.example.test A")), "NOERROR");
+    assert_eq!(cache_figures(&dns).0, 1);
+    // Another key changed: the cache stays.
+    let ttl = with_forward("\"127.0.0.1:5300\"")
+        .replace("[proxy]", "[dns.cache]\nmax_ttl_s = 600\n[proxy]");
+    dns.daemon.reload(&ttl).expect("accepted");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cache_figures(&dns).0, 1, "kept");
+    dns.daemon
+        .reload(&with_forward("\"127.0.0.1:5302\""))
+        .expect("accepted");
+    wait_until(Duration::from_secs(10), "the cache is emptied", || {
+        cache_figures(&dns) == (0, 0)
+    });
+    let asked = knot_queries(&dns, 5302);
+    assert_eq!(status(&dns.dig("www.example.test A")), "NOERROR");
+    assert_eq!(
+        knot_queries(&dns, 5302),
+        asked + 1,
+        "asked of the new upstream"
+    );
+}
+
+#[test]
+fn a_name_asked_in_the_last_tenth_of_its_ttl_is_refreshed_in_the_background() {
+    let mut dns = start("dns-cache-prefetch", &with_forward("\"127.0.0.1:5300\""));
+    let _knot = start_knot(&mut dns, 5300);
+    assert_eq!(status(&dns.dig("soon.example.test A")), "NOERROR");
+    let asked = knot_queries(&dns, 5300);
+    std::thread::sleep(Duration::from_millis(9200));
+    let late = dns.dig("soon.example.test A");
+    assert_eq!(
+        ttl_of(&late, "soon.example.test."),
+        1,
+        "from the cache: {late}"
+    );
+    wait_until(Duration::from_secs(3), "knot is asked again", || {
+        knot_queries(&dns, 5300) == asked + 1
+    });
+    // Past the first answer's 10 s, the refreshed one answers.
+    std::thread::sleep(Duration::from_millis(1500));
+    let refreshed = dns.dig("soon.example.test A");
+    assert!(ttl_of(&refreshed, "soon.example.test.") >= 7, "{refreshed}");
+    assert_eq!(knot_queries(&dns, 5300), asked + 1, "{refreshed}");
 }

@@ -117,7 +117,7 @@ pub struct ComponentReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// What the component reports of itself, when it does (the pod network: its mode,
-    /// device, MTU, VTEPs, routes and drops).
+    /// device, MTU, VTEPs, routes and drops; dns: `cache_entries`, `cache_bytes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<serde_json::Value>,
 }

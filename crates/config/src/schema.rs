@@ -393,6 +393,8 @@ pub struct Dns {
     pub ttl: u32,
     /// Upstream resolvers for names outside the cluster domain; empty answers REFUSED.
     pub forward: Vec<Upstream>,
+    /// The cache of forwarded answers.
+    pub cache: DnsCache,
 }
 
 impl Default for Dns {
@@ -402,6 +404,39 @@ impl Default for Dns {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5353))],
             ttl: 5,
             forward: Vec::new(),
+            cache: DnsCache::default(),
+        }
+    }
+}
+
+/// `[dns.cache]`: the cache of answers from the `dns.forward` upstreams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsCache {
+    /// `false` relays every query upstream.
+    pub enabled: bool,
+    /// Answers kept at most; the least recently used goes first.
+    pub max_entries: u32,
+    /// The shortest time, in seconds, a positive answer is kept, whatever its TTL.
+    pub min_ttl_s: u32,
+    /// The longest time, in seconds, a positive answer is kept, whatever its TTL.
+    pub max_ttl_s: u32,
+    /// The longest time, in seconds, a negative answer (NXDOMAIN, NODATA) is kept.
+    pub negative_ttl_s: u32,
+    /// How long, in seconds, an expired answer may still be served (RFC 8767) while no
+    /// upstream answers; 0 never serves one.
+    pub serve_stale_s: u32,
+}
+
+impl Default for DnsCache {
+    fn default() -> Self {
+        DnsCache {
+            enabled: true,
+            max_entries: 100_000,
+            min_ttl_s: 0,
+            max_ttl_s: 3600,
+            negative_ttl_s: 300,
+            serve_stale_s: 0,
         }
     }
 }

@@ -736,6 +736,51 @@ fn dns_rules() {
 }
 
 #[test]
+fn dns_cache_rules() {
+    // The defaults config/dockline.toml documents.
+    let c = valid("").dns.cache;
+    let read = (c.enabled, c.max_entries, c.min_ttl_s, c.max_ttl_s);
+    assert_eq!(read, (true, 100_000, 0, 3600));
+    assert_eq!((c.negative_ttl_s, c.serve_stale_s), (300, 0));
+    let set = valid(
+        "[dns.cache]\nmax_entries = 10\nmin_ttl_s = 5\nmax_ttl_s = 60\nnegative_ttl_s = 30\nserve_stale_s = 86400\n",
+    );
+    assert_eq!(
+        (set.dns.cache.max_entries, set.dns.cache.serve_stale_s),
+        (10, 86400)
+    );
+    assert_only(
+        "[dns.cache]\nmax_entries = 0\n",
+        "dns.cache.max_entries",
+        "needs at least 1 while dns.cache.enabled = true",
+    );
+    valid("[dns.cache]\nenabled = false\nmax_entries = 0\n");
+    assert_only(
+        "[dns.cache]\nmin_ttl_s = 61\nmax_ttl_s = 60\n",
+        "dns.cache.min_ttl_s",
+        "61 is above dns.cache.max_ttl_s (60)",
+    );
+    assert_exactly(
+        &problems("[dns.cache]\nnegative_ttl_s = 2147483648\nserve_stale_s = 4294967295\n"),
+        &[
+            (
+                "dns.cache.negative_ttl_s",
+                "2147483648 is above the maximum 2147483647",
+            ),
+            (
+                "dns.cache.serve_stale_s",
+                "4294967295 is above the maximum 2147483647",
+            ),
+        ],
+    );
+    assert_only(
+        "[dns.cache]\nmax_ttls = 60\n",
+        "dns.cache.max_ttls",
+        "unknown field",
+    );
+}
+
+#[test]
 fn l2_interfaces() {
     assert_exactly(
         &problems("[l2]\ninterfaces = [\"eth0\", \"eth0\", \"eth0:1\"]\n"),

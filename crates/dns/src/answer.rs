@@ -3,8 +3,9 @@
 //!
 //! Header handling per RFC 1035 section 4.1.1: ID, opcode, RD and CD copied (RFC 6895
 //! section 2), RA never set (no recursion here), AA on answers from our zones, Z cleared.
-//! Errors: an unparseable query gets FORMERR (NOTIMP if its opcode is not QUERY) with the
-//! header alone; a response (QR set) or anything shorter than a header is dropped, so two
+//! NOTIMP for an opcode other than QUERY carries none of RD, CD, AD, RA and AA: they are
+//! defined for QUERY only (RFC 6895 section 2). Errors: an unparseable query gets FORMERR
+//! (NOTIMP if its opcode is not QUERY) with the header alone; a response (QR set) or anything shorter than a header is dropped, so two
 //! servers can never ping-pong. Answers too large for the client's UDP size lose their
 //! additional section first, then everything but the question, with TC set (RFC 2181
 //! section 9).
@@ -15,6 +16,7 @@ use hickory_proto::op::{Edns, Message, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncoder;
 
+use crate::question::Question;
 use crate::verdict::{Action, Transport, Verdict};
 use crate::wire::HEADER_LEN;
 use crate::zone::{Lookup, Zone};
@@ -22,6 +24,17 @@ use crate::{edns, fast};
 
 /// Answers `query` from `zone` into `out` (cleared first).
 pub fn answer(query: &[u8], zone: &Zone, transport: Transport, out: &mut Vec<u8>) -> Verdict {
+    answer_read(query, Question::parse(query).as_ref(), zone, transport, out)
+}
+
+/// [`answer`] for a query already read as `question` (if it is a common one).
+pub(crate) fn answer_read(
+    query: &[u8],
+    question: Option<&Question<'_>>,
+    zone: &Zone,
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Verdict {
     out.clear();
     let Some(header) = query.get(..HEADER_LEN) else {
         return Verdict::drop();
@@ -29,7 +42,7 @@ pub fn answer(query: &[u8], zone: &Zone, transport: Transport, out: &mut Vec<u8>
     if header[2] & 0x80 != 0 {
         return Verdict::drop();
     }
-    if let Some(verdict) = fast::answer(query, zone, transport, out) {
+    if let Some(verdict) = question.and_then(|q| fast::answer(q, zone, transport, out)) {
         return verdict;
     }
     match Message::from_vec(query) {
@@ -61,6 +74,8 @@ fn respond(request: &Message, zone: &Zone, transport: Transport, out: &mut Vec<u
     let mut reply = Reply::to(request);
     let qtype = request.queries.first().map(Query::query_type);
     let rcode = if request.op_code != OpCode::Query {
+        reply.meta.recursion_desired = false;
+        reply.meta.checking_disabled = false;
         ResponseCode::NotImp
     } else if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
         ResponseCode::BADVERS
@@ -212,11 +227,15 @@ fn bare_error(header: &[u8], out: &mut Vec<u8>) -> Verdict {
         0 => ResponseCode::FormErr,
         _ => ResponseCode::NotImp,
     };
+    // QR and the opcode; AA, TC, RA, Z, AD clear; RD and CD copied for QUERY alone.
+    let (flags, checking_disabled) = match opcode {
+        0 => (header[2] & 0x79, header[3] & 0x10),
+        _ => (header[2] & 0x78, 0),
+    };
     out.clear();
     out.extend_from_slice(&header[..2]);
-    // QR, the opcode and RD copied; AA, TC, RA, Z, AD clear; CD copied.
-    out.push(0x80 | (header[2] & 0x79));
-    out.push((header[3] & 0x10) | rcode.low());
+    out.push(0x80 | flags);
+    out.push(checking_disabled | rcode.low());
     out.extend_from_slice(&[0; 8]);
     Verdict {
         action: Action::Reply,

@@ -5,6 +5,8 @@
 
 use hickory_proto::op::Edns;
 
+use crate::wire::TYPE_OPT;
+
 /// The UDP payload size dockline announces (the DNS flag day 2020 value).
 pub(crate) const PAYLOAD: u16 = 1232;
 
@@ -34,4 +36,18 @@ pub(crate) fn udp_limit_of(payload: Option<u16>) -> usize {
         None => CLASSIC_UDP,
         Some(payload) => usize::from(payload).clamp(CLASSIC_UDP, MAX_UDP),
     }
+}
+
+/// An OPT record without options: root owner, type, class (payload), TTL (extended rcode,
+/// version, flags), RDLENGTH.
+pub(crate) const OPT_LEN: usize = 11;
+
+/// Appends the OPT record of a response: our payload size, extended rcode 0, version 0,
+/// the DO bit as the query had it, no options.
+pub(crate) fn write_opt(dnssec_ok: bool, out: &mut Vec<u8>) {
+    let flags: u8 = if dnssec_ok { 0x80 } else { 0 };
+    out.push(0);
+    out.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    out.extend_from_slice(&PAYLOAD.to_be_bytes());
+    out.extend_from_slice(&[0, 0, flags, 0, 0, 0]);
 }

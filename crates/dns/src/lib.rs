@@ -3,24 +3,30 @@
 //! address, with names outside the cluster forwarded to `dns.forward` or REFUSED.
 //!
 //! [`zone`] turns a snapshot and the endpoint health verdicts into an index of precomputed
-//! records; [`answer`](mod@answer) answers one query from it (sans-IO); `server` is the
-//! socket I/O and `forward` the relay to upstreams. The zone is rebuilt and swapped in on
-//! every config or health change, so the next query sees it; listeners are only opened and
-//! closed when `dns.listen` changes.
+//! records; [`answer`](mod@answer) answers one query from it (sans-IO); [`cache`] keeps the
+//! upstreams' answers to outside names (sans-IO, `[dns.cache]`); `server` is the socket I/O
+//! and `forward` the relay to upstreams. The zone is rebuilt and swapped in on every config
+//! or health change, so the next query sees it; listeners are only opened and closed when
+//! `dns.listen` changes.
 //!
 //! Modules depend one way, and none on this file: `server` -> `answer` -> `fast` -> `zone`
-//! -> `precomputed`; `server` also uses `forward` and `metrics`; `verdict` (what became of
-//! a query), `wire` (message-format constants) and `edns` are leaves used throughout.
+//! -> `precomputed`; `server` also uses `cache`, `flight` (one relay per question),
+//! `forward` and `metrics`; `answer`, `fast` and `cache` read queries through `question`;
+//! `verdict` (what became of a query), `wire` (message-format constants) and `edns` are
+//! leaves used throughout.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod answer;
+pub mod cache;
 mod edns;
 mod fast;
+mod flight;
 mod forward;
 mod metrics;
 mod precomputed;
+mod question;
 mod server;
 mod verdict;
 mod wire;
@@ -37,7 +43,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use answer::answer;
+pub use cache::Cache;
 pub use metrics::{describe as describe_metrics, render_latency};
+pub use question::Question;
 pub use verdict::{Action, Transport, Verdict};
 pub use zone::Zone;
 
@@ -77,6 +85,15 @@ pub struct Dns {
     after_rebuild: fn(),
 }
 
+/// The size of the cache of forwarded answers, for `/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSize {
+    /// Answers kept.
+    pub entries: usize,
+    /// The memory they hold, in bytes.
+    pub bytes: usize,
+}
+
 /// Health verdicts change in bursts (a backend going down fails every check of every
 /// service it serves); one rebuild per burst is enough.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
@@ -104,7 +121,7 @@ impl Dns {
         let health_inputs = Zone::health_inputs(snapshot, &verdicts);
         // The build's scratch memory goes back too.
         after_rebuild();
-        let responder = Arc::new(Responder::new(zone));
+        let responder = Arc::new(Responder::new(zone, &snapshot.config.dns.cache));
         let mut listeners = BTreeMap::new();
         for addr in snapshot.config.dns.listen.iter().copied() {
             listeners.insert(addr, listen(addr, &responder)?);
@@ -121,6 +138,15 @@ impl Dns {
             health_inputs,
             after_rebuild,
         })
+    }
+
+    /// Reads the size of the cache of forwarded answers, now and after this is run.
+    pub fn cache_size(&self) -> impl Fn() -> CacheSize + Send + Sync + 'static {
+        let responder = self.responder.clone();
+        move || {
+            let (entries, bytes) = responder.cache_size();
+            CacheSize { entries, bytes }
+        }
     }
 
     /// Follows config and health changes until `shutdown`; the listeners close with it.
@@ -166,6 +192,7 @@ impl Dns {
         self.serial = self.serial.wrapping_add(1);
         self.health_inputs = inputs;
         let serial = self.serial;
+        let cache = snapshot.config.dns.cache.clone();
         let built =
             tokio::task::spawn_blocking(move || Zone::build(&snapshot, &health, serial)).await;
         match built {
@@ -176,7 +203,7 @@ impl Dns {
                         "dns: services left out: their names are not valid DNS names"
                     );
                 }
-                let old = self.responder.replace_zone(zone);
+                let old = self.responder.replace_zone(zone, &cache);
                 let after_rebuild = self.after_rebuild;
                 // A query in flight may still hold the old zone; the last holder frees it.
                 tokio::task::spawn_blocking(move || {

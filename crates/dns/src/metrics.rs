@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use metrics::Counter;
+use metrics::{Counter, Gauge};
 
 use crate::verdict::Transport;
 
@@ -21,6 +21,11 @@ pub(crate) const QUERIES: &str = "dockline_dns_queries_total";
 pub(crate) const QUERY_DURATION: &str = "dockline_dns_query_duration_seconds";
 pub(crate) const BAD_QUERIES: &str = "dockline_dns_bad_queries_total";
 pub(crate) const FORWARD_ERRORS: &str = "dockline_dns_forward_errors_total";
+pub(crate) const CACHE_HITS: &str = "dockline_dns_cache_hits_total";
+pub(crate) const CACHE_MISSES: &str = "dockline_dns_cache_misses_total";
+pub(crate) const CACHE_EVICTIONS: &str = "dockline_dns_cache_evictions_total";
+pub(crate) const CACHE_ENTRIES: &str = "dockline_dns_cache_entries";
+pub(crate) const CACHE_STALE_SERVED: &str = "dockline_dns_cache_stale_served_total";
 
 /// Latency buckets: answers from the zone take microseconds, forwarded ones milliseconds.
 pub(crate) const QUERY_DURATION_BUCKETS: &[f64] = &[
@@ -89,6 +94,23 @@ pub fn describe() {
         FORWARD_ERRORS,
         "Queries for outside names that no upstream answered (answered SERVFAIL)"
     );
+    metrics::describe_counter!(
+        CACHE_HITS,
+        "Queries for outside names answered from the cache"
+    );
+    metrics::describe_counter!(
+        CACHE_MISSES,
+        "Queries for outside names the cache had no fresh answer for (relayed)"
+    );
+    metrics::describe_counter!(
+        CACHE_EVICTIONS,
+        "Cached answers dropped to make room (the least recently used first)"
+    );
+    metrics::describe_gauge!(CACHE_ENTRIES, "Answers in the cache");
+    metrics::describe_counter!(
+        CACHE_STALE_SERVED,
+        "Expired answers served because no upstream answered (dns.cache.serve_stale_s)"
+    );
 }
 
 #[derive(Debug)]
@@ -97,6 +119,11 @@ pub(crate) struct Metrics {
     queries: Vec<Counter>,
     bad: Vec<Counter>,
     forward_errors: Counter,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    cache_evictions: Counter,
+    cache_entries: Gauge,
+    cache_stale_served: Counter,
 }
 
 impl Default for Metrics {
@@ -119,12 +146,20 @@ impl Default for Metrics {
                 counter
             })
             .collect();
-        let forward_errors = metrics::counter!(FORWARD_ERRORS);
-        forward_errors.absolute(0);
+        let counter = |name: &'static str| {
+            let counter = metrics::counter!(name);
+            counter.absolute(0);
+            counter
+        };
         Metrics {
             queries,
             bad,
-            forward_errors,
+            forward_errors: counter(FORWARD_ERRORS),
+            cache_hits: counter(CACHE_HITS),
+            cache_misses: counter(CACHE_MISSES),
+            cache_evictions: counter(CACHE_EVICTIONS),
+            cache_entries: metrics::gauge!(CACHE_ENTRIES),
+            cache_stale_served: counter(CACHE_STALE_SERVED),
         }
     }
 }
@@ -164,6 +199,28 @@ impl Metrics {
 
     pub(crate) fn forward_error(&self) {
         self.forward_errors.increment(1);
+    }
+
+    pub(crate) fn cache_hit(&self) {
+        self.cache_hits.increment(1);
+    }
+
+    pub(crate) fn cache_miss(&self) {
+        self.cache_misses.increment(1);
+    }
+
+    pub(crate) fn cache_evicted(&self, entries: usize) {
+        if entries > 0 {
+            self.cache_evictions.increment(entries as u64);
+        }
+    }
+
+    pub(crate) fn cache_entries(&self, entries: usize) {
+        self.cache_entries.set(entries as f64);
+    }
+
+    pub(crate) fn cache_stale_served(&self) {
+        self.cache_stale_served.increment(1);
     }
 }
 

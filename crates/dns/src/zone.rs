@@ -309,6 +309,21 @@ impl Zone {
         self.names.get(key)
     }
 
+    /// Whether a lowercase wire-format name lies outside all of our zones: the cache's
+    /// test, which must never answer for a name of ours.
+    pub(crate) fn is_outside(&self, key: &[u8]) -> bool {
+        let mut suffix = key;
+        loop {
+            if self.apexes.iter().any(|apex| *apex.key == *suffix) {
+                return false;
+            }
+            if suffix == [0] {
+                return true;
+            }
+            suffix = parent(suffix);
+        }
+    }
+
     pub(crate) fn lookup(&self, name: &Name) -> Lookup<'_> {
         if let Some(node) = self.names.get(&key(name)) {
             return Lookup::Found(node, &self.apexes[node.apex]);

@@ -327,3 +327,29 @@ fn two_opt_records_are_formerr() {
     assert_eq!(verdict.rcode, ResponseCode::FormErr);
     assert_eq!(out[3] & 0x0f, 1, "FORMERR on the wire");
 }
+
+#[test]
+fn notimp_to_an_unknown_opcode_carries_no_query_flags() {
+    let zone = zone("");
+    let mut out = Vec::new();
+    // A well-formed query of opcode 15 with RD, AD and CD set.
+    let mut q = query("cluster.local.", RecordType::SOA, Some(Edns::new()));
+    q[2] = 15 << 3 | 0x01;
+    q[3] = 0x30;
+    let verdict = answer(&q, &zone, Transport::Udp, &mut out);
+    assert_eq!(verdict.rcode, ResponseCode::NotImp);
+    // QR and the opcode; no AA, TC, RD; no RA, Z, AD, CD; rcode 4.
+    assert_eq!(out[..4], [0x12, 0x34, 0x80 | 15 << 3, 0x04]);
+    // The same opcode with a body that does not parse: the header alone, same flags.
+    let mut bare = vec![0x12, 0x34, 15 << 3 | 0x01, 0x30, 0, 9, 0, 0, 0, 0, 0, 0];
+    bare.extend_from_slice(b"junk");
+    answer(&bare, &zone, Transport::Udp, &mut out);
+    assert_eq!(
+        out,
+        [0x12, 0x34, 0x80 | 15 << 3, 0x04, 0, 0, 0, 0, 0, 0, 0, 0]
+    );
+    // QUERY keeps RD and CD (RFC 6895 section 2) on a FORMERR.
+    bare[2] = 0x01;
+    answer(&bare, &zone, Transport::Udp, &mut out);
+    assert_eq!(out[2..4], [0x81, 0x11]);
+}

@@ -175,8 +175,16 @@ pub static COMPONENTS: &[Component] = &[
                     crate::memory::release_free_heap,
                 )
                 .await?;
+                let cache_size = dns.cache_size();
                 Ok(Bound::new(|shutdown| dns.run(shutdown))
-                    .with_metrics(dockline_dns::render_latency))
+                    .with_metrics(dockline_dns::render_latency)
+                    .with_status(move || {
+                        let size = cache_size();
+                        serde_json::json!({
+                            "cache_entries": size.entries,
+                            "cache_bytes": size.bytes,
+                        })
+                    }))
             })
         },
     },

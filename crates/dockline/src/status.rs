@@ -115,9 +115,34 @@ pub fn render(r: &StatusReport) -> String {
     let rows: Vec<Vec<String>> = r
         .components
         .iter()
-        .map(|c| vec![c.name.clone(), c.state.clone(), or_dash(c.error.clone())])
+        .map(|c| {
+            // The plain numbers a component reports of itself (dns: its cache's size).
+            let figures: Vec<String> = match &c.status {
+                Some(serde_json::Value::Object(fields)) => fields
+                    .iter()
+                    .filter(|(_, value)| value.is_u64())
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            vec![
+                c.name.clone(),
+                c.state.clone(),
+                or_dash(c.error.clone()),
+                if figures.is_empty() {
+                    "-".into()
+                } else {
+                    figures.join(" ")
+                },
+            ]
+        })
         .collect();
-    table(&mut out, "COMPONENTS", &["NAME", "STATE", "ERROR"], &rows);
+    table(
+        &mut out,
+        "COMPONENTS",
+        &["NAME", "STATE", "ERROR", "FIGURES"],
+        &rows,
+    );
     let rows: Vec<Vec<String>> = r
         .services
         .iter()

@@ -82,7 +82,7 @@ async fn connection(mut stream: TcpStream, responder: Arc<Responder>, _slot: Own
             Err(_) => return responder.metrics.bad(Bad::TcpTimeout),
         }
         let started = Instant::now();
-        let (mut verdict, upstreams) = responder.decide(&query, Transport::Tcp, &mut out);
+        let (mut verdict, upstreams) = responder.decide(&query, Transport::Tcp, started, &mut out);
         match verdict.action {
             Action::Reply => {}
             Action::Forward => {

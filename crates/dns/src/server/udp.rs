@@ -91,7 +91,7 @@ fn serve(socket: Arc<UdpSocket>, responder: &Arc<Responder>, stop: &AtomicBool, 
             let (len, peer) = batch.peers[i];
             let query = &batch.queries[i][..len];
             let out = &mut batch.answers[i];
-            let (verdict, upstreams) = responder.decide(query, Transport::Udp, out);
+            let (verdict, upstreams) = responder.decide(query, Transport::Udp, started, out);
             match verdict.action {
                 Action::Reply => {
                     batch.replies.push(i);
