@@ -7,7 +7,7 @@
 # every query a miss relayed to knot), then a warm run (dnsperf over the same names for
 # $SECONDS_RUN s, all hits). Figures: QPS, lost queries, the server's CPU time per query;
 # the median of $ROUNDS rounds. Last, each server is asked $ENTRIES names once and its RSS
-# read (dockline's /status cache figures too). One worker thread each: dockline's UDP
+# read (dockline's /status cache size too). One worker thread each: dockline's UDP
 # thread count on 2 cores, dnsdist's one listener, unbound num-threads 1. Runs as root.
 set -euo pipefail
 : "${NAMES:=10000}" "${ENTRIES:=100000}" "${SECONDS_RUN:=10}" "${ROUNDS:=3}"
@@ -196,5 +196,5 @@ for server in "${SERVERS[@]}"; do
     measure "$server" -d "$WORK/entries.txt" -n 1 >/dev/null
     echo "$server: RSS $(rss_mib "${pid[$server]}") MiB"
 done
-echo "dockline /status: $(in_ns curl -s http://127.0.0.1:9470/status | grep -o '"figures":{[^}]*}')"
+echo "dockline /status: $(in_ns curl -s http://127.0.0.1:9470/status | grep -o '"cache_[a-z]*":[0-9]*' | tr '\n' ' ')"
 in_ns curl -s http://127.0.0.1:9470/metrics | grep -E '^dockline_dns_(cache|forward)' || true
