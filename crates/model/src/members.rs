@@ -98,6 +98,13 @@ pub struct VipOwner {
     pub owner: Option<String>,
     /// Whether this node is the owner.
     pub owned_by_me: bool,
+    /// Frames heard from another MAC claiming this VIP while this node answered for it (a
+    /// gratuitous ARP, an ARP reply or an unsolicited advertisement): a split view.
+    #[serde(default)]
+    pub conflicts: u64,
+    /// The last MAC heard claiming it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict_mac: Option<String>,
 }
 
 /// Owners of every L2-announced VIP, sorted by address.
