@@ -46,6 +46,38 @@ pub use membership::JOIN_WINDOW;
 pub use metrics::describe as describe_metrics;
 pub use status::ClusterStatus;
 
+/// Entry points for the fuzz targets.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::time::Instant;
+
+    use crate::membership::MembershipConfig;
+    use crate::node::GossipNode;
+
+    /// Feeds `payload` to a fresh node, as if received from a peer, and runs what is due.
+    pub fn feed_payload(payload: &[u8]) {
+        let config = MembershipConfig {
+            name: "fuzz".into(),
+            internal_ip: [10, 0, 0, 1].into(),
+            shared_digest: "d".into(),
+            config_revision: None,
+            announces_l2: true,
+            seeds: vec![([10, 0, 0, 2], 7946).into()],
+            static_nodes: Vec::new(),
+        };
+        let timing = dockline_config::GossipTiming {
+            probe_interval_ms: 120,
+            probe_timeout_ms: 50,
+            suspect_timeout_ms: 120,
+        };
+        let now = Instant::now();
+        let mut node = GossipNode::new(&config, timing, ([10, 0, 0, 1], 7946).into(), 1, 1, now);
+        let _ = node.handle_packet(([10, 0, 0, 3], 7946).into(), payload, now);
+        node.handle_timeout(now + std::time::Duration::from_secs(1));
+        while node.poll_transmit().is_some() {}
+    }
+}
+
 /// Membership is on when `cluster.gossip.listen` is set.
 pub fn enabled(config: &dockline_config::Config) -> bool {
     config.cluster.gossip.listen.is_some()

@@ -151,6 +151,14 @@ impl GossipNode {
         self.membership.joining(now)
     }
 
+    /// Whether the node is still forming its view: inside its join window, with targets to
+    /// join through, and no live member heard yet.
+    pub(crate) fn forming(&self, now: Instant) -> bool {
+        self.membership.joining(now)
+            && !self.membership.join_targets().is_empty()
+            && self.swim.num_members() == 0
+    }
+
     /// Every identity foca knows, with its state (down ones included).
     pub(crate) fn members(&self) -> impl Iterator<Item = &Member<NodeId>> {
         self.swim.iter_membership_state()

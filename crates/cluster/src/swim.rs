@@ -71,13 +71,14 @@ impl Gossip {
         );
         // Published before the announcers start, so none claims a VIP of a peer it has
         // not met yet.
-        let first = view::member_set(
+        let mut first = view::member_set(
             node.me(),
             std::iter::empty(),
             &snapshot.config.network.nodes,
             &snapshot.config.cluster.allowed_nodes,
             true,
         );
+        first.forming = node.forming(Instant::now());
         view::publish(&inputs.members, first, &snapshot.shared_digest);
         Ok(Gossip {
             socket,
@@ -248,13 +249,14 @@ impl Driver {
             &mut self.outsiders_logged,
         );
         let now = Instant::now();
-        let set = view::member_set(
+        let mut set = view::member_set(
             self.node.me(),
             known(),
             &snapshot.config.network.nodes,
             allowed,
             self.node.joining(now),
         );
+        set.forming = self.node.forming(now);
         let before = self.inputs.members.load();
         if changed_members(&before, &set) {
             let at = wall_clock_ms();

@@ -63,13 +63,20 @@ pub struct Member {
 pub struct MemberSet {
     /// Sorted by name.
     pub members: Vec<Member>,
+    /// This node is still joining: it has peers to join through, has heard from none of
+    /// them, and is inside its join window. It claims no VIP meanwhile, since its view of
+    /// the cluster is only itself.
+    pub forming: bool,
 }
 
 impl MemberSet {
-    /// The set of `members`, sorted by name.
+    /// The set of `members`, sorted by name, formed.
     pub fn new(mut members: Vec<Member>) -> Self {
         members.sort_by(|a, b| a.name.cmp(&b.name));
-        MemberSet { members }
+        MemberSet {
+            members,
+            forming: false,
+        }
     }
 
     /// Names of the members that count as up.
