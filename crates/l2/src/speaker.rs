@@ -103,7 +103,8 @@ pub(crate) struct Speaker {
     settle: Duration,
     /// VIPs this node owns but does not answer for yet, with when the hold began.
     held: BTreeMap<IpAddr, Instant>,
-    /// Per VIP answered for: claims heard from other MACs, and the last such MAC.
+    /// Per VIP: claims heard from other MACs while this node answered for it, and the last
+    /// such MAC (kept while the VIP is in the config, like the counter).
     conflicts: BTreeMap<IpAddr, (u64, Mac)>,
     /// Announcements per takeover (the first at once) and the time between them.
     gratuitous_count: u32,
@@ -190,8 +191,7 @@ impl Speaker {
                 self.held.entry(*vip).or_insert(now);
             }
         }
-        let vips = &self.vips;
-        self.conflicts.retain(|vip, _| vips.get(vip) == Some(&true));
+        self.conflicts.retain(|vip, _| wanted.contains_key(vip));
         self.take_over_settled(now);
     }
 
