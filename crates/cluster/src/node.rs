@@ -57,15 +57,16 @@ const REPAIR_TARGETS: usize = 8;
 /// sent about 4·log10(n+1) times and suspicion lasts the suspect timeout times log10(n)
 /// (at least once), memberlist's rules; the periodic gossip, a few times per probe period,
 /// reaches more members as the cluster grows.
-pub(crate) fn foca_config(timing: &GossipTiming, members: usize) -> foca::Config {
-    let members = members.max(SIZED_FOR_AT_LEAST);
+pub(crate) fn foca_config(timing: &GossipTiming, live: usize) -> foca::Config {
+    let members = live.max(SIZED_FOR_AT_LEAST);
     let size = NonZeroU32::new(members as u32).unwrap_or(NonZeroU32::MIN);
     let mut config = foca::Config::new_lan(size);
     config.probe_period = std::time::Duration::from_millis(timing.probe_interval_ms);
     config.probe_rtt = std::time::Duration::from_millis(timing.probe_timeout_ms);
     // memberlist's rule: suspicion grows with log10 of the size, so that a suspect has
     // time to hear of it and refute it before the whole cluster declares it down.
-    let scale = (members as f64).log10().max(1.0);
+    // By the live count itself: up to 10 members, the configured timeout as it is.
+    let scale = (live as f64).log10().max(1.0);
     config.suspect_to_down_after =
         std::time::Duration::from_millis(timing.suspect_timeout_ms).mul_f64(scale);
     config.max_packet_size = NonZeroUsize::new(sync::MAX_PAYLOAD - 1).expect("non-zero");
@@ -463,5 +464,12 @@ mod tests {
         assert_eq!(fan_out(&foca_config(&timing(), 128)), 5);
         assert_eq!(large.probe_period.as_millis(), 120);
         assert!(large.max_packet_size.get() < sync::MAX_PAYLOAD);
+        let suspicion = |n| foca_config(&timing(), n).suspect_to_down_after.as_millis();
+        assert_eq!(
+            (suspicion(3), suspicion(10)),
+            (120, 120),
+            "as configured up to 10"
+        );
+        assert_eq!(suspicion(100), 240);
     }
 }

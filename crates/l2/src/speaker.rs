@@ -3,12 +3,14 @@
 //! them, and the gratuitous ARPs / unsolicited advertisements (RFC 5227 section 3, RFC 4861
 //! section 7.2.6) repeated after a takeover.
 //!
-//! A VIP is released at once when the node stops owning it, but taken over only once the
-//! node's view of the members has settled: no membership change for one probe period, or
-//! [`HOLD_BOUND_PROBES`] probe periods at most. While views change (a node joins or fails,
-//! a cluster forms) nodes briefly disagree on owners; the hold keeps a node that is ahead
-//! from claiming a VIP that another, behind, still answers for. A node still forming its
-//! view (see `MemberSet::forming`) claims nothing.
+//! A VIP is released at once when the node stops owning it. One whose owner before was
+//! another node, now down or gone, is taken over at once: a failover, with nobody left to
+//! answer. Any other is taken over only once the node's view of the members has settled:
+//! no membership change for one probe period, or [`HOLD_BOUND_PROBES`] probe periods at
+//! most. While views change (a node joins, a cluster forms) nodes briefly disagree on
+//! owners; the hold keeps a node that is ahead from claiming a VIP that another, behind,
+//! still answers for. A node still forming its view (see `MemberSet::forming`) claims
+//! nothing.
 //!
 //! Another MAC heard claiming a VIP this node answers for is a conflict: counted per VIP
 //! and shown with the owners, so that membership can compare views at once.
@@ -165,7 +167,10 @@ impl Speaker {
         }
         self.members_seen = Some(seen);
 
-        self.owners = crate::owner::owners(snapshot, health, members);
+        let previous = std::mem::replace(
+            &mut self.owners,
+            crate::owner::owners(snapshot, health, members),
+        );
         let wanted: BTreeMap<IpAddr, bool> = self
             .owners
             .vips
@@ -186,9 +191,21 @@ impl Speaker {
             self.events.push_back(Event::Released(lost));
         }
         self.held.retain(|vip, _| wanted.get(vip) == Some(&true));
+        let me = snapshot.node.name.as_str();
         for (vip, _) in wanted.iter().filter(|(_, want)| **want) {
-            if self.vips.get(vip) != Some(&true) {
-                self.held.entry(*vip).or_insert(now);
+            if self.vips.get(vip) == Some(&true) || self.held.contains_key(vip) {
+                continue;
+            }
+            // The owner before is another node, gone or down now: nobody else answers,
+            // so a failover is not held.
+            let owner_before = previous.vips.iter().find(|v| v.ip == *vip);
+            let failover = owner_before
+                .and_then(|v| v.owner.as_deref())
+                .is_some_and(|owner| owner != me && !is_live(members, owner));
+            if failover {
+                self.take_over(*vip, now);
+            } else {
+                self.held.insert(*vip, now);
             }
         }
         self.conflicts.retain(|vip, _| wanted.contains_key(vip));
@@ -214,14 +231,19 @@ impl Speaker {
             .collect();
         for vip in due {
             self.held.remove(&vip);
-            self.vips.insert(vip, true);
-            self.events.push_back(Event::TakenOver(vip));
-            if self.gratuitous_count > 0 {
-                self.announce(vip);
-                self.schedule(vip, self.gratuitous_count - 1, now);
-            }
+            self.take_over(vip, now);
         }
         self.show_answering();
+    }
+
+    /// Answers for `vip` from now on and announces it.
+    fn take_over(&mut self, vip: IpAddr, now: Instant) {
+        self.vips.insert(vip, true);
+        self.events.push_back(Event::TakenOver(vip));
+        if self.gratuitous_count > 0 {
+            self.announce(vip);
+            self.schedule(vip, self.gratuitous_count - 1, now);
+        }
     }
 
     /// Makes the owners say which VIPs this node answers for now, and their conflicts.
@@ -353,6 +375,14 @@ impl Speaker {
             self.repeats.insert(vip, Repeat { at, left });
         }
     }
+}
+
+/// Whether `name` is a live member of `members`.
+fn is_live(members: &MemberSet, name: &str) -> bool {
+    members
+        .members
+        .iter()
+        .any(|m| m.name == name && m.state.is_live())
 }
 
 /// The VIPs of `vips` this node owns.
@@ -643,68 +673,84 @@ mod tests {
         (speaker, of_n2)
     }
 
+    /// A speaker of n1 that formed its view alone and then met n2, its VIPs held; the VIPs
+    /// n1 owns now.
+    fn joined_n2(snapshot: &Snapshot, start: Instant, joined: Instant) -> (Speaker, Vec<IpAddr>) {
+        let mut alone = members(&[("n1", MemberState::Alive)]);
+        alone.forming = true;
+        let mut speaker = Speaker::new(LINK_MACS.to_vec());
+        speaker.on_inputs(snapshot, &HealthVerdicts::default(), &alone, start);
+        assert_eq!(events(&mut speaker), [], "forming: nothing claimed");
+        let both = members(&[("n1", MemberState::Alive), ("n2", MemberState::Alive)]);
+        speaker.on_inputs(snapshot, &HealthVerdicts::default(), &both, joined);
+        let ours: Vec<IpAddr> = speaker
+            .owners()
+            .vips
+            .iter()
+            .filter(|v| v.owner.as_deref() == Some("n1"))
+            .map(|v| v.ip)
+            .collect();
+        assert!(!ours.is_empty() && ours.len() < 20, "both own some");
+        (speaker, ours)
+    }
+
     #[test]
-    fn vips_won_by_a_membership_change_are_taken_over_once_the_view_has_settled() {
+    fn vips_a_joining_node_wins_are_taken_over_once_its_view_has_settled() {
+        let start = Instant::now();
+        let joined = start + Duration::from_millis(400);
+        let snapshot = spread_vips();
+        let (mut speaker, ours) = joined_n2(&snapshot, start, joined);
+        assert_eq!(events(&mut speaker), [], "held while the change is fresh");
+        assert!(speaker.owners().vips.iter().all(|v| !v.owned_by_me));
+        assert_eq!(speaker.poll_timeout(), Some(joined + SETTLE));
+
+        speaker.handle_timeout(joined + SETTLE - Duration::from_millis(1));
+        assert_eq!(events(&mut speaker), []);
+        speaker.handle_timeout(joined + SETTLE);
+        let taken: Vec<Event> = ours.iter().map(|vip| Event::TakenOver(*vip)).collect();
+        assert_eq!(events(&mut speaker), taken);
+        assert_eq!(drain(&mut speaker, joined + SETTLE).len(), 2 * ours.len());
+    }
+
+    #[test]
+    fn vips_of_an_owner_that_died_are_taken_over_at_once() {
         let start = Instant::now();
         let snapshot = spread_vips();
         let (mut speaker, of_n2) = beside_n2(&snapshot, start);
         let n2_down = members(&[("n1", MemberState::Alive), ("n2", MemberState::Down)]);
         let changed = start + Duration::from_secs(1);
         speaker.on_inputs(&snapshot, &HealthVerdicts::default(), &n2_down, changed);
-        assert_eq!(events(&mut speaker), [], "held while the change is fresh");
-        assert!(
-            speaker
-                .owners()
-                .vips
-                .iter()
-                .filter(|v| v.owned_by_me)
-                .count()
-                < 20
-        );
-        assert_eq!(speaker.poll_timeout(), Some(changed + SETTLE));
-
-        speaker.handle_timeout(changed + SETTLE - Duration::from_millis(1));
-        assert_eq!(events(&mut speaker), []);
-        speaker.handle_timeout(changed + SETTLE);
         let taken: Vec<Event> = of_n2.iter().map(|vip| Event::TakenOver(*vip)).collect();
-        assert_eq!(events(&mut speaker), taken);
+        assert_eq!(events(&mut speaker), taken, "a failover is not held");
         assert!(speaker.owners().vips.iter().all(|v| v.owned_by_me));
-        assert_eq!(drain(&mut speaker, changed + SETTLE).len(), 2 * of_n2.len());
     }
 
     #[test]
-    fn a_release_is_at_once_and_a_hold_ends_at_its_bound_while_members_keep_changing() {
+    fn a_release_is_at_once_and_a_hold_ends_at_its_bound_while_members_keep_joining() {
         let start = Instant::now();
+        let joined = start + Duration::from_millis(400);
         let snapshot = spread_vips();
-        let (mut speaker, of_n2) = beside_n2(&snapshot, start);
-        let ours = 20 - of_n2.len();
-        // n3 comes and goes every 100 ms, under the settle time; n2 is down throughout.
-        let mut now = start + Duration::from_secs(1);
-        let first_change = now;
+        let (mut speaker, _) = joined_n2(&snapshot, start, joined);
+        // Every 100 ms, under the settle time, one more node joins: each takes some VIPs
+        // (released by n1 if it held them), and none is ever settled.
+        let mut names = vec!["n1".to_owned(), "n2".to_owned()];
+        let mut now = joined;
         let mut taken_at = None;
-        for step in 0..20 {
-            let n3 = if step % 2 == 0 {
-                MemberState::Alive
-            } else {
-                MemberState::Down
-            };
-            let set = members(&[
-                ("n1", MemberState::Alive),
-                ("n2", MemberState::Down),
-                ("n3", n3),
-            ]);
-            speaker.on_inputs(&snapshot, &HealthVerdicts::default(), &set, now);
-            let happened = events(&mut speaker);
-            if step == 0 {
-                // n3 alive takes some of ours from us, at once.
-                let released = happened.iter().filter(|e| matches!(e, Event::Released(_)));
-                assert!(released.count() < ours);
-            }
-            if happened.iter().any(|e| matches!(e, Event::TakenOver(_))) && taken_at.is_none() {
-                taken_at = Some(now);
-            }
+        for step in 3..=16 {
             now += Duration::from_millis(100);
             speaker.handle_timeout(now - Duration::from_millis(1));
+            if events(&mut speaker)
+                .iter()
+                .any(|e| matches!(e, Event::TakenOver(_)))
+            {
+                taken_at.get_or_insert(now - Duration::from_millis(1));
+            }
+            names.push(format!("n{step}"));
+            let set: Vec<(&str, MemberState)> = names
+                .iter()
+                .map(|n| (n.as_str(), MemberState::Alive))
+                .collect();
+            speaker.on_inputs(&snapshot, &HealthVerdicts::default(), &members(&set), now);
             if events(&mut speaker)
                 .iter()
                 .any(|e| matches!(e, Event::TakenOver(_)))
@@ -712,11 +758,12 @@ mod tests {
                 taken_at.get_or_insert(now);
             }
         }
+        let bound = SETTLE * HOLD_BOUND_PROBES;
         let taken_at = taken_at.expect("taken over despite the churn");
         assert!(
-            taken_at <= first_change + SETTLE * HOLD_BOUND_PROBES + Duration::from_millis(100),
-            "held for {:?}",
-            taken_at - first_change
+            taken_at >= joined + bound && taken_at <= joined + bound + Duration::from_millis(100),
+            "taken over {:?} after the join",
+            taken_at - joined
         );
     }
 
