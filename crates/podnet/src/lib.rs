@@ -58,7 +58,7 @@ pub enum PodNetError {
     #[error("podnet: cannot create the TAP device {0} (needs CAP_NET_ADMIN and /dev/net/tun): {1}")]
     Device(String, std::io::Error),
     /// A VXLAN socket could not be opened.
-    #[error("podnet: cannot open the VXLAN sockets on {0} (the raw sender needs CAP_NET_RAW): {1}")]
+    #[error("podnet: cannot open the VXLAN sockets on {0} and source ports in 49152-65535: {1}")]
     Socket(SocketAddr, std::io::Error),
     /// Reading the device or the socket failed.
     #[error("podnet: the VXLAN data path failed: {0}")]
