@@ -122,9 +122,9 @@ impl Layout {
         }
     }
 
-    /// Writes the full TCP checksum of `frame`.
+    /// Writes the full TCP or UDP checksum of `frame`.
     fn set_checksum(&self, frame: &mut [u8]) {
-        let at = self.transport + TCP_CHECKSUM_OFFSET;
+        let at = self.transport + self.checksum_offset();
         frame[at..at + 2].fill(0);
         let pseudo = self.pseudo_header_sum(frame, frame.len() - self.transport);
         let sum = match !tun_rs::checksum(&frame[self.transport..], pseudo) {

@@ -159,6 +159,40 @@ mod tests {
     }
 
     #[test]
+    fn a_udp_gso_super_frame_becomes_datagrams_with_their_own_lengths() {
+        let frame = captured::udp_super_frame();
+        let (segments, packets) = cut(frame, 1000);
+        assert_eq!(segments.count, 3);
+        assert_eq!(segments.stride, 8 + 42 + 1000);
+        let first_id = u16::from_be_bytes([frame[18], frame[19]]);
+        for (index, packet) in packets.iter().enumerate() {
+            let datagram = &packet[8..];
+            let payload = if index < 2 { 1000 } else { 563 };
+            assert_eq!(datagram.len(), 42 + payload);
+            assert_eq!(
+                u16::from_be_bytes([datagram[16], datagram[17]]) as usize,
+                28 + payload
+            );
+            assert_eq!(
+                u16::from_be_bytes([datagram[18], datagram[19]]),
+                first_id + index as u16
+            );
+            assert_eq!(
+                u16::from_be_bytes([datagram[38], datagram[39]]) as usize,
+                8 + payload
+            );
+            assert_eq!(datagram[34..38], frame[34..38], "ports kept");
+            let layout = Layout::of(datagram).unwrap();
+            assert!(layout.udp);
+            assert!(layout.checksum_valid(datagram), "UDP checksum of {index}");
+            assert_eq!(
+                datagram[42..],
+                frame[42 + index * 1000..42 + index * 1000 + payload]
+            );
+        }
+    }
+
+    #[test]
     fn what_is_not_tcp_or_needs_no_cut_is_handled() {
         // A SYN has no payload: one segment, as it came but for its checksum, which the
         // capture shows partial and the segment has complete.
