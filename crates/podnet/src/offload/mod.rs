@@ -25,6 +25,8 @@ pub const TCP_CHECKSUM_OFFSET: usize = 16;
 const UDP_CHECKSUM_OFFSET: usize = 6;
 /// Bytes of a UDP header.
 const UDP_HEADER_LEN: usize = 8;
+/// Bytes of a TCP header without options.
+const TCP_HEADER_LEN: usize = 20;
 
 /// TCP flags, in the 14th byte of the header.
 mod flags {
@@ -75,8 +77,13 @@ impl Layout {
             UDP => UDP_HEADER_LEN,
             _ => return None,
         };
+        let shortest = if protocol == TCP {
+            TCP_HEADER_LEN
+        } else {
+            UDP_HEADER_LEN
+        };
         let payload = transport + header_len;
-        (header_len >= UDP_HEADER_LEN && payload <= frame.len()).then_some(Layout {
+        (header_len >= shortest && payload <= frame.len()).then_some(Layout {
             ipv6,
             udp: protocol == UDP,
             transport,

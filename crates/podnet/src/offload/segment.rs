@@ -219,6 +219,13 @@ mod tests {
             segment(&arp[..20], 1398, &PREFIX, &mut out),
             Err(SegmentError::NotTcp)
         );
+        // A TCP data offset below five words is no TCP header.
+        let mut short_offset = captured::syn().to_vec();
+        short_offset[46] = 0x20;
+        assert_eq!(
+            segment(&short_offset, 1398, &PREFIX, &mut out),
+            Err(SegmentError::NotTcp)
+        );
         assert!(out.is_empty());
     }
 }
