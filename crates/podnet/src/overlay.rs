@@ -285,6 +285,8 @@ impl Overlay {
     async fn send_segments(&mut self, sender: usize, segments: Segments, to: SocketAddr) {
         let socket = &self.senders[sender];
         let per_send = (GSO_MAX_BYTES / segments.stride).clamp(1, GSO_MAX_SEGMENTS);
+        // Where the segments not yet sent start.
+        let mut unsent = 0;
         if self.udp_gso && segments.count > 1 {
             for chunk in self.segments.chunks(per_send * segments.stride) {
                 let size = u16::try_from(segments.stride)
@@ -306,13 +308,13 @@ impl Overlay {
                     }
                     Err(error) => tracing::debug!(%to, %error, "VXLAN send failed"),
                 }
+                unsent += chunk.len();
             }
             if self.udp_gso {
                 return;
             }
         }
-        let datagrams: Vec<(&[u8], SocketAddr)> = self
-            .segments
+        let datagrams: Vec<(&[u8], SocketAddr)> = self.segments[unsent..]
             .chunks(segments.stride)
             .map(|datagram| (datagram, to))
             .collect();
