@@ -85,7 +85,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_header_the_tap_wrote_for_a_tso_frame_decodes() {
+    fn a_tso_frames_header_decodes_and_encodes_back() {
         // The header of a TCPv4 TSO frame like the captured super-frame (MSS 1398 at an
         // MTU of 1450, 66 bytes of headers, the checksum partial from byte 34, its field
         // at +16), laid out as the virtio spec says.
