@@ -157,6 +157,8 @@ wait_ping() {
     exit 1
 }
 
+# Others' work on the machine skews every figure: the load average goes with them.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 run_case underlay "$N1" 172.30.0.12
 
 kernel_up 1; kernel_up 2; wait_ping
@@ -194,3 +196,4 @@ for name in underlay kernel dockline mixed; do
     done
 done
 echo "dockline RSS (node 1, after the dockline <-> dockline runs): $((rss_kib / 1024)) MiB"
+echo "load average (1, 5, 15 min): $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after"

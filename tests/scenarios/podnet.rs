@@ -11,8 +11,31 @@ use std::time::{Duration, Instant};
 
 use dockline_lab::{Daemon, Lab, Netns, wait_until};
 
-/// The underlay segments: A (172.30.0.0/24) and B (172.30.1.0/24), the router at .1.
-const SEGMENTS: [&str; 2] = ["172.30.0", "172.30.1"];
+/// The underlay's address family. Over IPv4 the segments are A (172.30.0.0/24) and B
+/// (172.30.1.0/24); over IPv6 A (fd00:a::/64) and B (fd00:b::/64). The router is host 1 of
+/// each, node N host 10 + N of its segment.
+#[derive(Clone, Copy)]
+enum Underlay {
+    V4,
+    V6,
+}
+
+impl Underlay {
+    /// Host `host` of `segment`, without the prefix length.
+    fn address(self, segment: usize, host: u8) -> String {
+        match self {
+            Underlay::V4 => format!("172.30.{segment}.{host}"),
+            Underlay::V6 => format!("fd00:{:x}::{host}", 0xa + segment),
+        }
+    }
+
+    fn prefix_len(self) -> u8 {
+        match self {
+            Underlay::V4 => 24,
+            Underlay::V6 => 64,
+        }
+    }
+}
 
 /// One node of the lab: its namespace, its pod's, its underlay address and its number
 /// (its pod range is 10.111.N.0/24, its pod 10.111.N.10).
@@ -29,28 +52,34 @@ impl Node {
     }
 }
 
-/// A router on both segments, and node N on `segments[N - 1]` with its pod behind it.
+/// An IPv4 underlay: see [`lab_on`].
 fn lab(name: &str, segments: &[usize]) -> (Lab, Netns, Vec<Node>) {
+    lab_on(Underlay::V4, name, segments)
+}
+
+/// A router on both segments, and node N on `segments[N - 1]` with its pod behind it.
+fn lab_on(underlay: Underlay, name: &str, segments: &[usize]) -> (Lab, Netns, Vec<Node>) {
     let mut lab = Lab::new(name);
     let switches = [lab.switch("segment-a"), lab.switch("segment-b")];
     let router = lab.netns("router");
+    let prefix_len = underlay.prefix_len();
     for (segment, switch) in switches.iter().enumerate() {
-        let address = format!("{}.1/24", SEGMENTS[segment]);
+        let address = format!("{}/{prefix_len}", underlay.address(segment, 1));
         lab.attach(switch, &router, &format!("eth{segment}"), &[&address]);
     }
-    router.sh_ok("sysctl -qw net.ipv4.ip_forward=1");
+    router.sh_ok("sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1");
     let mut nodes = Vec::new();
     for (index, segment) in segments.iter().enumerate() {
         let number = u8::try_from(index + 1).unwrap();
-        let ip = format!("{}.{}", SEGMENTS[*segment], 10 + number);
+        let ip = underlay.address(*segment, 10 + number);
         let ns = lab.host(
             &switches[*segment],
             &format!("node-{number}"),
-            &[&format!("{ip}/24")],
+            &[&format!("{ip}/{prefix_len}")],
         );
         ns.sh_ok(&format!(
-            "ip route add default via {}.1 && sysctl -qw net.ipv4.ip_forward=1",
-            SEGMENTS[*segment]
+            "ip route add default via {} && sysctl -qw net.ipv4.ip_forward=1",
+            underlay.address(*segment, 1)
         ));
         let pod = lab.netns(&format!("pod-{number}"));
         lab.link(
@@ -235,6 +264,47 @@ fn vxlan_joins_pods_on_two_segments_with_the_overlay_mtu_and_cleans_up_at_stop()
     assert!(!links.contains("dockline0"), "{links}");
     assert!(pod_routes(&first.ns).is_empty());
     drop(daemons);
+}
+
+#[test]
+fn vxlan_over_an_ipv6_underlay_joins_pods_with_70_bytes_of_overhead() {
+    let (mut lab, _router, nodes) = lab_on(Underlay::V6, "podnet-ipv6", &[0, 1]);
+    let daemons: Vec<Daemon> = nodes
+        .iter()
+        .map(|node| start(&mut lab, node, &nodes, "VXLAN"))
+        .collect();
+    let (first, far) = (&nodes[0], &nodes[1]);
+    let link = first.ns.sh_ok("ip -o link show dev dockline0");
+    assert!(link.contains("mtu 1430"), "{link}");
+
+    wait_until(Duration::from_secs(5), "pod 1 pings pod 2", || {
+        pings(&first.pod, &far.pod_ip())
+    });
+    assert!(pings(&far.pod, &first.pod_ip()));
+    assert_eq!(
+        tcp_transfer(&mut lab, &far.pod, &first.pod, &far.pod_ip()),
+        8 << 20
+    );
+    assert_eq!(
+        tcp_transfer(&mut lab, &first.pod, &far.pod, &first.pod_ip()),
+        8 << 20
+    );
+    // 1430 bytes fit in a 1500-byte IPv6 underlay packet with the 70 bytes of headers.
+    let fits = ping_df(&first.pod, &far.pod_ip(), 1430);
+    assert!(fits.contains("1 received"), "{fits}");
+    let too_big = ping_df(&first.pod, &far.pod_ip(), 1431);
+    assert!(
+        too_big.contains("mtu") && too_big.contains("1430"),
+        "{too_big}"
+    );
+
+    let podnet = podnet_status(&daemons[0]);
+    assert_eq!(podnet["mtu"], 1430, "{podnet}");
+    assert_eq!(podnet["vteps"], serde_json::json!([far.ip]));
+    assert_eq!(
+        daemons[1].metric_sum("dockline_vxlan_drops_total", &[]),
+        0.0
+    );
 }
 
 #[test]

@@ -1751,21 +1751,15 @@ fn a_split_config_names_the_shared_document_in_syntax_errors_and_applies_the_env
 }
 
 #[test]
-fn vxlan_over_ipv6_is_rejected_as_not_supported_yet() {
+fn vxlan_over_ipv6_is_accepted_when_every_node_is_on_ipv6() {
+    let ipv6 = "[node]\ninternal_ip = \"fd00::11\"\npod_cidr = \"10.111.1.0/24\"\n[network]\ntunnel_mode = \"VXLAN\"\n[[network.nodes]]\nname = \"node-2\"\ninternal_ip = \"fd00::12\"\npod_cidr = \"10.111.2.0/24\"\n";
+    check(ipv6).unwrap();
     assert_exactly(
-        &problems(
-            "[node]\ninternal_ip = \"fd00::11\"\npod_cidr = \"10.111.1.0/24\"\n[network]\ntunnel_mode = \"VXLAN\"\n[[network.nodes]]\nname = \"node-2\"\ninternal_ip = \"fd00::12\"\npod_cidr = \"10.111.2.0/24\"\n",
-        ),
-        &[
-            (
-                "node.internal_ip",
-                "fd00::11: VXLAN over an IPv6 underlay is not supported yet (use an IPv4 internal_ip)",
-            ),
-            (
-                "network.nodes[0].internal_ip",
-                "fd00::12: VXLAN over an IPv6 underlay is not supported yet",
-            ),
-        ],
+        &problems(&ipv6.replace("fd00::12", "172.30.0.12")),
+        &[(
+            "network.nodes[0].internal_ip",
+            "172.30.0.12: the VXLAN underlay is one address family, and node.internal_ip fd00::11 is the other",
+        )],
     );
 }
 

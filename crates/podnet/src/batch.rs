@@ -1,22 +1,25 @@
-//! Frames and datagrams handled many per wakeup: one recvmmsg(2) takes every datagram
-//! queued on the VXLAN socket (up to [`BATCH`]), and the frames read from the device in one
-//! wakeup leave with one sendmmsg(2). A naive VTEP makes a system call per frame each way;
-//! batching takes most of the per-packet system calls off the send and receive of the
-//! underlay side.
+//! Frames and datagrams handled many per wakeup. One recvmmsg(2) takes every datagram
+//! queued on the VXLAN socket (up to [`BATCH`]), each possibly several VXLAN packets that
+//! UDP GRO joined (the kernel says their size in a control message). On send, plain
+//! datagrams leave many per sendmmsg(2), and the segments of one TCP super-frame leave in
+//! one sendmsg(2) with UDP GSO: the kernel cuts them apart below the socket.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 
-use nix::errno::Errno;
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+use nix::sys::socket::{
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
+    sendmmsg, sendmsg,
+};
 
 /// Frames or datagrams per batch.
 pub(crate) const BATCH: usize = 64;
-/// Room for the largest datagram or frame (a device MTU up to 65535 and its headers).
-const BUFFER_LEN: usize = 65_536;
+/// Room for the largest datagram or frame: a GRO datagram, or a TSO frame (an IP packet
+/// of up to 64 KiB behind an Ethernet and a virtio-net header).
+pub(crate) const BUFFER_LEN: usize = 65_536 + 512;
 
-/// Buffers for one batch, with their lengths and the addresses they came from or go to.
+/// Buffers for one batch, with their lengths and the addresses they came from.
 pub(crate) struct Batch {
     pub(crate) buffers: Vec<Vec<u8>>,
     /// Bytes used in each buffer, for the first `filled` buffers.
@@ -24,8 +27,8 @@ pub(crate) struct Batch {
     pub(crate) filled: usize,
     /// Received: the source of each datagram (None when it was not IPv4/IPv6).
     pub(crate) sources: [Option<IpAddr>; BATCH],
-    /// To send: (buffer index, destination), a buffer once per VTEP it goes to.
-    pub(crate) sends: Vec<(usize, IpAddr)>,
+    /// Received: the size of the packets UDP GRO joined into each datagram, if it did.
+    pub(crate) segment_sizes: [Option<usize>; BATCH],
 }
 
 impl std::fmt::Debug for Batch {
@@ -43,7 +46,7 @@ impl Batch {
             lengths: [0; BATCH],
             filled: 0,
             sources: [None; BATCH],
-            sends: Vec::with_capacity(BATCH),
+            segment_sizes: [None; BATCH],
         }
     }
 
@@ -56,7 +59,8 @@ impl Batch {
             .collect();
         // The message headers hold raw pointers, so they are not `Send` and cannot live in
         // the batch across the run loop's awaits: made per call, a few KiB.
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+        let space = nix::cmsg_space!(i32);
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, Some(space));
         let received = recvmmsg(
             socket.as_raw_fd(),
             &mut headers,
@@ -69,62 +73,71 @@ impl Batch {
         for message in received {
             self.lengths[filled] = message.bytes;
             self.sources[filled] = message.address.as_ref().and_then(source_ip);
+            self.segment_sizes[filled] = message.cmsgs().ok().and_then(|mut cmsgs| {
+                cmsgs.find_map(|cmsg| match cmsg {
+                    ControlMessageOwned::UdpGroSegments(size) => usize::try_from(size).ok(),
+                    _ => None,
+                })
+            });
             filled += 1;
         }
         self.filled = filled;
         Ok(())
     }
+}
 
-    /// Sends the queued `(buffer, destination)` pairs, as many per system call as the
-    /// kernel takes, and returns the datagrams and bytes sent. When the socket is full it
-    /// returns what went so far, the rest still queued, or `WouldBlock` if nothing went (so
-    /// the caller's readiness is cleared before it waits). A datagram the kernel refuses is
-    /// skipped.
-    pub(crate) fn send(&mut self, socket: &impl AsRawFd) -> io::Result<(usize, usize)> {
-        let (mut sent, mut bytes) = (0, 0);
-        while !self.sends.is_empty() {
-            let slices: Vec<[IoSlice<'_>; 1]> = self
-                .sends
-                .iter()
-                .map(|(at, _)| [IoSlice::new(&self.buffers[*at][..self.lengths[*at]])])
-                .collect();
-            // The port of a raw socket's destination is not used: the UDP header is ours.
-            let destinations: Vec<Option<SockaddrStorage>> = self
-                .sends
-                .iter()
-                .map(|(_, to)| Some(SockaddrStorage::from(SocketAddr::new(*to, 0))))
-                .collect();
-            let mut headers = MultiHeaders::preallocate(slices.len(), None);
-            let result = sendmmsg(
-                socket.as_raw_fd(),
-                &mut headers,
-                slices.iter(),
-                &destinations,
-                [],
-                MsgFlags::MSG_DONTWAIT,
-            )
-            .map(|results| results.count());
-            let done = match result {
-                Ok(count) => {
-                    sent += count;
-                    bytes += self.sends[..count]
-                        .iter()
-                        .map(|(at, _)| self.lengths[*at])
-                        .sum::<usize>();
-                    count.max(1)
-                }
-                Err(Errno::EAGAIN) if sent == 0 => return Err(io::ErrorKind::WouldBlock.into()),
-                Err(Errno::EAGAIN) => break,
-                Err(Errno::EINTR) => 0,
-                Err(error) => {
-                    tracing::debug!(to = %self.sends[0].1, %error, "VXLAN send failed");
-                    1
-                }
-            };
-            self.sends.drain(..done.min(self.sends.len()));
+/// Sends `datagrams` to their destinations, as many per system call as the kernel takes,
+/// and returns how many went; `WouldBlock` if the socket is full before the first.
+pub(crate) fn send_many(
+    socket: &impl AsRawFd,
+    datagrams: &[(&[u8], SocketAddr)],
+) -> io::Result<usize> {
+    let slices: Vec<[IoSlice<'_>; 1]> = datagrams
+        .iter()
+        .map(|(bytes, _)| [IoSlice::new(bytes)])
+        .collect();
+    let destinations: Vec<Option<SockaddrStorage>> = datagrams
+        .iter()
+        .map(|(_, to)| Some(SockaddrStorage::from(*to)))
+        .collect();
+    let mut headers = MultiHeaders::preallocate(slices.len(), None);
+    sendmmsg(
+        socket.as_raw_fd(),
+        &mut headers,
+        slices.iter(),
+        &destinations,
+        [],
+        MsgFlags::MSG_DONTWAIT,
+    )
+    .map(|results| results.count())
+    .map_err(io::Error::from)
+}
+
+/// Sends `bytes` to `to` in one system call: one datagram, or with `segment_size` one
+/// datagram per that many bytes (UDP GSO; the last may be shorter).
+pub(crate) fn send_one(
+    socket: &impl AsRawFd,
+    bytes: &[u8],
+    segment_size: Option<u16>,
+    to: SocketAddr,
+) -> io::Result<()> {
+    let size;
+    let control = match segment_size {
+        Some(segment_size) => {
+            size = segment_size;
+            vec![ControlMessage::UdpGsoSegments(&size)]
         }
-        Ok((sent, bytes))
-    }
+        None => Vec::new(),
+    };
+    sendmsg(
+        socket.as_raw_fd(),
+        &[IoSlice::new(bytes)],
+        &control,
+        MsgFlags::MSG_DONTWAIT,
+        Some(&SockaddrStorage::from(to)),
+    )
+    .map(|_| ())
+    .map_err(io::Error::from)
 }
 
 fn source_ip(address: &SockaddrStorage) -> Option<IpAddr> {

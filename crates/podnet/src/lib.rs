@@ -17,6 +17,7 @@
 mod batch;
 mod metrics;
 mod netlink;
+pub mod offload;
 mod overlay;
 pub mod plan;
 pub mod vxlan;
@@ -57,7 +58,7 @@ pub enum PodNetError {
     #[error("podnet: cannot create the TAP device {0} (needs CAP_NET_ADMIN and /dev/net/tun): {1}")]
     Device(String, std::io::Error),
     /// A VXLAN socket could not be opened.
-    #[error("podnet: cannot open the VXLAN sockets on {0} (the raw sender needs CAP_NET_RAW): {1}")]
+    #[error("podnet: cannot open the VXLAN sockets on {0} and source ports in 49152-65535: {1}")]
     Socket(SocketAddr, std::io::Error),
     /// Reading the device or the socket failed.
     #[error("podnet: the VXLAN data path failed: {0}")]
@@ -376,10 +377,8 @@ async fn read_datagrams(
 /// The overlay's settings from the config (validation has checked they are present).
 fn overlay_settings(config: &Config) -> Result<OverlaySettings, PodNetError> {
     let vxlan = &config.network.vxlan;
-    let Some(IpAddr::V4(local)) = config.node.internal_ip else {
-        return Err(PodNetError::Unsupported(
-            "VXLAN without an IPv4 node.internal_ip",
-        ));
+    let Some(local) = config.node.internal_ip else {
+        return Err(PodNetError::Unsupported("VXLAN without node.internal_ip"));
     };
     let Some(pod_cidr) = config.node.pod_cidr else {
         return Err(PodNetError::Unsupported("VXLAN without node.pod_cidr"));
@@ -390,7 +389,6 @@ fn overlay_settings(config: &Config) -> Result<OverlaySettings, PodNetError> {
         port: vxlan.port,
         local,
         address: plan::overlay_address(pod_cidr, config.cluster.pod_cidr),
-        // An IPv4 underlay: `check` rejects IPv6 internal IPs in VXLAN mode for now.
-        mtu: plan::overlay_mtu(vxlan.underlay_mtu, false),
+        mtu: plan::overlay_mtu(vxlan.underlay_mtu, local.is_ipv6()),
     })
 }

@@ -22,21 +22,16 @@ pub(super) fn check_network(config: &Config, problems: &mut Collector) {
     }
 }
 
-/// What the userspace VTEP cannot do yet: an IPv6 underlay or an IPv6 pod range.
+/// What the userspace VTEP needs of the addresses: an internal IP to send from, peers of
+/// the same family (its sockets are IPv4 or IPv6), and an IPv4 pod range (for now).
 fn check_vxlan_underlay(config: &Config, problems: &mut Collector) {
-    match config.node.internal_ip {
-        None => problems.add(
+    let Some(local) = config.node.internal_ip else {
+        problems.add(
             "node.internal_ip",
             "must be set in VXLAN mode: the overlay's packets are sent from and received on it",
-        ),
-        Some(IpAddr::V6(ip)) => problems.add(
-            "node.internal_ip",
-            format!(
-                "{ip}: VXLAN over an IPv6 underlay is not supported yet (use an IPv4 internal_ip)"
-            ),
-        ),
-        Some(IpAddr::V4(_)) => {}
-    }
+        );
+        return;
+    };
     if config.cluster.pod_cidr.addr().is_ipv6() {
         problems.add(
             "cluster.pod_cidr",
@@ -44,11 +39,11 @@ fn check_vxlan_underlay(config: &Config, problems: &mut Collector) {
         );
     }
     for (index, peer) in config.network.nodes.iter().enumerate() {
-        if peer.internal_ip.is_ipv6() {
+        if peer.internal_ip.is_ipv6() != local.is_ipv6() {
             problems.add(
                 format!("network.nodes[{index}].internal_ip"),
                 format!(
-                    "{}: VXLAN over an IPv6 underlay is not supported yet",
+                    "{}: the VXLAN underlay is one address family, and node.internal_ip {local} is the other",
                     peer.internal_ip
                 ),
             );
