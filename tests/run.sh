@@ -48,6 +48,7 @@ declare -A needs=(
     [setpriv]=util-linux
     [unshare]=util-linux
     [chromium]=chromium
+    [iptables]=iptables
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -1,4 +1,5 @@
-//! ARP parsing on arbitrary frames: an answer is built for whatever parses, nothing panics.
+//! ARP parsing on arbitrary frames: an answer is built for whatever parses, a claim names
+//! a unicast sender, nothing panics.
 #![no_main]
 
 use dockline_l2::{Mac, arp};
@@ -9,4 +10,7 @@ libfuzzer_sys::fuzz_target!(|frame: &[u8]| {
         assert!(arp::parse_reply(&reply).is_ok());
     }
     let _ = arp::parse_reply(frame);
+    if let Ok((mac, ip)) = arp::parse_claim(frame) {
+        assert!(!mac.is_multicast() && !ip.is_unspecified());
+    }
 });

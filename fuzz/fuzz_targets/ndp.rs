@@ -1,5 +1,5 @@
-//! Neighbour solicitation parsing on arbitrary frames: an advertisement is built for
-//! whatever parses, nothing panics.
+//! Neighbour discovery parsing on arbitrary frames: an advertisement is built for whatever
+//! solicitation parses and parses back, nothing panics.
 #![no_main]
 
 use dockline_l2::{Mac, ndp};
@@ -11,5 +11,7 @@ libfuzzer_sys::fuzz_target!(|frame: &[u8]| {
             ndp::parse_solicitation(&na).is_err(),
             "an advertisement is no solicitation"
         );
+        assert!(ndp::parse_advertisement(&na).is_ok());
     }
+    let _ = ndp::parse_advertisement(frame);
 });

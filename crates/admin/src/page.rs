@@ -152,6 +152,13 @@ fn vips(html: &mut String, r: &StatusReport) {
                 // No L2 announcer here, so no owner to show.
                 None => "<span class=\"meta\">-</span>".to_owned(),
             };
+            let owner_cell = match owner.filter(|o| o.conflicts > 0) {
+                Some(o) => format!(
+                    "{owner_cell} {}",
+                    badge(false, &format!("{} conflicts, last from {}", o.conflicts, o.conflict_mac.as_deref().unwrap_or("?")))
+                ),
+                None => owner_cell,
+            };
             format!(
                 "<tr data-vip=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"owner\">{owner_cell}</td><td>{}</td></tr>",
                 v.ip,
@@ -372,6 +379,8 @@ mod tests {
                 ip: "192.0.2.10".parse().expect("ip"),
                 owner: Some("node-2".into()),
                 owned_by_me: false,
+                conflicts: 0,
+                conflict_mac: None,
             }],
             bgp_peers: vec![BgpPeerReport {
                 address: "10.0.0.1".parse().expect("ip"),

@@ -93,6 +93,12 @@ pub struct VipOwnerReport {
     pub owner: Option<String>,
     /// This node is the owner.
     pub owned_by_me: bool,
+    /// Claims heard from another MAC while this node answered for the VIP (split views).
+    #[serde(default)]
+    pub conflicts: u64,
+    /// The last MAC heard claiming it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict_mac: Option<String>,
 }
 
 /// This node, from the `[node]` section.
@@ -260,6 +266,8 @@ impl StatusReport {
                 ip: v.ip,
                 owner: v.owner.clone(),
                 owned_by_me: v.owned_by_me,
+                conflicts: v.conflicts,
+                conflict_mac: v.conflict_mac.clone(),
             })
             .collect();
         self

@@ -10,7 +10,8 @@
 //!   an announce is accepted by address, whatever identity the receiver has now.
 //! - Every [`REJOIN`], the seeds and static nodes that are not live members are announced
 //!   to again: a node that started alone finds its peers when they come up, and two halves
-//!   of a split cluster find each other again.
+//!   of a split cluster find each other again. A node with no live member at all retries
+//!   every [`JOIN_RETRY`], so one lost packet does not keep it out for a whole second.
 //!
 //! The caller passes `now` and foca's live members, carries out each [`Action`] from
 //! [`Membership::poll_action`], and calls [`Membership::handle_timeout`] at
@@ -26,6 +27,9 @@ use crate::identity::NodeId;
 
 /// How often seeds that are not (or no longer) members are announced to again.
 pub(crate) const REJOIN: Duration = Duration::from_secs(1);
+
+/// How often a node with no live member announces itself to its join targets.
+pub(crate) const JOIN_RETRY: Duration = Duration::from_millis(200);
 
 /// How long static peers not yet heard from count as live after the start.
 pub const JOIN_WINDOW: Duration = Duration::from_secs(3);
@@ -166,13 +170,22 @@ impl Membership {
         self.actions.extend(peers.into_iter().map(Action::Announce));
     }
 
+    /// Takes the identity foca renewed itself to after the cluster declared this node down
+    /// (the same fields, a greater `bump`), so that the next change starts from it.
+    pub(crate) fn renewed(&mut self, id: NodeId) {
+        if id.bump > self.me.bump {
+            self.me = id;
+        }
+    }
+
     /// When [`Membership::handle_timeout`] has something to do next.
     pub(crate) fn poll_timeout(&self) -> Instant {
         self.next_rejoin
     }
 
     /// At a due rejoin, asks for an announce to each join target that is not one of
-    /// `members` (foca's live members).
+    /// `members` (foca's live members); the next is due a [`REJOIN`] later, or a
+    /// [`JOIN_RETRY`] later while `members` is empty.
     pub(crate) fn handle_timeout(
         &mut self,
         now: Instant,
@@ -182,6 +195,11 @@ impl Membership {
             return;
         }
         let members: Vec<SocketAddr> = members.into_iter().collect();
+        let interval = if members.is_empty() {
+            JOIN_RETRY
+        } else {
+            REJOIN
+        };
         let missing = self
             .join_targets
             .iter()
@@ -189,9 +207,9 @@ impl Membership {
         self.actions.extend(missing.copied().map(Action::Announce));
         // A steady beat from the first rejoin; after a stall, one beat from now rather
         // than a burst of catch-up announces.
-        self.next_rejoin += REJOIN;
+        self.next_rejoin += interval;
         if self.next_rejoin <= now {
-            self.next_rejoin = now + REJOIN;
+            self.next_rejoin = now + interval;
         }
     }
 
@@ -308,7 +326,7 @@ mod tests {
     }
 
     #[test]
-    fn a_node_alone_rejoins_its_seeds_every_rejoin_interval_and_not_before() {
+    fn a_node_alone_retries_its_seeds_every_join_retry_and_not_before() {
         let start = Instant::now();
         let mut membership = Membership::new(&config("d1"), addr(ME), 100, start);
         let seeds = announces(&["10.0.0.2:7946", "10.0.0.3:7946"]);
@@ -321,12 +339,22 @@ mod tests {
         membership.handle_timeout(start, []);
         assert_eq!(actions(&mut membership), seeds);
 
-        assert_eq!(membership.poll_timeout(), start + REJOIN);
-        membership.handle_timeout(start + REJOIN - Duration::from_millis(1), []);
+        assert_eq!(membership.poll_timeout(), start + JOIN_RETRY);
+        membership.handle_timeout(start + JOIN_RETRY - Duration::from_millis(1), []);
         assert_eq!(actions(&mut membership), [], "not before the interval");
-        membership.handle_timeout(start + REJOIN, []);
+        membership.handle_timeout(start + JOIN_RETRY, []);
         assert_eq!(actions(&mut membership), seeds);
-        assert_eq!(membership.poll_timeout(), start + 2 * REJOIN);
+        assert_eq!(membership.poll_timeout(), start + 2 * JOIN_RETRY);
+    }
+
+    #[test]
+    fn a_node_with_members_rejoins_missing_seeds_every_rejoin_interval() {
+        let start = Instant::now();
+        let mut membership = Membership::new(&config("d1"), addr(ME), 100, start);
+        let some = [addr("10.0.0.9:7946")];
+        membership.handle_timeout(start, some);
+        assert_eq!(actions(&mut membership).len(), 2);
+        assert_eq!(membership.poll_timeout(), start + REJOIN);
     }
 
     #[test]
@@ -376,7 +404,7 @@ mod tests {
         let late = start + 5 * REJOIN + Duration::from_millis(300);
         membership.handle_timeout(late, []);
         assert_eq!(actions(&mut membership).len(), 2);
-        assert_eq!(membership.poll_timeout(), late + REJOIN);
+        assert_eq!(membership.poll_timeout(), late + JOIN_RETRY);
     }
 
     #[test]

@@ -6,6 +6,24 @@ use dockline_model::{MemberSet, MemberState};
 const MEMBERS: &str = "dockline_members";
 const DIGEST_MISMATCH: &str = "dockline_config_digest_mismatch";
 const REJECTED: &str = "dockline_gossip_packets_rejected_total";
+const BYTES: &str = "dockline_gossip_bytes_total";
+const LAST_CHANGE: &str = "dockline_membership_last_change_timestamp_seconds";
+
+/// Which way gossip bytes went: the `direction` label of the byte counter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Direction {
+    Sent,
+    Received,
+}
+
+impl Direction {
+    fn label(self) -> &'static str {
+        match self {
+            Direction::Sent => "sent",
+            Direction::Received => "received",
+        }
+    }
+}
 
 /// Why a gossip packet was dropped: the `reason` label of the rejection counter.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +62,31 @@ pub fn describe() {
     for reason in [Rejection::Auth, Rejection::Replay, Rejection::Invalid] {
         metrics::counter!(REJECTED, "reason" => reason.label()).absolute(0);
     }
+    metrics::describe_counter!(
+        BYTES,
+        metrics::Unit::Bytes,
+        "Gossip bytes (whole UDP payloads, authentication included) sent and received"
+    );
+    for direction in [Direction::Sent, Direction::Received] {
+        metrics::counter!(BYTES, "direction" => direction.label()).absolute(0);
+    }
+    metrics::describe_gauge!(
+        LAST_CHANGE,
+        metrics::Unit::Seconds,
+        "When a member last came, went or changed between live and down (seconds since \
+         the epoch); 0 before the first change"
+    );
+    metrics::gauge!(LAST_CHANGE).set(0.0);
+}
+
+/// Counts gossip bytes of one datagram.
+pub(crate) fn count_bytes(direction: Direction, bytes: usize) {
+    metrics::counter!(BYTES, "direction" => direction.label()).increment(bytes as u64);
+}
+
+/// Stamps a membership change at `unix_ms`.
+pub(crate) fn record_change(unix_ms: u64) {
+    metrics::gauge!(LAST_CHANGE).set(unix_ms as f64 / 1000.0);
 }
 
 /// Sets the member gauges from `set`; `ours` is this node's shared config digest.

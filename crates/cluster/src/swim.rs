@@ -1,46 +1,37 @@
-//! The gossip driver: one task owns the socket, foca (the SWIM core) and the [`Membership`]
-//! core. Packets, foca's timers, config changes and the membership timer go into the cores;
-//! after each event their output is carried out (foca's sends and timers, collected in an
-//! `AccumulatingRuntime`, and the membership actions as foca calls) and the member set is
-//! published. Every packet goes through the [`Auth`] envelope both ways; the keys are read
-//! again on every config change, so a reload rotates them.
+//! The gossip driver: one task owns the socket and the [`GossipNode`] (foca, the identity,
+//! anti-entropy). Packets, the node's timer, config changes and L2 conflicts go into the
+//! node; what it hands out is sealed and sent, and the member set is published. Every
+//! packet goes through the [`Auth`] envelope both ways; the keys are read again on every
+//! config change, so a reload rotates them.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use dockline_config::Config;
-use dockline_model::{LiveMembers, Published, Snapshot};
-use foca::{AccumulatingRuntime, Foca, NoCustomBroadcast, PeriodicParams, PostcardCodec, Timer};
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
+use dockline_model::{LiveMembers, LiveOwners, MemberSet, Published, Snapshot};
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, Rejected};
 use crate::error::ClusterError;
-use crate::identity::NodeId;
-use crate::membership::{Action, Membership, MembershipConfig};
-use crate::metrics::{Rejection, count_rejected};
+use crate::membership::MembershipConfig;
+use crate::metrics::{self, Rejection, count_rejected};
+use crate::node::GossipNode;
+use crate::status::{ClusterStatus, Traffic};
 use crate::view;
 
-type Swim = Foca<NodeId, PostcardCodec, SmallRng, NoCustomBroadcast>;
+/// How often the traffic rates in the status are worked out.
+const RATE_PERIOD: Duration = Duration::from_secs(1);
 
-fn foca_config(config: &Config) -> foca::Config {
-    let t = config.cluster.gossip.timing();
-    let size = NonZeroU32::new(config.network.nodes.len() as u32 + 1).unwrap_or(NonZeroU32::MIN);
-    let mut c = foca::Config::new_lan(size);
-    c.probe_period = Duration::from_millis(t.probe_interval_ms);
-    c.probe_rtt = Duration::from_millis(t.probe_timeout_ms);
-    c.suspect_to_down_after = Duration::from_millis(t.suspect_timeout_ms);
-    // Updates spread by piggybacking and by this gossip: a few times per probe period.
-    c.periodic_gossip = Some(PeriodicParams {
-        frequency: Duration::from_millis((t.probe_interval_ms / 3).max(5)),
-        num_members: NonZeroUsize::MIN.saturating_add(2),
-    });
-    c
+/// The live inputs gossip reads and the one it writes.
+#[derive(Debug, Clone)]
+pub(crate) struct Inputs {
+    pub(crate) published: Arc<Published>,
+    pub(crate) members: Arc<LiveMembers>,
+    pub(crate) owners: Arc<LiveOwners>,
 }
 
 /// The bound socket and the state the gossip loop starts from.
@@ -48,19 +39,15 @@ fn foca_config(config: &Config) -> foca::Config {
 pub(crate) struct Gossip {
     socket: UdpSocket,
     auth: Auth,
-    membership: Membership,
-    published: Arc<Published>,
-    members: Arc<LiveMembers>,
+    node: GossipNode,
+    inputs: Inputs,
+    status: watch::Sender<ClusterStatus>,
 }
 
 impl Gossip {
     /// Reads the secret and binds `cluster.gossip.listen` of `snapshot`, then publishes a
     /// first member set.
-    pub(crate) async fn bind(
-        snapshot: &Snapshot,
-        published: Arc<Published>,
-        members: Arc<LiveMembers>,
-    ) -> Result<Self, ClusterError> {
+    pub(crate) async fn bind(snapshot: &Snapshot, inputs: Inputs) -> Result<Self, ClusterError> {
         let gossip = &snapshot.config.cluster.gossip;
         let listen = gossip
             .listen
@@ -70,31 +57,35 @@ impl Gossip {
             .await
             .map_err(|e| ClusterError::Bind(listen, e))?;
         let addr = socket.local_addr().map_err(ClusterError::Io)?;
-        let epoch = SystemTime::now()
+        let bump = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let membership = Membership::new(
+            .unwrap_or_default()
+            .as_secs();
+        let node = GossipNode::new(
             &MembershipConfig::from_snapshot(snapshot),
+            gossip.timing(),
             addr,
-            epoch.as_secs(),
+            bump,
+            bump ^ (u64::from(std::process::id()) << 32),
             Instant::now(),
         );
         // Published before the announcers start, so none claims a VIP of a peer it has
         // not met yet.
-        let first = view::member_set(
-            membership.me(),
+        let mut first = view::member_set(
+            node.me(),
             std::iter::empty(),
             &snapshot.config.network.nodes,
             &snapshot.config.cluster.allowed_nodes,
             true,
         );
-        view::publish(&members, first, &snapshot.shared_digest);
+        first.forming = node.forming(Instant::now());
+        view::publish(&inputs.members, first, &snapshot.shared_digest);
         Ok(Gossip {
             socket,
             auth,
-            membership,
-            published,
-            members,
+            node,
+            inputs,
+            status: watch::Sender::new(ClusterStatus::default()),
         })
     }
 
@@ -103,137 +94,199 @@ impl Gossip {
         self.socket.local_addr().ok()
     }
 
+    /// A receiver of what `/status` shows of membership.
+    pub(crate) fn status(&self) -> watch::Receiver<ClusterStatus> {
+        self.status.subscribe()
+    }
+
     /// Gossips until `shutdown`, then leaves the cluster; the socket closes on return.
     pub(crate) async fn run(self, shutdown: CancellationToken) -> Result<(), ClusterError> {
         let Gossip {
             socket,
-            mut auth,
-            mut membership,
-            published,
-            members,
+            auth,
+            node,
+            inputs,
+            status,
         } = self;
         // Subscribed before the snapshot is read, so that a later publish wakes `changes`.
-        let mut changes = published.subscribe();
-        let snapshot = published.load();
-        let me = membership.me().clone();
-        let rng = SmallRng::seed_from_u64(me.bump ^ (u64::from(std::process::id()) << 32));
-        let mut swim: Swim = Foca::new(me, foca_config(&snapshot.config), rng, PostcardCodec);
-        // Nonces only need to differ between this node's packets of one millisecond: a
-        // counter from a start unlikely to repeat across restarts.
-        let mut nonce = wall_clock_ms().rotate_left(32) ^ u64::from(std::process::id());
-        let mut outsiders_logged = BTreeSet::new();
+        let mut changes = inputs.published.subscribe();
+        let mut owner_changes = inputs.owners.subscribe();
+        let mut driver = Driver {
+            socket,
+            auth,
+            node,
+            inputs,
+            status,
+            nonce: wall_clock_ms().rotate_left(32) ^ u64::from(std::process::id()),
+            outsiders_logged: BTreeSet::new(),
+            conflicts_seen: 0,
+            traffic: Traffic::default(),
+        };
         // The daemon may bind with a snapshot and publish another before this runs.
-        membership.on_config(&MembershipConfig::from_snapshot(&snapshot), []);
-        let mut rt = AccumulatingRuntime::new();
-        let mut timers: Vec<(Instant, Timer<NodeId>)> = Vec::new();
-        let mut buf = vec![0u8; 65_536];
+        driver.follow_config();
         tracing::info!(
-            listen = %membership.me().addr,
-            seeds = ?membership.join_targets(),
-            authenticated = auth.enabled(),
+            listen = %driver.node.me().addr,
+            seeds = ?driver.node.join_targets(),
+            authenticated = driver.auth.enabled(),
             "gossip started"
         );
-
+        let mut rates = tokio::time::interval(RATE_PERIOD);
+        let mut buf = vec![0u8; 65_536];
         loop {
-            while let Some(action) = membership.poll_action() {
-                let done = match action {
-                    Action::ChangeIdentity(id) => {
-                        tracing::info!(digest = %id.shared_digest, "gossip: identity changed");
-                        swim.change_identity(id, &mut rt)
-                    }
-                    Action::Announce(to) => swim.announce(NodeId::placeholder(to), &mut rt),
-                };
-                if let Err(error) = done {
-                    tracing::debug!(%error, "gossip: foca refused an event");
-                }
-            }
-            let now = Instant::now();
-            while let Some((after, timer)) = rt.to_schedule() {
-                timers.push((now + after, timer));
-            }
-            while rt.to_notify().is_some() {}
-            flush_sends(&socket, &auth, &mut nonce, &mut rt).await;
-            let snapshot = published.load();
-            let allowed = &snapshot.config.cluster.allowed_nodes;
-            view::log_outsiders(
-                swim.iter_membership_state().map(|m| m.id()),
-                allowed,
-                &mut outsiders_logged,
-            );
-            let set = view::member_set(
-                membership.me(),
-                swim.iter_membership_state().map(|m| (m.id(), m.state())),
-                &snapshot.config.network.nodes,
-                allowed,
-                membership.joining(now),
-            );
-            view::publish(&members, set, &snapshot.shared_digest);
-
-            let next_timer = timers.iter().map(|(at, _)| *at).min();
-            let foca_timer = async {
-                match next_timer {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let result = tokio::select! {
+            driver.flush().await;
+            driver.publish();
+            let wake = driver.node.poll_timeout();
+            tokio::select! {
                 _ = shutdown.cancelled() => {
-                    if let Err(error) = swim.leave_cluster(&mut rt) {
-                        tracing::debug!(%error, "gossip: leaving");
-                    }
-                    flush_sends(&socket, &auth, &mut nonce, &mut rt).await;
+                    driver.node.leave(Instant::now());
+                    driver.flush().await;
                     return Ok(());
                 }
-                received = socket.recv_from(&mut buf) => {
+                received = driver.socket.recv_from(&mut buf) => {
                     let (len, from) = received.map_err(ClusterError::Io)?;
-                    match auth.open(&buf[..len], wall_clock_ms()) {
-                        Err(Rejected::Auth) => {
-                            count_rejected(Rejection::Auth);
-                            tracing::debug!(%from, "gossip: unauthenticated packet dropped");
-                            Ok(())
-                        }
-                        Err(Rejected::Replay) => {
-                            count_rejected(Rejection::Replay);
-                            tracing::debug!(%from, "gossip: replayed or stale packet dropped");
-                            Ok(())
-                        }
-                        Ok(payload) => swim.handle_data(payload, &mut rt).inspect_err(|_| {
-                            count_rejected(Rejection::Invalid);
-                        }),
-                    }
+                    driver.receive(&buf[..len], from);
                 }
-                () = foca_timer => {
-                    let now = Instant::now();
-                    let (due, later): (Vec<_>, Vec<_>) =
-                        timers.drain(..).partition(|(at, _)| *at <= now);
-                    timers = later;
-                    due.into_iter().try_for_each(|(_, timer)| swim.handle_timer(timer, &mut rt))
-                }
-                () = tokio::time::sleep_until(membership.poll_timeout().into()) => {
-                    membership.handle_timeout(Instant::now(), live_members(&swim));
-                    Ok(())
+                () = tokio::time::sleep_until(wake.into()) => {
+                    driver.node.handle_timeout(Instant::now());
                 }
                 changed = changes.changed() => {
                     if changed.is_err() {
                         return Ok(());
                     }
-                    let snapshot = published.load();
-                    reload_keys(&mut auth, &snapshot.config);
-                    let config = MembershipConfig::from_snapshot(&snapshot);
-                    membership.on_config(&config, live_members(&swim));
-                    Ok(())
+                    driver.follow_config();
                 }
-            };
-            if let Err(error) = result {
-                tracing::debug!(%error, "gossip: foca refused an event");
+                Ok(()) = owner_changes.changed() => driver.follow_conflicts(),
+                _ = rates.tick() => driver.traffic.tick(Instant::now(), &driver.status),
             }
         }
     }
 }
 
-/// The addresses of foca's live (alive or suspect) members.
-fn live_members(swim: &Swim) -> Vec<SocketAddr> {
-    swim.iter_members().map(|m| m.id().addr).collect()
+/// The gossip task's state.
+struct Driver {
+    socket: UdpSocket,
+    auth: Auth,
+    node: GossipNode,
+    inputs: Inputs,
+    status: watch::Sender<ClusterStatus>,
+    nonce: u64,
+    outsiders_logged: BTreeSet<String>,
+    /// The L2 conflicts counted so far; a rise asks for a repair.
+    conflicts_seen: u64,
+    traffic: Traffic,
+}
+
+impl Driver {
+    /// Opens one datagram and hands its payload to the node.
+    fn receive(&mut self, packet: &[u8], from: SocketAddr) {
+        self.traffic.received(packet.len());
+        match self.auth.open(packet, wall_clock_ms()) {
+            Err(Rejected::Auth) => {
+                count_rejected(Rejection::Auth);
+                tracing::debug!(%from, "gossip: unauthenticated packet dropped");
+            }
+            Err(Rejected::Replay) => {
+                count_rejected(Rejection::Replay);
+                tracing::debug!(%from, "gossip: replayed or stale packet dropped");
+            }
+            Ok(payload) => {
+                if let Err(error) = self.node.handle_packet(from, payload, Instant::now()) {
+                    count_rejected(Rejection::Invalid);
+                    tracing::debug!(%from, %error, "gossip: packet refused");
+                }
+            }
+        }
+    }
+
+    /// Follows the snapshot in force: keys and identity.
+    fn follow_config(&mut self) {
+        let snapshot = self.inputs.published.load();
+        reload_keys(&mut self.auth, &snapshot.config);
+        let config = MembershipConfig::from_snapshot(&snapshot);
+        self.node.on_config(&config, Instant::now());
+    }
+
+    /// A new L2 conflict means two nodes disagree on an owner: compare views now.
+    fn follow_conflicts(&mut self) {
+        let conflicts: u64 = self
+            .inputs
+            .owners
+            .load()
+            .vips
+            .iter()
+            .map(|v| v.conflicts)
+            .sum();
+        if conflicts > self.conflicts_seen {
+            tracing::info!(
+                conflicts,
+                "gossip: L2 conflict heard, comparing views with every node"
+            );
+            self.node.repair(Instant::now());
+        }
+        self.conflicts_seen = conflicts;
+    }
+
+    /// Seals and sends what the node has to send.
+    async fn flush(&mut self) {
+        while let Some((to, payload)) = self.node.poll_transmit() {
+            self.nonce = self.nonce.wrapping_add(1);
+            let packet = self.auth.seal(&payload, wall_clock_ms(), self.nonce);
+            self.traffic.sent(packet.len());
+            if let Err(error) = self.socket.send_to(&packet, to).await {
+                tracing::debug!(%to, %error, "gossip: send failed");
+            }
+        }
+    }
+
+    /// Publishes the member set; a change is logged and timestamped.
+    fn publish(&mut self) {
+        let snapshot = self.inputs.published.load();
+        let allowed = &snapshot.config.cluster.allowed_nodes;
+        let known = || self.node.members().map(|m| (m.id(), m.state()));
+        view::log_outsiders(
+            known().map(|(id, _)| id),
+            allowed,
+            &mut self.outsiders_logged,
+        );
+        let now = Instant::now();
+        let mut set = view::member_set(
+            self.node.me(),
+            known(),
+            &snapshot.config.network.nodes,
+            allowed,
+            self.node.joining(now),
+        );
+        set.forming = self.node.forming(now);
+        let before = self.inputs.members.load();
+        if changed_members(&before, &set) {
+            let at = wall_clock_ms();
+            let alive = set.live_names().count();
+            tracing::info!(
+                members = set.members.len(),
+                live = alive,
+                at_unix_ms = at,
+                "gossip: membership changed"
+            );
+            metrics::record_change(at);
+            self.status.send_modify(|status| {
+                status.last_change_unix_ms = at;
+                status.live_members = alive;
+            });
+        }
+        view::publish(&self.inputs.members, set, &snapshot.shared_digest);
+    }
+}
+
+/// Whether the names or states of the members differ (a digest change alone is not a
+/// membership change).
+fn changed_members(before: &MemberSet, after: &MemberSet) -> bool {
+    let key = |set: &MemberSet| -> Vec<(String, bool)> {
+        set.members
+            .iter()
+            .map(|m| (m.name.clone(), m.state.is_live()))
+            .collect()
+    };
+    key(before) != key(after)
 }
 
 /// Reads the keys of `config` again; a file that cannot be read keeps the keys in use (the
@@ -248,25 +301,11 @@ fn reload_keys(auth: &mut Auth, config: &Config) {
     }
 }
 
-/// Milliseconds since the epoch, the time the auth envelope carries.
+/// Milliseconds since the epoch: the time the auth envelope carries and changes are
+/// stamped with.
 fn wall_clock_ms() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|since| since.as_millis() as u64)
         .unwrap_or_default()
-}
-
-async fn flush_sends(
-    socket: &UdpSocket,
-    auth: &Auth,
-    nonce: &mut u64,
-    rt: &mut AccumulatingRuntime<NodeId>,
-) {
-    while let Some((to, data)) = rt.to_send() {
-        *nonce = nonce.wrapping_add(1);
-        let packet = auth.seal(&data, wall_clock_ms(), *nonce);
-        if let Err(error) = socket.send_to(&packet, to.addr).await {
-            tracing::debug!(to = %to.addr, %error, "gossip: send failed");
-        }
-    }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dockline_cluster::Cluster;
-use dockline_model::{LiveMembers, MemberState, Published, Snapshot};
+use dockline_model::{LiveMembers, LiveOwners, MemberState, Published, Snapshot};
 use tokio_util::sync::CancellationToken;
 
 fn snapshot(name: &str, listen: SocketAddr, seeds: &[SocketAddr], services: &str) -> Snapshot {
@@ -49,9 +49,14 @@ struct Node {
 async fn bind(snapshot: Snapshot) -> Node {
     let published = Arc::new(Published::new(snapshot.clone()));
     let members = Arc::new(LiveMembers::default());
-    let cluster = Cluster::bind(&snapshot, published.clone(), members.clone())
-        .await
-        .unwrap();
+    let cluster = Cluster::bind(
+        &snapshot,
+        published.clone(),
+        members.clone(),
+        Arc::new(LiveOwners::default()),
+    )
+    .await
+    .unwrap();
     Node {
         cluster,
         published,

@@ -191,17 +191,27 @@ pub static COMPONENTS: &[Component] = &[
     Component {
         name: "cluster",
         enabled: dockline_cluster::enabled,
-        // The socket and the key are taken at bind; the identity follows reloads.
+        // The socket, the key and the probe timing (foca cannot change its probe period
+        // live) are taken at bind; the identity and the seeds follow reloads.
         restart_key: |config| {
             let gossip = &config.cluster.gossip;
-            format!("{:?} {:?}", gossip.listen, gossip.secret_file)
+            format!(
+                "{:?} {:?} {:?}",
+                gossip.listen,
+                gossip.secret_file,
+                gossip.timing()
+            )
         },
         describe_metrics: dockline_cluster::describe_metrics,
         bind: |live, snapshot| {
             Box::pin(async move {
-                let cluster =
-                    dockline_cluster::Cluster::bind(&snapshot, live.published, live.members)
-                        .await?;
+                let cluster = dockline_cluster::Cluster::bind(
+                    &snapshot,
+                    live.published,
+                    live.members,
+                    live.owners,
+                )
+                .await?;
                 Ok(Bound::new(|shutdown| cluster.run(shutdown)))
             })
         },

@@ -3,6 +3,8 @@
 //! calls to the speaker, sends what the speaker hands out, keeps the metrics and publishes
 //! the VIP owners.
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::frame::Mac;
 use crate::link::Link;
 use crate::metrics::Metrics;
 use crate::speaker::{Event, Received, Speaker, TransmitKind};
@@ -39,7 +42,11 @@ fn spawn_readers(
         for ipv6 in [false, true] {
             let (link, tx) = (link.clone(), tx.clone());
             readers.spawn(async move {
-                let socket = if ipv6 { &link.solicitations } else { &link.arp };
+                let socket = if ipv6 {
+                    &link.neighbor_discovery
+                } else {
+                    &link.arp
+                };
                 let mut buf = vec![0u8; 2048];
                 loop {
                     match socket.recv(&mut buf).await {
@@ -74,6 +81,7 @@ pub(crate) async fn run(links: Vec<Link>, inputs: Inputs, shutdown: Cancellation
         links,
         inputs,
         metrics: Metrics::default(),
+        conflicts_logged: BTreeSet::new(),
     };
     announcer.follow_inputs();
     loop {
@@ -95,7 +103,7 @@ pub(crate) async fn run(links: Vec<Link>, inputs: Inputs, shutdown: Cancellation
             Ok(()) = snapshots.changed() => announcer.follow_inputs(),
             Ok(()) = health.changed() => announcer.follow_inputs(),
             Ok(()) = members.changed() => announcer.follow_inputs(),
-            () = repeat => {}
+            () = repeat => announcer.on_timer(),
             Some((link, frame)) = frames.recv() => announcer.receive(link, &frame),
         }
     }
@@ -109,6 +117,8 @@ struct Announcer {
     inputs: Inputs,
     speaker: Speaker,
     metrics: Metrics,
+    /// Each VIP and claiming MAC is logged once.
+    conflicts_logged: BTreeSet<(IpAddr, Mac)>,
 }
 
 impl Announcer {
@@ -121,6 +131,17 @@ impl Announcer {
             &self.inputs.members.load(),
             now(),
         );
+        self.after_change();
+    }
+
+    /// A repeat or the end of a takeover hold is due.
+    fn on_timer(&mut self) {
+        self.speaker.handle_timeout(now());
+        self.after_change();
+    }
+
+    /// Counts and logs the takeovers and releases, and publishes the owners.
+    fn after_change(&mut self) {
         while let Some(event) = self.speaker.poll_event() {
             match event {
                 Event::TakenOver(vip) => {
@@ -143,6 +164,14 @@ impl Announcer {
         match self.speaker.on_frame(link, frame) {
             Received::Answered(vip) | Received::NotOwned(vip) => {
                 self.metrics.vip(vip).requests.increment(1);
+            }
+            Received::Conflict { vip, mac } => {
+                self.metrics.vip(vip).conflicts.increment(1);
+                if self.conflicts_logged.insert((vip, mac)) {
+                    tracing::warn!(%vip, %mac, "l2: another MAC claims a VIP this node answers for");
+                }
+                // The count in the owners tells membership to compare views now.
+                self.inputs.owners.publish(self.speaker.owners().clone());
             }
             Received::Ignored(reason) => self.metrics.ignored(reason),
             Received::NotVip | Received::Looped => {}

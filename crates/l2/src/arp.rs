@@ -113,6 +113,35 @@ pub fn parse_reply(frame: &[u8]) -> Result<(Mac, Ipv4Addr), Ignored> {
     Ok((mac(arp, 8), ipv4(arp, 14)))
 }
 
+/// Who claims an address in an ARP frame that says where an address is: a reply, or a
+/// gratuitous request (sender and target address the same, RFC 5227 section 3). Probes
+/// (sender address 0.0.0.0) and ordinary requests claim nothing.
+pub fn parse_claim(frame: &[u8]) -> Result<(Mac, Ipv4Addr), Ignored> {
+    if frame.len() < ETH_HEADER + ARP_LEN {
+        return Err(Ignored::Truncated);
+    }
+    let arp = &frame[ETH_HEADER..];
+    if be16(frame, 12) != ETHERTYPE_ARP || be16(arp, 0) != 1 || be16(arp, 2) != 0x0800 {
+        return Err(Ignored::Foreign);
+    }
+    if arp[4] != 6 || arp[5] != 4 {
+        return Err(Ignored::Foreign);
+    }
+    let (sender_mac, sender_ip, target_ip) = (mac(arp, 8), ipv4(arp, 14), ipv4(arp, 24));
+    let claims = match be16(arp, 6) {
+        OP_REPLY => true,
+        OP_REQUEST => sender_ip == target_ip,
+        _ => false,
+    };
+    if !claims || sender_ip.is_unspecified() {
+        return Err(Ignored::NotRequest);
+    }
+    if sender_mac.is_multicast() {
+        return Err(Ignored::Malformed);
+    }
+    Ok((sender_mac, sender_ip))
+}
+
 /// A gratuitous ARP announcing `vip` at `mac` to the whole segment.
 pub fn gratuitous(vip: Ipv4Addr, mac: Mac) -> Vec<u8> {
     build(Mac::BROADCAST, OP_REQUEST, mac, vip, Mac::ZERO, vip)
@@ -174,6 +203,33 @@ mod tests {
         assert_eq!(&frame[..6], &[0xff; 6]);
         assert_eq!(&frame[28..32], &frame[38..42], "sender IP = target IP");
         assert_eq!(parse_request(&frame), Err(Ignored::NotRequest));
+    }
+
+    #[test]
+    fn replies_and_announcements_claim_their_sender_address_and_requests_do_not() {
+        let other = Mac([2, 0, 0, 0, 0, 0x0b]);
+        let vip = Ipv4Addr::new(192, 0, 2, 10);
+        assert_eq!(parse_claim(&gratuitous(vip, other)), Ok((other, vip)));
+        let request = parse_request(&hex(ARPING_REQUEST)).unwrap();
+        assert_eq!(parse_claim(&reply(&request, vip, other)), Ok((other, vip)));
+        assert_eq!(
+            parse_claim(&hex(ARPING_REQUEST)),
+            Err(Ignored::NotRequest),
+            "asking is not claiming"
+        );
+        let probe = build(
+            Mac::BROADCAST,
+            OP_REQUEST,
+            other,
+            Ipv4Addr::UNSPECIFIED,
+            Mac::ZERO,
+            vip,
+        );
+        assert_eq!(parse_claim(&probe), Err(Ignored::NotRequest));
+        assert_eq!(
+            parse_claim(&gratuitous(vip, other)[..30]),
+            Err(Ignored::Truncated)
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 pub const MIN_FRAME: usize = 60;
 
 /// An Ethernet (MAC-48) address.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Mac(pub [u8; 6]);
 
 impl Mac {

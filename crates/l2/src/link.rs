@@ -13,7 +13,7 @@ pub(crate) struct Link {
     pub(crate) name: String,
     pub(crate) mac: Mac,
     pub(crate) arp: PacketSocket,
-    pub(crate) solicitations: PacketSocket,
+    pub(crate) neighbor_discovery: PacketSocket,
 }
 
 impl Link {
@@ -26,7 +26,7 @@ impl Link {
             name: name.to_owned(),
             mac,
             arp: socket(PacketSocket::arp(index))?,
-            solicitations: socket(PacketSocket::solicitations(index))?,
+            neighbor_discovery: socket(PacketSocket::neighbor_discovery(index))?,
         })
     }
 
@@ -34,7 +34,7 @@ impl Link {
     pub(crate) fn socket_for(&self, vip: IpAddr) -> &PacketSocket {
         match vip {
             IpAddr::V4(_) => &self.arp,
-            IpAddr::V6(_) => &self.solicitations,
+            IpAddr::V6(_) => &self.neighbor_discovery,
         }
     }
 }

@@ -13,6 +13,7 @@ const RESPONSES: &str = "dockline_l2_responses_sent_total";
 const GRATUITOUS: &str = "dockline_l2_gratuitous_sent_total";
 const OWNED: &str = "dockline_vip_owned";
 const IGNORED: &str = "dockline_l2_frames_ignored_total";
+const CONFLICTS: &str = "dockline_l2_conflicts_total";
 
 /// Every reason a frame is ignored, each a label of the ignored-frames counter.
 const IGNORED_REASONS: [Ignored; 4] = [
@@ -38,6 +39,11 @@ pub fn describe_metrics() {
     );
     metrics::describe_gauge!(OWNED, "1 while this node owns (answers for) the VIP");
     metrics::describe_counter!(
+        CONFLICTS,
+        "Frames from another MAC claiming a VIP this node answers for (gratuitous ARP, ARP \
+         reply, neighbour advertisement), by VIP: two nodes think they own it"
+    );
+    metrics::describe_counter!(
         IGNORED,
         "ARP/IPv6 frames received and not answered, by reason (truncated, foreign, \
          not_request, malformed)"
@@ -54,6 +60,7 @@ pub(crate) struct VipMetrics {
     pub(crate) responses: Counter,
     pub(crate) gratuitous: Counter,
     pub(crate) owned: Gauge,
+    pub(crate) conflicts: Counter,
 }
 
 impl VipMetrics {
@@ -64,7 +71,8 @@ impl VipMetrics {
             requests: metrics::counter!(REQUESTS, "ip" => ip.clone()),
             responses: metrics::counter!(RESPONSES, "ip" => ip.clone()),
             gratuitous: metrics::counter!(GRATUITOUS, "ip" => ip.clone()),
-            owned: metrics::gauge!(OWNED, "ip" => ip),
+            owned: metrics::gauge!(OWNED, "ip" => ip.clone()),
+            conflicts: metrics::counter!(CONFLICTS, "vip" => ip),
         };
         vip.owned.set(0.0);
         vip

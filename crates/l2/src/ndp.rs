@@ -119,6 +119,59 @@ pub fn parse_solicitation(frame: &[u8]) -> Result<Solicitation, Ignored> {
     })
 }
 
+/// Who claims an address in a neighbour advertisement (section 4.4, validated per 7.1.2):
+/// the target link-layer address option, or the Ethernet source without one.
+pub fn parse_advertisement(frame: &[u8]) -> Result<(Mac, Ipv6Addr), Ignored> {
+    if frame.len() < ETH_HEADER + IPV6_HEADER {
+        return Err(Ignored::Truncated);
+    }
+    if u16::from_be_bytes([frame[12], frame[13]]) != ETHERTYPE_IPV6 {
+        return Err(Ignored::Foreign);
+    }
+    let ip = &frame[ETH_HEADER..];
+    if ip[0] >> 4 != 6 {
+        return Err(Ignored::Malformed);
+    }
+    if ip[6] != ICMPV6 {
+        return Err(Ignored::Foreign);
+    }
+    let payload_len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+    let Some(icmp) = ip[IPV6_HEADER..].get(..payload_len) else {
+        return Err(Ignored::Truncated);
+    };
+    if icmp.first() != Some(&NEIGHBOR_ADVERTISEMENT) {
+        return Err(Ignored::NotRequest);
+    }
+    if icmp.len() < 24 {
+        return Err(Ignored::Truncated);
+    }
+    let (src, dst) = (ipv6(ip, 8), ipv6(ip, 24));
+    if ip[7] != 255 || icmp[1] != 0 || checksum(src, dst, icmp) != 0 {
+        return Err(Ignored::Malformed);
+    }
+    let target = ipv6(icmp, 8);
+    if target.is_multicast() {
+        return Err(Ignored::Malformed);
+    }
+    let mut eth_src = [0u8; 6];
+    eth_src.copy_from_slice(&frame[6..12]);
+    let mut claimer = Mac(eth_src);
+    let mut options = &icmp[24..];
+    while !options.is_empty() {
+        let len = usize::from(*options.get(1).ok_or(Ignored::Malformed)?) * 8;
+        if len == 0 || len > options.len() {
+            return Err(Ignored::Malformed);
+        }
+        if options[0] == OPT_TARGET_LL && len >= 8 {
+            let mut m = [0u8; 6];
+            m.copy_from_slice(&options[2..8]);
+            claimer = Mac(m);
+        }
+        options = &options[len..];
+    }
+    Ok((claimer, target))
+}
+
 fn multicast_mac(a: Ipv6Addr) -> Mac {
     let o = a.octets();
     Mac([0x33, 0x33, o[12], o[13], o[14], o[15]])
@@ -221,6 +274,28 @@ mod tests {
         assert_eq!(&f[..6], &[0x33, 0x33, 0, 0, 0, 1]);
         assert_eq!(f[58], 0x20, "override only");
         assert_eq!(ipv6(&f, 38), ALL_NODES);
+    }
+
+    #[test]
+    fn an_advertisement_claims_its_target_for_its_link_layer_address() {
+        let other = Mac([2, 0, 0, 0, 0, 0x0b]);
+        let vip: Ipv6Addr = "2001:db8:1::10".parse().unwrap();
+        assert_eq!(
+            parse_advertisement(&unsolicited(vip, other)),
+            Ok((other, vip))
+        );
+        let ns = parse_solicitation(&hex(NDISC6_SOLICITATION)).unwrap();
+        assert_eq!(
+            parse_advertisement(&advertise(&ns, vip, other)),
+            Ok((other, vip))
+        );
+        assert_eq!(
+            parse_advertisement(&hex(NDISC6_SOLICITATION)),
+            Err(Ignored::NotRequest)
+        );
+        let mut corrupted = unsolicited(vip, other);
+        corrupted[ETH_HEADER + IPV6_HEADER + 10] ^= 1;
+        assert_eq!(parse_advertisement(&corrupted), Err(Ignored::Malformed));
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub fn owners(snapshot: &Snapshot, health: &HealthVerdicts, members: &MemberSet)
                 ip: vip.ip,
                 owned_by_me: owner.as_deref() == Some(me),
                 owner,
+                conflicts: 0,
+                conflict_mac: None,
             }
         })
         .collect();

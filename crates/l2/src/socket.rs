@@ -1,6 +1,6 @@
 //! The thin I/O side: one AF_PACKET socket per interface and protocol (ARP, and IPv6 with a
-//! classic BPF filter that passes only ICMPv6 neighbour solicitations), registered with
-//! tokio. Frames are read and written whole, Ethernet header included.
+//! classic BPF filter that passes only ICMPv6 neighbour solicitations and advertisements),
+//! registered with tokio. Frames are read and written whole, Ethernet header included.
 
 use std::io::{self, Read};
 
@@ -23,13 +23,15 @@ pub fn interface(name: &str) -> io::Result<(u32, Mac)> {
 }
 
 /// Passes IPv6 frames whose next header is ICMPv6 (58) and whose ICMPv6 type is a neighbour
-/// solicitation (135), so the daemon never sees the VIP's data traffic.
-fn solicitations_only() -> [SockFilter; 6] {
+/// solicitation (135, to answer) or advertisement (136, to hear conflicts), so the daemon
+/// never sees the VIP's data traffic.
+fn neighbor_discovery_only() -> [SockFilter; 7] {
     [
         SockFilter::new(0x30, 0, 0, 20),  // ldb [20]: IPv6 next header
-        SockFilter::new(0x15, 0, 3, 58),  // jeq #58, else drop
+        SockFilter::new(0x15, 0, 4, 58),  // jeq #58, else drop
         SockFilter::new(0x30, 0, 0, 54),  // ldb [54]: ICMPv6 type
-        SockFilter::new(0x15, 0, 1, 135), // jeq #135, else drop
+        SockFilter::new(0x15, 1, 0, 135), // jeq #135: pass
+        SockFilter::new(0x15, 0, 1, 136), // jeq #136: pass, else drop
         SockFilter::new(0x06, 0, 0, 0xffff),
         SockFilter::new(0x06, 0, 0, 0),
     ]
@@ -83,10 +85,10 @@ impl PacketSocket {
         Self::open(ifindex, ETHERTYPE_ARP, None)
     }
 
-    /// A socket for IPv6 neighbour solicitations on interface `ifindex`, filtered in the
-    /// kernel so that no other IPv6 traffic reaches it.
-    pub fn solicitations(ifindex: u32) -> io::Result<Self> {
-        Self::open(ifindex, ETHERTYPE_IPV6, Some(&solicitations_only()))
+    /// A socket for IPv6 neighbour solicitations and advertisements on interface
+    /// `ifindex`, filtered in the kernel so that no other IPv6 traffic reaches it.
+    pub fn neighbor_discovery(ifindex: u32) -> io::Result<Self> {
+        Self::open(ifindex, ETHERTYPE_IPV6, Some(&neighbor_discovery_only()))
     }
 
     /// The next frame.

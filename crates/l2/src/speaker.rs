@@ -3,10 +3,21 @@
 //! them, and the gratuitous ARPs / unsolicited advertisements (RFC 5227 section 3, RFC 4861
 //! section 7.2.6) repeated after a takeover.
 //!
+//! A VIP is released at once when the node stops owning it, but taken over only once the
+//! node's view of the members has settled: no membership change for one probe period, or
+//! [`HOLD_BOUND_PROBES`] probe periods at most. While views change (a node joins or fails,
+//! a cluster forms) nodes briefly disagree on owners; the hold keeps a node that is ahead
+//! from claiming a VIP that another, behind, still answers for. A node still forming its
+//! view (see `MemberSet::forming`) claims nothing.
+//!
+//! Another MAC heard claiming a VIP this node answers for is a conflict: counted per VIP
+//! and shown with the owners, so that membership can compare views at once.
+//!
 //! The driver passes inputs, frames and `now` in ([`Speaker::on_inputs`],
-//! [`Speaker::on_frame`]), sends what [`Speaker::poll_transmit`] hands out, sleeps until
-//! [`Speaker::poll_timeout`] and reads takeovers and releases from
-//! [`Speaker::poll_event`]. There are no sockets, no clock and no metrics here.
+//! [`Speaker::on_frame`]), sends what [`Speaker::poll_transmit`] hands out, calls
+//! [`Speaker::handle_timeout`] at [`Speaker::poll_timeout`] and reads takeovers and
+//! releases from [`Speaker::poll_event`]. There are no sockets, no clock and no metrics
+//! here.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -49,6 +60,9 @@ pub(crate) enum Received {
     NotVip,
     /// This node's own frame, looped back by the interface: it asks nothing.
     Looped,
+    /// Another MAC claims a VIP this node answers for (a gratuitous ARP, an ARP reply or a
+    /// neighbour advertisement): two nodes think they own it.
+    Conflict { vip: IpAddr, mac: Mac },
     /// Not a request to answer, and why.
     Ignored(Ignored),
 }
@@ -69,6 +83,9 @@ struct Repeat {
     left: u32,
 }
 
+/// The longest a takeover waits for the view to settle, in probe periods.
+pub(crate) const HOLD_BOUND_PROBES: u32 = 10;
+
 /// One node's answering and announcing state for its announce links.
 #[derive(Debug)]
 pub(crate) struct Speaker {
@@ -76,8 +93,19 @@ pub(crate) struct Speaker {
     macs: Vec<Mac>,
     /// The owner of every L2 VIP of the snapshot, as last computed.
     owners: VipOwners,
-    /// Every L2 VIP, and whether this node owns it: requests for the others are not ours.
+    /// Every L2 VIP, and whether this node answers for it: requests for the others are not
+    /// ours.
     vips: BTreeMap<IpAddr, bool>,
+    /// The members' names and liveness as last seen, and when they last changed.
+    members_seen: Option<Vec<(String, bool)>>,
+    members_changed_at: Option<Instant>,
+    /// The probe period: no membership change for this long is a settled view.
+    settle: Duration,
+    /// VIPs this node owns but does not answer for yet, with when the hold began.
+    held: BTreeMap<IpAddr, Instant>,
+    /// Per VIP: claims heard from other MACs while this node answered for it, and the last
+    /// such MAC (kept while the VIP is in the config, like the counter).
+    conflicts: BTreeMap<IpAddr, (u64, Mac)>,
     /// Announcements per takeover (the first at once) and the time between them.
     gratuitous_count: u32,
     gratuitous_interval: Duration,
@@ -93,6 +121,11 @@ impl Speaker {
             macs,
             owners: VipOwners::default(),
             vips: BTreeMap::new(),
+            members_seen: None,
+            members_changed_at: None,
+            settle: Duration::ZERO,
+            held: BTreeMap::new(),
+            conflicts: BTreeMap::new(),
             gratuitous_count: 0,
             gratuitous_interval: Duration::ZERO,
             repeats: BTreeMap::new(),
@@ -102,9 +135,10 @@ impl Speaker {
     }
 
     /// Recomputes which VIPs this node owns ([`crate::owner::owners`]). A VIP lost is not
-    /// answered from now on and its pending announcements are dropped; a VIP taken over is
-    /// announced on every link at once and again every `l2.gratuitous_interval_ms` until
-    /// `l2.gratuitous_count` announcements are out.
+    /// answered from now on and its pending announcements are dropped; a VIP won is taken
+    /// over once the view has settled (at once if it has): announced on every link at once
+    /// and again every `l2.gratuitous_interval_ms` until `l2.gratuitous_count`
+    /// announcements are out.
     pub(crate) fn on_inputs(
         &mut self,
         snapshot: &Snapshot,
@@ -115,14 +149,34 @@ impl Speaker {
         let l2 = &snapshot.config.l2;
         self.gratuitous_count = l2.gratuitous_count;
         self.gratuitous_interval = Duration::from_millis(l2.gratuitous_interval_ms);
+        let probe = snapshot.config.cluster.gossip.timing().probe_interval_ms;
+        self.settle = Duration::from_millis(probe);
+        let seen: Vec<(String, bool)> = members
+            .members
+            .iter()
+            .map(|m| (m.name.clone(), m.state.is_live()))
+            .collect();
+        if self
+            .members_seen
+            .as_ref()
+            .is_some_and(|before| *before != seen)
+        {
+            self.members_changed_at = Some(now);
+        }
+        self.members_seen = Some(seen);
+
         self.owners = crate::owner::owners(snapshot, health, members);
-        let vips: BTreeMap<IpAddr, bool> = self
+        let wanted: BTreeMap<IpAddr, bool> = self
             .owners
             .vips
             .iter()
-            .map(|v| (v.ip, v.owned_by_me))
+            .map(|v| (v.ip, v.owned_by_me && !members.forming))
             .collect();
-        let before = std::mem::replace(&mut self.vips, vips);
+        let before = std::mem::take(&mut self.vips);
+        self.vips = wanted
+            .iter()
+            .map(|(vip, want)| (*vip, *want && before.get(vip) == Some(&true)))
+            .collect();
         let lost: Vec<IpAddr> = owned(&before)
             .filter(|vip| self.vips.get(vip) != Some(&true))
             .collect();
@@ -131,15 +185,52 @@ impl Speaker {
             self.transmits.retain(|t| t.vip != lost);
             self.events.push_back(Event::Released(lost));
         }
-        let won: Vec<IpAddr> = owned(&self.vips)
-            .filter(|vip| before.get(vip) != Some(&true))
+        self.held.retain(|vip, _| wanted.get(vip) == Some(&true));
+        for (vip, _) in wanted.iter().filter(|(_, want)| **want) {
+            if self.vips.get(vip) != Some(&true) {
+                self.held.entry(*vip).or_insert(now);
+            }
+        }
+        self.conflicts.retain(|vip, _| wanted.contains_key(vip));
+        self.take_over_settled(now);
+    }
+
+    /// Takes over the held VIPs whose hold is over at `now`.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.take_over_settled(now);
+    }
+
+    /// Takes over every held VIP if the view has settled, or those held for the bound.
+    fn take_over_settled(&mut self, now: Instant) {
+        let settled = self
+            .members_changed_at
+            .is_none_or(|changed| now >= changed + self.settle);
+        let bound = self.settle * HOLD_BOUND_PROBES;
+        let due: Vec<IpAddr> = self
+            .held
+            .iter()
+            .filter(|(_, since)| settled || now >= **since + bound)
+            .map(|(vip, _)| *vip)
             .collect();
-        for vip in won {
+        for vip in due {
+            self.held.remove(&vip);
+            self.vips.insert(vip, true);
             self.events.push_back(Event::TakenOver(vip));
             if self.gratuitous_count > 0 {
                 self.announce(vip);
                 self.schedule(vip, self.gratuitous_count - 1, now);
             }
+        }
+        self.show_answering();
+    }
+
+    /// Makes the owners say which VIPs this node answers for now, and their conflicts.
+    fn show_answering(&mut self) {
+        for owner in &mut self.owners.vips {
+            owner.owned_by_me = self.vips.get(&owner.ip) == Some(&true);
+            let conflict = self.conflicts.get(&owner.ip);
+            owner.conflicts = conflict.map_or(0, |(count, _)| *count);
+            owner.conflict_mac = conflict.map(|(_, mac)| mac.to_string());
         }
     }
 
@@ -152,6 +243,7 @@ impl Speaker {
         }
         let request = match Request::parse(frame) {
             Ok(request) => request,
+            Err(Ignored::NotRequest) => return self.on_claim(frame),
             Err(reason) => return Received::Ignored(reason),
         };
         let vip = request.target();
@@ -170,9 +262,36 @@ impl Speaker {
         }
     }
 
-    /// When the next announcement repeat is due, if any is pending.
+    /// A frame that asks nothing: a conflict if another MAC claims a VIP we answer for.
+    fn on_claim(&mut self, frame: &[u8]) -> Received {
+        let claim = if frame.get(12..14) == Some(&ETHERTYPE_ARP.to_be_bytes()[..]) {
+            arp::parse_claim(frame).map(|(mac, ip)| (mac, IpAddr::V4(ip)))
+        } else {
+            ndp::parse_advertisement(frame).map(|(mac, ip)| (mac, IpAddr::V6(ip)))
+        };
+        match claim {
+            Ok((mac, vip)) if self.vips.get(&vip) == Some(&true) && !self.macs.contains(&mac) => {
+                let entry = self.conflicts.entry(vip).or_insert((0, mac));
+                *entry = (entry.0 + 1, mac);
+                self.show_answering();
+                Received::Conflict { vip, mac }
+            }
+            Ok(_) => Received::Ignored(Ignored::NotRequest),
+            Err(reason) => Received::Ignored(reason),
+        }
+    }
+
+    /// When the next announcement repeat or the end of a takeover hold is due, if any.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
-        self.repeats.values().map(|r| r.at).min()
+        let repeat = self.repeats.values().map(|r| r.at).min();
+        let hold_ends = self.held.values().min().map(|since| {
+            let bound = *since + self.settle * HOLD_BOUND_PROBES;
+            match self.members_changed_at {
+                Some(changed) => bound.min(changed + self.settle),
+                None => bound,
+            }
+        });
+        [repeat, hold_ends].into_iter().flatten().min()
     }
 
     /// The next frame to send now: queued replies and announcements first, then the
@@ -481,6 +600,194 @@ mod tests {
         );
         assert_eq!(drain(&mut speaker, start), []);
         assert_eq!(speaker.poll_timeout(), None);
+    }
+
+    /// Twenty LoadBalancer VIPs of the cluster policy, one announcement per takeover.
+    fn spread_vips() -> Snapshot {
+        let services: String = (10..30)
+            .map(|i| {
+                lb(
+                    &format!("s{i}"),
+                    &format!("192.0.2.{i}"),
+                    "Cluster",
+                    "n1",
+                    true,
+                )
+            })
+            .collect();
+        snapshot("n1", &format!("{services}\n[l2]\ngratuitous_count = 1\n"))
+    }
+
+    fn events(speaker: &mut Speaker) -> Vec<Event> {
+        std::iter::from_fn(|| speaker.poll_event()).collect()
+    }
+
+    /// The default profile's probe period: the settle time.
+    const SETTLE: Duration = Duration::from_millis(120);
+
+    /// A speaker of n1 with n2 alive, its first takeovers drained; the VIPs n2 owns.
+    fn beside_n2(snapshot: &Snapshot, start: Instant) -> (Speaker, Vec<IpAddr>) {
+        let both = members(&[("n1", MemberState::Alive), ("n2", MemberState::Alive)]);
+        let mut speaker = Speaker::new(LINK_MACS.to_vec());
+        speaker.on_inputs(snapshot, &HealthVerdicts::default(), &both, start);
+        events(&mut speaker);
+        drain(&mut speaker, start);
+        let of_n2: Vec<IpAddr> = speaker
+            .owners()
+            .vips
+            .iter()
+            .filter(|v| !v.owned_by_me)
+            .map(|v| v.ip)
+            .collect();
+        assert!(!of_n2.is_empty() && of_n2.len() < 20, "both own some");
+        (speaker, of_n2)
+    }
+
+    #[test]
+    fn vips_won_by_a_membership_change_are_taken_over_once_the_view_has_settled() {
+        let start = Instant::now();
+        let snapshot = spread_vips();
+        let (mut speaker, of_n2) = beside_n2(&snapshot, start);
+        let n2_down = members(&[("n1", MemberState::Alive), ("n2", MemberState::Down)]);
+        let changed = start + Duration::from_secs(1);
+        speaker.on_inputs(&snapshot, &HealthVerdicts::default(), &n2_down, changed);
+        assert_eq!(events(&mut speaker), [], "held while the change is fresh");
+        assert!(
+            speaker
+                .owners()
+                .vips
+                .iter()
+                .filter(|v| v.owned_by_me)
+                .count()
+                < 20
+        );
+        assert_eq!(speaker.poll_timeout(), Some(changed + SETTLE));
+
+        speaker.handle_timeout(changed + SETTLE - Duration::from_millis(1));
+        assert_eq!(events(&mut speaker), []);
+        speaker.handle_timeout(changed + SETTLE);
+        let taken: Vec<Event> = of_n2.iter().map(|vip| Event::TakenOver(*vip)).collect();
+        assert_eq!(events(&mut speaker), taken);
+        assert!(speaker.owners().vips.iter().all(|v| v.owned_by_me));
+        assert_eq!(drain(&mut speaker, changed + SETTLE).len(), 2 * of_n2.len());
+    }
+
+    #[test]
+    fn a_release_is_at_once_and_a_hold_ends_at_its_bound_while_members_keep_changing() {
+        let start = Instant::now();
+        let snapshot = spread_vips();
+        let (mut speaker, of_n2) = beside_n2(&snapshot, start);
+        let ours = 20 - of_n2.len();
+        // n3 comes and goes every 100 ms, under the settle time; n2 is down throughout.
+        let mut now = start + Duration::from_secs(1);
+        let first_change = now;
+        let mut taken_at = None;
+        for step in 0..20 {
+            let n3 = if step % 2 == 0 {
+                MemberState::Alive
+            } else {
+                MemberState::Down
+            };
+            let set = members(&[
+                ("n1", MemberState::Alive),
+                ("n2", MemberState::Down),
+                ("n3", n3),
+            ]);
+            speaker.on_inputs(&snapshot, &HealthVerdicts::default(), &set, now);
+            let happened = events(&mut speaker);
+            if step == 0 {
+                // n3 alive takes some of ours from us, at once.
+                let released = happened.iter().filter(|e| matches!(e, Event::Released(_)));
+                assert!(released.count() < ours);
+            }
+            if happened.iter().any(|e| matches!(e, Event::TakenOver(_))) && taken_at.is_none() {
+                taken_at = Some(now);
+            }
+            now += Duration::from_millis(100);
+            speaker.handle_timeout(now - Duration::from_millis(1));
+            if events(&mut speaker)
+                .iter()
+                .any(|e| matches!(e, Event::TakenOver(_)))
+            {
+                taken_at.get_or_insert(now);
+            }
+        }
+        let taken_at = taken_at.expect("taken over despite the churn");
+        assert!(
+            taken_at <= first_change + SETTLE * HOLD_BOUND_PROBES + Duration::from_millis(100),
+            "held for {:?}",
+            taken_at - first_change
+        );
+    }
+
+    #[test]
+    fn a_node_forming_its_view_claims_nothing_then_takes_over_at_once() {
+        let start = Instant::now();
+        let snapshot = config("n1", true, 0);
+        let mut forming = members(&[("n1", MemberState::Alive)]);
+        forming.forming = true;
+        let mut speaker = Speaker::new(LINK_MACS.to_vec());
+        speaker.on_inputs(&snapshot, &HealthVerdicts::default(), &forming, start);
+        assert_eq!(events(&mut speaker), []);
+        assert_eq!(
+            speaker.on_frame(0, &hex(ARPING_REQUEST)),
+            Received::NotOwned(VIP4.into())
+        );
+        forming.forming = false;
+        speaker.on_inputs(&snapshot, &HealthVerdicts::default(), &forming, start);
+        assert_eq!(
+            events(&mut speaker),
+            [Event::TakenOver(VIP4.into()), Event::TakenOver(VIP6.into())]
+        );
+    }
+
+    #[test]
+    fn another_mac_claiming_a_vip_we_answer_for_is_a_conflict_shown_with_the_owners() {
+        let start = Instant::now();
+        let mut speaker = speaker(&config("n1", true, 0), start);
+        let other = Mac([2, 0, 0, 0, 0, 0x0b]);
+        let claims = [
+            arp::gratuitous(VIP4, other),
+            ndp::unsolicited(VIP6, other),
+            arp::gratuitous(VIP4, other),
+        ];
+        let expected = [
+            Received::Conflict {
+                vip: VIP4.into(),
+                mac: other,
+            },
+            Received::Conflict {
+                vip: VIP6.into(),
+                mac: other,
+            },
+            Received::Conflict {
+                vip: VIP4.into(),
+                mac: other,
+            },
+        ];
+        for (claim, expected) in claims.iter().zip(expected) {
+            assert_eq!(speaker.on_frame(0, claim), expected);
+        }
+        let shown: Vec<(u64, Option<String>)> = speaker
+            .owners()
+            .vips
+            .iter()
+            .map(|v| (v.conflicts, v.conflict_mac.clone()))
+            .collect();
+        let mac = Some(other.to_string());
+        assert_eq!(shown, [(2, mac.clone()), (1, mac)]);
+        // Our own other link's announcement, and a claim for an address that is not ours.
+        let ours = arp::gratuitous(VIP4, LINK_MACS[1]);
+        assert_eq!(
+            speaker.on_frame(0, &ours),
+            Received::Ignored(Ignored::NotRequest)
+        );
+        let elsewhere = arp::gratuitous(Ipv4Addr::new(192, 0, 2, 99), other);
+        assert_eq!(
+            speaker.on_frame(0, &elsewhere),
+            Received::Ignored(Ignored::NotRequest)
+        );
+        assert_eq!(drain(&mut speaker, start), [], "a conflict is not answered");
     }
 
     #[test]

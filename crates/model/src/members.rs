@@ -63,13 +63,20 @@ pub struct Member {
 pub struct MemberSet {
     /// Sorted by name.
     pub members: Vec<Member>,
+    /// This node is still joining: it has peers to join through, has heard from none of
+    /// them, and is inside its join window. It claims no VIP meanwhile, since its view of
+    /// the cluster is only itself.
+    pub forming: bool,
 }
 
 impl MemberSet {
-    /// The set of `members`, sorted by name.
+    /// The set of `members`, sorted by name, formed.
     pub fn new(mut members: Vec<Member>) -> Self {
         members.sort_by(|a, b| a.name.cmp(&b.name));
-        MemberSet { members }
+        MemberSet {
+            members,
+            forming: false,
+        }
     }
 
     /// Names of the members that count as up.
@@ -98,6 +105,13 @@ pub struct VipOwner {
     pub owner: Option<String>,
     /// Whether this node is the owner.
     pub owned_by_me: bool,
+    /// Frames heard from another MAC claiming this VIP while this node answered for it (a
+    /// gratuitous ARP, an ARP reply or an unsolicited advertisement): a split view.
+    #[serde(default)]
+    pub conflicts: u64,
+    /// The last MAC heard claiming it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict_mac: Option<String>,
 }
 
 /// Owners of every L2-announced VIP, sorted by address.
