@@ -216,17 +216,15 @@ for node in "${NODES[@]}"; do
 done
 check "nodes ready (/readyz)" "3 of 3" "$ready of 3" $((ready != 3))
 
-members_seen=$(status node1 | json "sum(1 for m in d['members'] if m['state']=='alive')" 2>/dev/null)
-wait_for 10 sh -c "curl -sf -m 1 http://172.30.0.11:9470/status | python3 -c \"import json,sys; sys.exit(sum(1 for m in json.load(sys.stdin)['members'] if m['state']=='alive') != 3)\"" &&
-    members_seen=3
-check "gossip members alive (node1)" "3" "${members_seen:-none}" $(( ${members_seen:-0} != 3 ))
+members_alive() { status node1 | json "sum(m['state'] == 'alive' for m in d['members'])"; }
+seen=$(poll 15 '^3$' members_alive)
+check "gossip members alive (node1)" "3" "${seen:-none}" $([ "$seen" = 3 ]; echo $?)
 
 prometheus_up() {
     curl -sf -m 2 http://172.30.0.9:9090/api/v1/targets |
         json "'%d of %d up' % (sum(t['health']=='up' for t in d['data']['activeTargets']), len(d['data']['activeTargets']))"
 }
-wait_for 30 sh -c "curl -sf -m 2 http://172.30.0.9:9090/api/v1/targets | grep -c '\"health\":\"up\"' | grep -qx 3"
-seen=$(prometheus_up 2>/dev/null)
+seen=$(poll 30 '^3 of 3 up$' prometheus_up)
 check "Prometheus targets" "3 of 3 up" "${seen:-no answer}" $([ "$seen" = "3 of 3 up" ]; echo $?)
 
 # DNS from the client, against node1's listener on the LAN.
@@ -256,14 +254,14 @@ esac
 check "NodePort not on node1's other IP" "connection refused" "$seen" $([ "$seen" = "connection refused" ]; echo $?)
 
 # BGP: both nodes' routes in BIRD, and the client reaches the VIP through the router.
-bird_route() { docker exec dockline-lab-router birdc -s /run/bird.ctl show route "$BGP_VIP/32"; }
-wait_for 30 sh -c "docker exec dockline-lab-router birdc -s /run/bird.ctl show route $BGP_VIP/32 | grep -q 172.30.0.11 &&
-    docker exec dockline-lab-router birdc -s /run/bird.ctl show route $BGP_VIP/32 | grep -q 172.30.0.12"
-bird_route >"$RESULTS/birdc-route.txt" 2>&1
-docker exec dockline-lab-router birdc -s /run/bird.ctl show protocols >"$RESULTS/birdc-protocols.txt" 2>&1
-sessions=$(grep -cE '^node[123] +BGP .*Established' "$RESULTS/birdc-protocols.txt")
-check "BGP sessions in BIRD" "3 Established" "$sessions Established" $((sessions != 3))
-hops=$(grep -oE 'via 172\.30\.[01]\.[0-9]+' "$RESULTS/birdc-route.txt" | sort -u | tr '\n' ' ' | sed 's/ $//')
+router_birdc() { docker exec dockline-lab-router birdc -s /run/bird.ctl "$@"; }
+sessions_up() { router_birdc show protocols | grep -cE '^node[123] +BGP .*Established'; }
+next_hops() { router_birdc show route "$BGP_VIP/32" | grep -oE 'via 172\.30\.[01]\.[0-9]+' | sort -u | tr '\n' ' ' | sed 's/ $//'; }
+sessions=$(poll 30 '^3$' sessions_up)
+check "BGP sessions in BIRD" "3 Established" "$sessions Established" $([ "$sessions" = 3 ]; echo $?)
+hops=$(poll 30 '^via 172\.30\.0\.11 via 172\.30\.0\.12$' next_hops)
+router_birdc show protocols >"$RESULTS/birdc-protocols.txt" 2>&1
+router_birdc show route all "$BGP_VIP/32" >"$RESULTS/birdc-route.txt" 2>&1
 check "BGP route in BIRD, both hops" "via 172.30.0.11 via 172.30.0.12" "${hops:-none}" \
     $([ "$hops" = "via 172.30.0.11 via 172.30.0.12" ]; echo $?)
 seen=$(poll 15 '^pod[12]a$' client curl -s -m 2 "http://$BGP_VIP/")
@@ -296,7 +294,7 @@ answered_after() { # pod ip: milliseconds from now until the pod's pings are ans
 }
 started_before=$(docker inspect -f '{{.State.StartedAt}}' dockline-lab-node1)
 set_mode node1 Classic
-wait_for 5 sh -c "curl -sf -m 1 http://172.30.0.11:9470/status | grep -q '\"mode\":\"Classic\"'"
+poll 5 '^Classic$' podnet_mode node1 >/dev/null
 set_mode node2 Classic
 switch_ms=$(answered_after pod1a 10.111.2.10)
 mode=$(podnet_mode node1 2>/dev/null)
