@@ -262,6 +262,7 @@ check "BGP sessions in BIRD" "3 Established" "$sessions Established" $([ "$sessi
 hops=$(poll 30 '^via 172\.30\.0\.11 via 172\.30\.0\.12$' next_hops)
 router_birdc show protocols >"$RESULTS/birdc-protocols.txt" 2>&1
 router_birdc show route all "$BGP_VIP/32" >"$RESULTS/birdc-route.txt" 2>&1
+in_ns router ip route show "$BGP_VIP" >"$RESULTS/router-kernel-route.txt" 2>&1 # the ECMP route
 check "BGP route in BIRD, both hops" "via 172.30.0.11 via 172.30.0.12" "${hops:-none}" \
     $([ "$hops" = "via 172.30.0.11 via 172.30.0.12" ]; echo $?)
 seen=$(poll 15 '^pod[12]a$' client curl -s -m 2 "http://$BGP_VIP/")
