@@ -17,12 +17,12 @@ use foca::{
     AccumulatingRuntime, Foca, Member, NoCustomBroadcast, OwnedNotification, PostcardCodec, Timer,
 };
 use rand::rngs::SmallRng;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{RngExt, SeedableRng};
 
 use crate::identity::NodeId;
 use crate::membership::{Action, Membership, MembershipConfig};
-use crate::sync::{self, QUICK_SYNC, SYNC_PERIOD, Sync};
+use crate::sync::{self, MIN_SYNC_GAP, QUICK_SYNC, STATE_REPLIES_PER_SECOND, SYNC_PERIOD, Sync};
 
 type Swim = Foca<NodeId, PostcardCodec, SmallRng, NoCustomBroadcast>;
 
@@ -50,17 +50,24 @@ pub(crate) enum Invalid {
 /// them going (a handful more sends per update in a small cluster).
 const SIZED_FOR_AT_LEAST: usize = 16;
 const INDIRECT: usize = 5;
+/// The most nodes a repair compares views with at once.
+const REPAIR_TARGETS: usize = 8;
 
 /// foca's settings for `timing` and `members` live nodes (this one included): updates are
-/// sent about 4·log10(n+1) times (memberlist's rule), and the periodic gossip, a few times
-/// per probe period, reaches more members as the cluster grows.
+/// sent about 4·log10(n+1) times and suspicion lasts the suspect timeout times log10(n)
+/// (at least once), memberlist's rules; the periodic gossip, a few times per probe period,
+/// reaches more members as the cluster grows.
 pub(crate) fn foca_config(timing: &GossipTiming, members: usize) -> foca::Config {
     let members = members.max(SIZED_FOR_AT_LEAST);
     let size = NonZeroU32::new(members as u32).unwrap_or(NonZeroU32::MIN);
     let mut config = foca::Config::new_lan(size);
     config.probe_period = std::time::Duration::from_millis(timing.probe_interval_ms);
     config.probe_rtt = std::time::Duration::from_millis(timing.probe_timeout_ms);
-    config.suspect_to_down_after = std::time::Duration::from_millis(timing.suspect_timeout_ms);
+    // memberlist's rule: suspicion grows with log10 of the size, so that a suspect has
+    // time to hear of it and refute it before the whole cluster declares it down.
+    let scale = (members as f64).log10().max(1.0);
+    config.suspect_to_down_after =
+        std::time::Duration::from_millis(timing.suspect_timeout_ms).mul_f64(scale);
     config.max_packet_size = NonZeroUsize::new(sync::MAX_PAYLOAD - 1).expect("non-zero");
     config.num_indirect_probes = NonZeroUsize::new(INDIRECT).expect("non-zero");
     // ceil(log2(n)) - 2, at least 3: 3 up to 32 members, 4 at 64, 5 at 128.
@@ -83,8 +90,13 @@ pub(crate) struct GossipNode {
     rng: SmallRng,
     next_sync: Instant,
     /// The view hash sent in the last periodic digest: a view that moved from it is
-    /// compared again within [`QUICK_SYNC`].
+    /// compared again within [`QUICK_SYNC`], but not within [`MIN_SYNC_GAP`] of the last.
     synced_hash: u64,
+    last_sync: Option<Instant>,
+    /// Full states this node may still send in answer to digests (a token bucket refilled
+    /// at [`STATE_REPLIES_PER_SECOND`]), and when it was last refilled.
+    state_replies: f64,
+    refilled_at: Instant,
     last_repair: Option<Instant>,
     /// The live member count foca's settings were last sized for.
     sized_for: usize,
@@ -131,6 +143,9 @@ impl GossipNode {
             rng,
             next_sync: first_sync,
             synced_hash: 0,
+            last_sync: None,
+            state_replies: STATE_REPLIES_PER_SECOND,
+            refilled_at: now,
             last_repair: None,
             sized_for: 1,
         }
@@ -178,7 +193,7 @@ impl GossipNode {
                 .map_err(Invalid::Swim),
             Some((&SYNC, message)) => match sync::decode(message) {
                 Some(message) => {
-                    self.on_sync(from, message);
+                    self.on_sync(from, message, now);
                     Ok(())
                 }
                 None => Err(Invalid::Sync),
@@ -216,7 +231,7 @@ impl GossipNode {
         }
         self.membership.handle_timeout(now, self.live_addrs());
         if now >= self.next_sync {
-            self.sync_with_random_member();
+            self.sync_with_random_member(now);
             let jitter = self.rng.random_range(0.9..1.1);
             self.next_sync = now + SYNC_PERIOD.mul_f64(jitter);
         }
@@ -230,30 +245,43 @@ impl GossipNode {
         self.settle(now);
     }
 
-    /// Compares views with every node known, live or down, and every join target, now:
-    /// the answer to a sign of a split view (an L2 conflict). At most once a sync period.
-    pub(crate) fn repair(&mut self, now: Instant) {
+    /// Compares views now with the nodes most likely on the other side of a split: those
+    /// this node counts down, its join targets, and a few live members ([`REPAIR_TARGETS`]
+    /// at most) — the answer to a sign of a split view (an L2 conflict). At most once a
+    /// sync period; returns whether it compared.
+    pub(crate) fn repair(&mut self, now: Instant) -> bool {
         if self
             .last_repair
             .is_some_and(|last| now.saturating_duration_since(last) < SYNC_PERIOD)
         {
-            return;
+            return false;
         }
         self.last_repair = Some(now);
-        let mut targets: Vec<SocketAddr> = self
+        let me = self.me().addr;
+        let mut down: Vec<SocketAddr> = self
             .swim
             .iter_membership_state()
+            .filter(|m| m.state() == foca::State::Down)
             .map(|m| m.id().addr)
             .chain(self.membership.join_targets().iter().copied())
-            .filter(|addr| *addr != self.me().addr)
+            .filter(|addr| *addr != me)
             .collect();
-        targets.sort();
-        targets.dedup();
+        down.sort();
+        down.dedup();
+        down.shuffle(&mut self.rng);
+        let mut live = self.live_addrs();
+        live.shuffle(&mut self.rng);
+        let some_live: Vec<SocketAddr> = live.into_iter().take(3).collect();
+        down.retain(|addr| !some_live.contains(addr));
+        let mut targets = some_live;
+        targets.extend(down);
+        targets.truncate(REPAIR_TARGETS);
         let digest = self.digest();
         for target in targets {
             self.send_sync(target, &digest);
         }
         self.settle(now);
+        true
     }
 
     /// Tells the cluster this node leaves.
@@ -269,23 +297,43 @@ impl GossipNode {
         self.outbox.pop_front()
     }
 
-    fn on_sync(&mut self, from: SocketAddr, message: Sync) {
+    fn on_sync(&mut self, from: SocketAddr, message: Sync, now: Instant) {
         match message {
             Sync::Digest(theirs) => {
-                if theirs != self.view_hash() {
+                if theirs != self.view_hash() && self.take_state_reply(now) {
                     self.send_state(from, true);
                 }
             }
             Sync::State { reply, members } => {
-                // Placeholders stand for an address, not a node: never a member.
+                // Placeholders stand for an address, not a node: never a member. What is
+                // learned here is not gossiped on: the others repair by their own syncs,
+                // and a joiner's whole list would otherwise become dozens of updates.
                 let known = members.into_iter().filter(|m| !m.id().name.is_empty());
-                if let Err(error) = self.swim.apply_many(known, true, &mut self.runtime) {
+                if let Err(error) = self.swim.apply_many(known, false, &mut self.runtime) {
                     tracing::debug!(%error, "gossip: foca refused a synced state");
                 }
                 if reply {
                     self.send_state(from, false);
                 }
             }
+        }
+    }
+
+    /// Takes one full-state reply from the budget, if one is left: a node many ask at once
+    /// (a seed when a cluster starts, any node in a storm of view changes) answers some
+    /// now and the rest at their next sync, rather than flooding itself and the network.
+    fn take_state_reply(&mut self, now: Instant) -> bool {
+        let elapsed = now
+            .saturating_duration_since(self.refilled_at)
+            .as_secs_f64();
+        self.refilled_at = now;
+        self.state_replies =
+            (self.state_replies + elapsed * STATE_REPLIES_PER_SECOND).min(STATE_REPLIES_PER_SECOND);
+        if self.state_replies >= 1.0 {
+            self.state_replies -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
@@ -298,7 +346,8 @@ impl GossipNode {
     }
 
     /// Sends a digest to one random live member.
-    fn sync_with_random_member(&mut self) {
+    fn sync_with_random_member(&mut self, now: Instant) {
+        self.last_sync = Some(now);
         let live = self.live_addrs();
         self.synced_hash = self.view_hash();
         if let Some(target) = live.choose(&mut self.rng).copied() {
@@ -357,7 +406,10 @@ impl GossipNode {
                 Err(error) => tracing::debug!(%error, "gossip: foca kept its settings"),
             }
         }
-        let quick = now + QUICK_SYNC;
+        let quick = match self.last_sync {
+            Some(last) => (now + QUICK_SYNC).max(last + MIN_SYNC_GAP),
+            None => now + QUICK_SYNC,
+        };
         if self.next_sync > quick && self.view_hash() != self.synced_hash {
             self.next_sync = quick;
         }

@@ -53,9 +53,7 @@ impl Gossip {
             .listen
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7946)));
         let auth = Auth::new(Auth::read_keys(gossip.secret_file.as_deref())?);
-        let socket = UdpSocket::bind(listen)
-            .await
-            .map_err(|e| ClusterError::Bind(listen, e))?;
+        let socket = bind_socket(listen).map_err(|e| ClusterError::Bind(listen, e))?;
         let addr = socket.local_addr().map_err(ClusterError::Io)?;
         let bump = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -216,12 +214,8 @@ impl Driver {
             .iter()
             .map(|v| v.conflicts)
             .sum();
-        if conflicts > self.conflicts_seen {
-            tracing::info!(
-                conflicts,
-                "gossip: L2 conflict heard, comparing views with every node"
-            );
-            self.node.repair(Instant::now());
+        if conflicts > self.conflicts_seen && self.node.repair(Instant::now()) {
+            tracing::info!(conflicts, "gossip: L2 conflict heard, comparing views now");
         }
         self.conflicts_seen = conflicts;
     }
@@ -257,14 +251,15 @@ impl Driver {
             self.node.joining(now),
         );
         set.forming = self.node.forming(now);
-        let before = self.inputs.members.load();
-        if changed_members(&before, &set) {
+        let changes = membership_changes(&self.inputs.members.load(), &set);
+        if !changes.is_empty() {
             let at = wall_clock_ms();
             let alive = set.live_names().count();
             tracing::info!(
                 members = set.members.len(),
                 live = alive,
                 at_unix_ms = at,
+                changes = %changes.join(", "),
                 "gossip: membership changed"
             );
             metrics::record_change(at);
@@ -277,16 +272,51 @@ impl Driver {
     }
 }
 
-/// Whether the names or states of the members differ (a digest change alone is not a
+/// The members that came, went, or changed between live and down, as "name state" ("gone"
+/// for one no longer listed); empty when none did (a digest change alone is not a
 /// membership change).
-fn changed_members(before: &MemberSet, after: &MemberSet) -> bool {
-    let key = |set: &MemberSet| -> Vec<(String, bool)> {
+fn membership_changes(before: &MemberSet, after: &MemberSet) -> Vec<String> {
+    let live = |set: &MemberSet, name: &str| {
         set.members
             .iter()
-            .map(|m| (m.name.clone(), m.state.is_live()))
-            .collect()
+            .find(|m| m.name == name)
+            .map(|m| m.state.is_live())
     };
-    key(before) != key(after)
+    let names: BTreeSet<&str> = before
+        .members
+        .iter()
+        .chain(&after.members)
+        .map(|m| m.name.as_str())
+        .collect();
+    names
+        .into_iter()
+        .filter_map(|name| match (live(before, name), live(after, name)) {
+            (was, now) if was == now => None,
+            (_, Some(true)) => Some(format!("{name} live")),
+            (_, Some(false)) => Some(format!("{name} down")),
+            (_, None) => Some(format!("{name} gone")),
+        })
+        .collect()
+}
+
+/// The size asked for the socket's receive buffer: a burst of full states (a node many
+/// sync with at once) must not crowd out the probes that arrive with it. The kernel caps
+/// it at `net.core.rmem_max`.
+const RECEIVE_BUFFER: usize = 4 << 20;
+
+/// A UDP socket bound to `listen` with a large receive buffer.
+fn bind_socket(listen: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(listen),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if let Err(error) = socket.set_recv_buffer_size(RECEIVE_BUFFER) {
+        tracing::debug!(%error, "gossip: receive buffer left at its default");
+    }
+    socket.bind(&listen.into())?;
+    socket.set_nonblocking(true)?;
+    UdpSocket::from_std(socket.into())
 }
 
 /// Reads the keys of `config` again; a file that cannot be read keeps the keys in use (the
@@ -308,4 +338,40 @@ fn wall_clock_ms() -> u64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|since| since.as_millis() as u64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use dockline_model::{Member, MemberState};
+
+    use super::*;
+
+    fn set(members: &[(&str, MemberState)]) -> MemberSet {
+        MemberSet::new(
+            members
+                .iter()
+                .map(|(name, state)| Member {
+                    name: (*name).into(),
+                    internal_ip: [10, 0, 0, 1].into(),
+                    state: *state,
+                    shared_digest: String::new(),
+                    config_revision: None,
+                    announces_l2: true,
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn membership_changes_name_who_came_went_or_changed_liveness_only() {
+        use MemberState::{Alive, Down, Suspect};
+        let before = set(&[("a", Alive), ("b", Alive), ("c", Alive), ("d", Down)]);
+        let after = set(&[("a", Suspect), ("b", Down), ("d", Alive), ("e", Alive)]);
+        assert_eq!(
+            membership_changes(&before, &after),
+            ["b down", "c gone", "d live", "e live"],
+            "alive to suspect is no change: both are live"
+        );
+        assert!(membership_changes(&after, &after).is_empty());
+    }
 }

@@ -11,7 +11,9 @@
 //!
 //! In a settled cluster this costs one small packet per node and period; a full exchange
 //! happens only while views differ. A node whose own view changed compares again within
-//! [`QUICK_SYNC`] rather than a whole period. The same exchange gives a joining node the whole member
+//! [`QUICK_SYNC`] rather than a whole period, but never twice within [`MIN_SYNC_GAP`], and
+//! answers at most [`STATE_REPLIES_PER_SECOND`] digests with its state: when many views
+//! change at once, syncing must not become the load that makes them change. The same exchange gives a joining node the whole member
 //! list from its seed at once, and heals a split view on demand (an L2 conflict).
 
 use std::time::Duration;
@@ -29,6 +31,12 @@ pub(crate) const SYNC_PERIOD: Duration = Duration::from_secs(1);
 /// How soon a node compares views again after its own view changed (and at the start):
 /// a change is often half known, and the other half is then fetched at once.
 pub(crate) const QUICK_SYNC: Duration = Duration::from_millis(200);
+
+/// The shortest time between two periodic comparisons of one node, quick ones included.
+pub(crate) const MIN_SYNC_GAP: Duration = Duration::from_millis(500);
+
+/// How many full states a node sends per second at most in answer to digests.
+pub(crate) const STATE_REPLIES_PER_SECOND: f64 = 8.0;
 
 /// The largest payload a node sends, foca's packets included: under a 1500-byte MTU with
 /// the IP, UDP and authentication headers added.
