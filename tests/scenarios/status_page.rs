@@ -1,8 +1,8 @@
 //! The status page at `/`, opened in headless Chromium inside a node's namespace: two
 //! nodes with gossip and one L2 VIP, a backend with a TCP health check. The DOM must show
-//! the VIP's owner as `/status` computes it, the endpoint going down when its backend
-//! stops, and the new owner after the old one is killed. The last screenshot is saved
-//! under target/ for a person to look at.
+//! the VIP's owner as `/status` computes it, the pod network's mode and route, the endpoint
+//! going down when its backend stops, and the new owner after the old one is killed. The
+//! last screenshot is saved under target/ for a person to look at.
 
 // Test helpers fail the test by panicking, as the tests themselves do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -147,6 +147,10 @@ fn the_page_shows_the_vip_owner_and_an_endpoint_going_down_in_a_browser() {
         assert_eq!(owner_cell(&dom), Some(expected.as_str()), "{dom}");
         assert_eq!(endpoint_health(&dom), Some("passing"), "{dom}");
         assert!(dom.contains("<tr data-member=\"n1\">") && dom.contains("<tr data-member=\"n2\">"));
+        // The pod network (Classic, the default) with its route to the other node's pods.
+        assert!(dom.contains("id=\"podnet-mode\">Classic</span>"), "{dom}");
+        let route = format!("<tr data-route=\"10.111.{}.0/24\">", 2 - i);
+        assert!(dom.contains(&route), "{route} in {dom}");
     }
 
     // The backend stops: the endpoint goes down on the page.

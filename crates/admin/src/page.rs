@@ -3,9 +3,11 @@
 //! external asset, so it works on an offline node), read-only, and reloads itself every
 //! few seconds.
 //!
-//! The page is a list of sections, each rendered from one part of the report; BGP sessions
-//! and the pod network get a section each once the report carries them. Rows carry
-//! `data-*` attributes naming what they show, for tests and for scripts that scrape.
+//! The page is a list of sections, each rendered from one part of the report (the BGP
+//! sessions and the pod network in [`network`]). Rows carry `data-*` attributes naming
+//! what they show, for tests and for scripts that scrape.
+
+mod network;
 
 use std::fmt::Write as _;
 
@@ -41,7 +43,9 @@ pub(crate) fn render(report: &StatusReport) -> String {
     header(&mut html, report);
     members(&mut html, report);
     vips(&mut html, report);
+    network::bgp(&mut html, report);
     services(&mut html, report);
+    network::podnet(&mut html, report);
     components(&mut html, report);
     config(&mut html, report);
     html.push_str("</body></html>\n");
@@ -305,12 +309,26 @@ mod tests {
             started_at: "2026-01-01T00:00:00.000Z".into(),
             uptime_seconds: 5,
             ready: true,
-            components: vec![ComponentReport {
-                name: "l2".into(),
-                state: "running".into(),
-                error: None,
-                status: None,
-            }],
+            components: vec![
+                ComponentReport {
+                    name: "l2".into(),
+                    state: "running".into(),
+                    error: None,
+                    status: None,
+                },
+                ComponentReport {
+                    name: "podnet".into(),
+                    state: "running".into(),
+                    error: None,
+                    status: Some(serde_json::json!({
+                        "mode": "VXLAN", "device": "dockline0", "mtu": 1450,
+                        "overlay_address": "10.111.1.1", "vteps": ["10.0.1.13"],
+                        "fdb_entries": 1,
+                        "routes": [{ "destination": "10.111.3.0/24", "gateway": "10.111.3.1" }],
+                        "unreachable": [], "drops": [["unknown_vtep", 2]],
+                    })),
+                },
+            ],
             config: ConfigReport {
                 source: "/etc/dockline/dockline.toml".into(),
                 config_digest: "ab".repeat(32),
@@ -364,8 +382,44 @@ mod tests {
                 conflicts: 0,
                 conflict_mac: None,
             }],
-            bgp_peers: vec![],
+            bgp_peers: vec![BgpPeerReport {
+                address: "10.0.0.1".parse().expect("ip"),
+                asn: 64512,
+                state: "Established".into(),
+                uptime_seconds: Some(303),
+                last_error: None,
+                prefixes_sent: 1,
+                advertised: vec!["203.0.113.10/32".into()],
+                updates_sent: 2,
+            }],
         }
+    }
+
+    #[test]
+    fn the_page_shows_each_bgp_session_with_what_it_advertises() {
+        let page = render(&report());
+        assert!(
+            page.contains("<tr data-peer=\"10.0.0.1\" data-state=\"Established\">"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<td data-prefixes=\"1\">203.0.113.10/32</td>"),
+            "{page}"
+        );
+        assert!(page.contains("<td>5m 03s</td>"), "{page}");
+    }
+
+    #[test]
+    fn the_page_shows_the_pod_network_mode_with_its_vteps_and_routes() {
+        let page = render(&report());
+        assert!(page.contains("id=\"podnet-mode\">VXLAN</span>"), "{page}");
+        assert!(page.contains("MTU 1450"), "{page}");
+        assert!(page.contains("<tr data-vtep=\"10.0.1.13\">"), "{page}");
+        assert!(
+            page.contains("<tr data-route=\"10.111.3.0/24\"><td>route</td><td>10.111.3.0/24</td><td>via 10.111.3.1</td>"),
+            "{page}"
+        );
+        assert!(page.contains("<tr data-drop=\"unknown_vtep\">"), "{page}");
     }
 
     #[test]

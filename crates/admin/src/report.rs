@@ -59,6 +59,9 @@ pub struct BgpPeerReport {
     pub last_error: Option<String>,
     /// Prefixes the router has from this node.
     pub prefixes_sent: usize,
+    /// Those prefixes, in CIDR notation, sorted.
+    #[serde(default)]
+    pub advertised: Vec<String>,
     /// UPDATE messages sent on the session.
     pub updates_sent: u64,
 }
@@ -381,6 +384,7 @@ impl StatusReport {
                         .map(|at| at.elapsed().map_or(0, |d| d.as_secs())),
                     last_error: peer.last_error,
                     prefixes_sent: peer.prefixes_sent,
+                    advertised: peer.advertised,
                     updates_sent: peer.updates_sent,
                 })
                 .collect(),

@@ -120,6 +120,8 @@ pub struct BgpPeerRecord {
     pub last_error: Option<String>,
     /// Prefixes the router has from this node.
     pub prefixes_sent: usize,
+    /// Those prefixes, in CIDR notation, sorted.
+    pub advertised: Vec<String>,
     /// UPDATE messages sent on the session.
     pub updates_sent: u64,
 }

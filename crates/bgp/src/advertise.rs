@@ -152,6 +152,11 @@ impl Advertised {
         self.routes.len()
     }
 
+    /// The prefixes the router has from this session, in order.
+    pub fn prefixes(&self) -> impl Iterator<Item = &IpNet> {
+        self.routes.keys()
+    }
+
     /// The router has nothing from this session.
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()

@@ -465,6 +465,11 @@ impl PeerTask {
             established_at: self.established_at.filter(|_| state == State::Established),
             last_error: self.session.last_error().map(str::to_owned),
             prefixes_sent: self.advertised.len(),
+            advertised: self
+                .advertised
+                .prefixes()
+                .map(ToString::to_string)
+                .collect(),
             updates_sent: self.updates_sent,
         };
         if self.reported.as_ref() != Some(&status) {
