@@ -40,6 +40,7 @@ declare -A needs=(
     [vtysh]=frr
     [etcd]=etcd-server
     [etcdctl]=etcd-client
+    [openssl]=openssl
     [protoc]=protobuf-compiler
     [sysctl]=procps
     [ethtool]=ethtool

@@ -7,7 +7,7 @@
 // Test helpers fail the test by panicking, as the tests themselves do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -151,24 +151,7 @@ impl Fleet {
 
     /// `dockline config push` of `text` from node `i`.
     fn push(&self, i: usize, text: &str) -> Output {
-        let file = self.lab.dir().join(format!("push-{}.toml", unique()));
-        std::fs::write(&file, text).unwrap();
-        let local = self.locals[i].display().to_string();
-        // Validated as node i's reload would be, with its environment.
-        let [listen, seeds] = gossip_env(i).map(|(key, value)| format!("{key}={value}"));
-        self.nodes[i].exec(
-            "env",
-            &[
-                &listen,
-                &seeds,
-                DOCKLINE,
-                "config",
-                "push",
-                "--config",
-                &local,
-                &file.display().to_string(),
-            ],
-        )
+        push_from(self.lab.dir(), &self.nodes[i], i, &self.locals[i], text)
     }
 
     /// A push that must succeed; the revision it printed.
@@ -191,6 +174,27 @@ impl Fleet {
             .env(seeds_key, &seeds)
             .start(&mut self.lab)
     }
+}
+
+/// `dockline config push` of `text` (written to a file in `dir`) from `ns`, with `local` as the local file of node `i`:
+/// validated as node i's reload would be, with its environment.
+fn push_from(dir: &Path, ns: &Netns, i: usize, local: &Path, text: &str) -> Output {
+    let file = dir.join(format!("push-{}.toml", unique()));
+    std::fs::write(&file, text).unwrap();
+    let [listen, seeds] = gossip_env(i).map(|(key, value)| format!("{key}={value}"));
+    ns.exec(
+        "env",
+        &[
+            &listen,
+            &seeds,
+            DOCKLINE,
+            "config",
+            "push",
+            "--config",
+            &local.display().to_string(),
+            &file.display().to_string(),
+        ],
+    )
 }
 
 /// Node i's gossip address and seeds (the other nodes): they differ per node, so they come
@@ -463,4 +467,274 @@ fn of_two_concurrent_pushes_one_wins_and_the_other_gets_a_conflict() {
         conflicts > 0,
         "20 pairs of concurrent pushes never conflicted"
     );
+}
+
+/// The one etcd member of the TLS test: https only, and a client certificate required.
+const TLS_MEMBER: &str = "172.30.0.21";
+
+/// Runs `openssl ARGS` (split at spaces) in `dir`, where the keys and certificates go.
+fn openssl(dir: &Path, args: &str) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args.split_whitespace())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (ca.pem), and signed by it a server certificate for the etcd member's address
+/// (server.pem, server.key) and a client certificate (client.pem, client.key).
+fn make_certificates(dir: &Path) {
+    openssl(
+        dir,
+        "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=dockline-lab-ca \
+         -keyout ca.key -out ca.pem",
+    );
+    let uses = [
+        (
+            "server",
+            format!("subjectAltName=IP:{TLS_MEMBER}\nextendedKeyUsage=serverAuth,clientAuth\n"),
+        ),
+        ("client", "extendedKeyUsage=clientAuth\n".to_owned()),
+    ];
+    for (name, extensions) in uses {
+        std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
+        openssl(
+            dir,
+            &format!(
+                "req -newkey rsa:2048 -nodes -subj /CN=dockline-{name} \
+                 -keyout {name}.key -out {name}.csr"
+            ),
+        );
+        openssl(
+            dir,
+            &format!(
+                "x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+                 -extfile {name}.ext -out {name}.pem"
+            ),
+        );
+    }
+}
+
+/// Who a local file of the TLS test connects as.
+struct Credentials<'a> {
+    username: &'a str,
+    password: &'a str,
+    client_certificate: bool,
+}
+
+/// Node 1's local file for the TLS member, connecting as `credentials`.
+fn tls_local(dir: &Path, name: &str, credentials: &Credentials) -> PathBuf {
+    let password_file = dir.join(format!("{name}.password"));
+    std::fs::write(&password_file, format!("{}\n", credentials.password)).unwrap();
+    let mut text = format!(
+        "[node]\nname = \"n1\"\ninternal_ip = \"{}\"\n[source]\nkind = \"etcd\"\n\
+         endpoints = [\"https://{TLS_MEMBER}:2379\"]\ncache_dir = \"{}\"\n\
+         ca_file = \"{}\"\nusername = \"{}\"\npassword_file = \"{}\"\n",
+        NODES[0],
+        dir.join(format!("{name}-cache")).display(),
+        dir.join("ca.pem").display(),
+        credentials.username,
+        password_file.display(),
+    );
+    if credentials.client_certificate {
+        text.push_str(&format!(
+            "cert_file = \"{}\"\nkey_file = \"{}\"\n",
+            dir.join("client.pem").display(),
+            dir.join("client.key").display()
+        ));
+    }
+    let local = dir.join(format!("{name}-local.toml"));
+    std::fs::write(&local, text).unwrap();
+    local
+}
+
+#[test]
+fn over_tls_with_etcd_auth_a_reader_node_follows_only_a_writer_pushes_and_bad_credentials_fail_clearly()
+ {
+    let mut lab = Lab::new("etcd-tls");
+    let lan = lab.switch("lan");
+    let member = lab.host(&lan, "etcd1", &[&format!("{TLS_MEMBER}/24")]);
+    let node = lab.host(&lan, "n1", &[&format!("{}/24", NODES[0])]);
+    let dir = lab.dir().to_owned();
+    make_certificates(&dir);
+    let file = |name: &str| dir.join(name).display().to_string();
+    let client_url = format!("https://{TLS_MEMBER}:2379");
+    let peer_url = format!("http://{TLS_MEMBER}:2380");
+    let args = [
+        "--name",
+        "e1",
+        "--data-dir",
+        &file("etcd-data"),
+        "--listen-client-urls",
+        &client_url,
+        "--advertise-client-urls",
+        &client_url,
+        "--listen-peer-urls",
+        &peer_url,
+        "--initial-advertise-peer-urls",
+        &peer_url,
+        "--initial-cluster",
+        &format!("e1={peer_url}"),
+        "--client-cert-auth",
+        "--trusted-ca-file",
+        &file("ca.pem"),
+        "--cert-file",
+        &file("server.pem"),
+        "--key-file",
+        &file("server.key"),
+    ];
+    let _etcd = lab.spawn(&member, "etcd", &args);
+
+    // etcdctl over TLS with the client certificate; as root once authentication is on.
+    let etcdctl = |args: &[&str]| {
+        let endpoint = format!("--endpoints={client_url}");
+        let tls = [
+            format!("--cacert={}", file("ca.pem")),
+            format!("--cert={}", file("client.pem")),
+            format!("--key={}", file("client.key")),
+        ];
+        let mut all = vec![endpoint.as_str(), "--command-timeout=2s"];
+        all.extend(tls.iter().map(String::as_str));
+        all.extend_from_slice(args);
+        node.exec("etcdctl", &all)
+    };
+    wait_until(Duration::from_secs(20), "etcd answering over TLS", || {
+        etcdctl(&["endpoint", "health"]).status.success()
+    });
+    // The roles the README gives: read on the prefix for nodes, readwrite for pushes.
+    let setup: [&[&str]; 11] = [
+        &["user", "add", "root", "--new-user-password=root-secret"],
+        &["user", "grant-role", "root", "root"],
+        &["role", "add", "dockline-reader"],
+        &[
+            "role",
+            "grant-permission",
+            "--prefix=true",
+            "dockline-reader",
+            "read",
+            "/dockline/",
+        ],
+        &["role", "add", "dockline-writer"],
+        &[
+            "role",
+            "grant-permission",
+            "--prefix=true",
+            "dockline-writer",
+            "readwrite",
+            "/dockline/",
+        ],
+        &[
+            "user",
+            "add",
+            "node-reader",
+            "--new-user-password=reader-secret",
+        ],
+        &["user", "grant-role", "node-reader", "dockline-reader"],
+        &[
+            "user",
+            "add",
+            "operator",
+            "--new-user-password=writer-secret",
+        ],
+        &["user", "grant-role", "operator", "dockline-writer"],
+        &["auth", "enable"],
+    ];
+    for step in setup {
+        let out = etcdctl(step);
+        assert!(out.status.success(), "etcdctl {step:?}: {out:?}");
+    }
+    let unauthenticated = etcdctl(&["get", KEY]);
+    assert!(!unauthenticated.status.success(), "{unauthenticated:?}");
+
+    let reader = Credentials {
+        username: "node-reader",
+        password: "reader-secret",
+        client_certificate: true,
+    };
+    let reader_local = tls_local(&dir, "reader", &reader);
+    let writer_local = tls_local(
+        &dir,
+        "writer",
+        &Credentials {
+            username: "operator",
+            password: "writer-secret",
+            client_certificate: true,
+        },
+    );
+    let push_as = |local: &Path, text: &str| push_from(&dir, &node, 0, local, text);
+
+    // The writer pushes; a node reading as the reader starts on it and follows the next.
+    let out = push_as(&writer_local, &shared(1));
+    assert!(out.status.success(), "{out:?}");
+    let first = revision_in(&String::from_utf8_lossy(&out.stdout));
+    let [(listen_key, listen), (seeds_key, seeds)] = gossip_env(0);
+    let daemon = Daemon::builder(DOCKLINE, &node)
+        .config_file(&reader_local)
+        .env(listen_key, &listen)
+        .env(seeds_key, &seeds)
+        .start(&mut lab);
+    assert_eq!(revision_of(&daemon), Some(first));
+    let out = push_as(&writer_local, &shared(2));
+    assert!(out.status.success(), "{out:?}");
+    let second = revision_in(&String::from_utf8_lossy(&out.stdout));
+    applied_everywhere(
+        std::slice::from_ref(&daemon),
+        second,
+        Duration::from_secs(5),
+    );
+    assert_eq!(services_of(&daemon), 2);
+
+    // The reader may read but not write: its push is refused, nothing changes.
+    let out = push_as(&reader_local, &shared(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert!(stderr.contains("needs readwrite"), "{stderr}");
+    let local = reader_local.display().to_string();
+    let got = node.exec(DOCKLINE, &["config", "get", "--config", &local]);
+    let stdout = String::from_utf8_lossy(&got.stdout);
+    assert!(
+        stdout.starts_with(&format!("# {KEY} at revision {second}\n")),
+        "{got:?}"
+    );
+    assert_eq!(revision_of(&daemon), Some(second));
+
+    // A wrong password and a missing client certificate fail with the reason.
+    let wrong_password = tls_local(
+        &dir,
+        "wrong-password",
+        &Credentials {
+            password: "not-the-secret",
+            ..reader
+        },
+    );
+    let out = push_as(&wrong_password, &shared(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr.contains("authentication failed"), "{stderr}");
+    let no_certificate = tls_local(
+        &dir,
+        "no-certificate",
+        &Credentials {
+            client_certificate: false,
+            ..reader
+        },
+    );
+    let out = push_as(&no_certificate, &shared(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr.contains("set source.cert_file"), "{stderr}");
+
+    // A node with a wrong password and no cache refuses to start, saying why.
+    let log = Daemon::builder(DOCKLINE, &node)
+        .config_file(&wrong_password)
+        .admin("127.0.0.1:9471")
+        .start_expecting_failure(&mut lab);
+    assert!(log.contains("authentication failed"), "{log}");
+    assert_eq!(revision_of(&daemon), Some(second));
 }

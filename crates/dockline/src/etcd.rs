@@ -70,11 +70,52 @@ pub(crate) async fn connect(source: &ConfigSource) -> anyhow::Result<Client> {
                 PREFERRED_MEMBER.store(member, Ordering::Relaxed);
                 return Ok(client);
             }
+            // Every member checks the same credentials: no other one would take them.
+            Ok(Err(error)) if refused(&error) => {
+                return Err(anyhow::Error::new(error).context(format!(
+                    "etcd at {endpoint} refused source.username {:?}",
+                    source.username.as_deref().unwrap_or_default()
+                )));
+            }
+            Ok(Err(error)) if may_lack_client_certificate(source, endpoint, &error) => {
+                failures.push(format!(
+                    "{endpoint}: {error} (if etcd requires client certificates \
+                     (--client-cert-auth), set source.cert_file and source.key_file)"
+                ));
+            }
             Ok(Err(error)) => failures.push(format!("{endpoint}: {error}")),
             Err(_) => failures.push(format!("{endpoint}: no answer within {CONNECT_TIMEOUT:?}")),
         }
     }
     bail!("cannot reach etcd: {}", failures.join("; "))
+}
+
+/// Whether etcd answered and refused who the client is or what it asked: its own messages
+/// for a wrong user or password and for a missing permission. Trying again cannot help.
+pub(crate) fn refused(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::GRpcStatus(status) => [
+            "etcdserver: authentication failed",
+            "etcdserver: permission denied",
+        ]
+        .iter()
+        .any(|refusal| status.message().starts_with(refusal)),
+        _ => false,
+    }
+}
+
+/// Whether a TLS connection without a client certificate failed after the member accepted
+/// it: a member that wants one (`--client-cert-auth`) sends a bad-certificate alert, or (TLS
+/// 1.3, where the client finishes the handshake first) just closes, which the client sees
+/// as a broken pipe, a reset or a cancelled request, depending on timing.
+fn may_lack_client_certificate(
+    source: &ConfigSource,
+    endpoint: &str,
+    error: &etcd_client::Error,
+) -> bool {
+    source.cert_file.is_none()
+        && endpoint.starts_with("https://")
+        && !format!("{error:?}").contains("ConnectionRefused")
 }
 
 fn connect_options(source: &ConfigSource) -> anyhow::Result<ConnectOptions> {
@@ -155,11 +196,14 @@ pub(crate) async fn compare_and_put(
         .when([unchanged])
         .and_then([TxnOp::put(key, text, None)])
         .or_else([TxnOp::get(key, None)]);
-    let response = client
-        .txn(txn)
-        .await
-        .with_context(|| format!("cannot write {key} to etcd"))
-        .map_err(PushRefused::Failed)?;
+    let response = client.txn(txn).await.map_err(|error| {
+        let what = if refused(&error) {
+            format!("cannot write {key} to etcd: source.username needs readwrite on it")
+        } else {
+            format!("cannot write {key} to etcd")
+        };
+        PushRefused::Failed(anyhow::Error::new(error).context(what))
+    })?;
     let revision = response.header().map_or(0, |header| header.revision());
     if response.succeeded() {
         return Ok(revision);

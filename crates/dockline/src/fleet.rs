@@ -129,12 +129,20 @@ async fn push(
     }
 }
 
+/// Whether etcd itself refused the user or the request (see [`etcd::refused`]).
+fn refused(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<etcd_client::Error>()
+        .is_some_and(etcd::refused)
+}
+
 /// How long a command retries reaching etcd and reading the key: long enough for a leader
 /// election after a member is lost.
 const READ_PATIENCE: Duration = Duration::from_secs(5);
 
-/// A client and the document at `key`, retried until [`READ_PATIENCE`] runs out. Only the
-/// read is retried: a write that failed is reported, never repeated blindly.
+/// A client and the document at `key`, retried until [`READ_PATIENCE`] runs out, unless etcd
+/// refused the credentials. Only the read is retried: a write that failed is reported, never
+/// repeated blindly.
 async fn connect_and_read(
     settings: &ConfigSource,
     key: &str,
@@ -148,7 +156,7 @@ async fn connect_and_read(
         };
         match attempt.await {
             Ok(read) => return Ok(read),
-            Err(error) if Instant::now() >= deadline => return Err(error),
+            Err(error) if Instant::now() >= deadline || refused(&error) => return Err(error),
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
