@@ -307,9 +307,18 @@ fn start_file(
                     true
                 }
                 Some(()) = events.recv() => {
-                    tokio::time::sleep(SETTLE).await;
+                    // A SIGHUP (say, right after writing the file) loads at once instead of
+                    // waiting out the settle time.
+                    let forced = tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(SETTLE) => false,
+                        _ = hangup.recv() => {
+                            tracing::info!(trigger = "SIGHUP", "reloading config");
+                            true
+                        }
+                    };
                     while events.try_recv().is_ok() {}
-                    false
+                    forced
                 }
             };
             if loads.send(forced).is_err() {
