@@ -25,8 +25,13 @@ use tokio_util::sync::CancellationToken;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A request to a member that went away fails after this long, so the client tries another.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-/// Pings on the connection find a dead member while the watch is idle.
-const KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// Pings on the connection find a member that went silent (its host gone, the link cut)
+/// while the watch is idle; a member that stops closes the connection at once. etcd drops a
+/// client that pings more often than its `--grpc-keepalive-min-time` (5 s by default) with
+/// no data in between, which would end an idle watch every few seconds.
+const KEEP_ALIVE: Duration = Duration::from_secs(6);
+/// How long a ping may go unanswered before the connection counts as dead.
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest wait between two reconnection attempts.
 const MAX_RETRY: Duration = Duration::from_secs(2);
 
@@ -122,7 +127,7 @@ fn connect_options(source: &ConfigSource) -> anyhow::Result<ConnectOptions> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(CONNECT_TIMEOUT)
         .with_timeout(REQUEST_TIMEOUT)
-        .with_keep_alive(KEEP_ALIVE, KEEP_ALIVE)
+        .with_keep_alive(KEEP_ALIVE, KEEP_ALIVE_TIMEOUT)
         .with_keep_alive_while_idle(true)
         // A member cut off from the quorum ends the watch instead of serving a stale view.
         .with_require_leader(true);
