@@ -36,8 +36,8 @@ fn mac(b: &[u8], at: usize) -> Mac {
     Mac(m)
 }
 
-/// The request in an Ethernet frame, or why the frame is not one to answer.
-pub fn parse_request(frame: &[u8]) -> Result<Request, Ignored> {
+/// The ARP packet of an Ethernet frame: Ethernet hardware and IPv4 addresses only.
+fn arp_packet(frame: &[u8]) -> Result<&[u8], Ignored> {
     if frame.len() < ETH_HEADER + ARP_LEN {
         return Err(Ignored::Truncated);
     }
@@ -45,10 +45,15 @@ pub fn parse_request(frame: &[u8]) -> Result<Request, Ignored> {
         return Err(Ignored::Foreign);
     }
     let arp = &frame[ETH_HEADER..];
-    // Ethernet hardware, IPv4 protocol, and the matching address lengths only.
     if be16(arp, 0) != 1 || be16(arp, 2) != 0x0800 || arp[4] != 6 || arp[5] != 4 {
         return Err(Ignored::Foreign);
     }
+    Ok(arp)
+}
+
+/// The request in an Ethernet frame, or why the frame is not one to answer.
+pub fn parse_request(frame: &[u8]) -> Result<Request, Ignored> {
+    let arp = arp_packet(frame)?;
     if be16(arp, 6) != OP_REQUEST {
         return Err(Ignored::NotRequest);
     }
@@ -100,13 +105,7 @@ pub fn request(mac: Mac, ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
 
 /// The sender of an ARP reply: who says it has which address.
 pub fn parse_reply(frame: &[u8]) -> Result<(Mac, Ipv4Addr), Ignored> {
-    if frame.len() < ETH_HEADER + ARP_LEN {
-        return Err(Ignored::Truncated);
-    }
-    let arp = &frame[ETH_HEADER..];
-    if be16(frame, 12) != ETHERTYPE_ARP || be16(arp, 0) != 1 || be16(arp, 2) != 0x0800 {
-        return Err(Ignored::Foreign);
-    }
+    let arp = arp_packet(frame)?;
     if be16(arp, 6) != OP_REPLY {
         return Err(Ignored::NotRequest);
     }
@@ -117,16 +116,7 @@ pub fn parse_reply(frame: &[u8]) -> Result<(Mac, Ipv4Addr), Ignored> {
 /// gratuitous request (sender and target address the same, RFC 5227 section 3). Probes
 /// (sender address 0.0.0.0) and ordinary requests claim nothing.
 pub fn parse_claim(frame: &[u8]) -> Result<(Mac, Ipv4Addr), Ignored> {
-    if frame.len() < ETH_HEADER + ARP_LEN {
-        return Err(Ignored::Truncated);
-    }
-    let arp = &frame[ETH_HEADER..];
-    if be16(frame, 12) != ETHERTYPE_ARP || be16(arp, 0) != 1 || be16(arp, 2) != 0x0800 {
-        return Err(Ignored::Foreign);
-    }
-    if arp[4] != 6 || arp[5] != 4 {
-        return Err(Ignored::Foreign);
-    }
+    let arp = arp_packet(frame)?;
     let (sender_mac, sender_ip, target_ip) = (mac(arp, 8), ipv4(arp, 14), ipv4(arp, 24));
     let claims = match be16(arp, 6) {
         OP_REPLY => true,

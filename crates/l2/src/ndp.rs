@@ -58,8 +58,19 @@ fn is_solicited_node(a: Ipv6Addr) -> bool {
     o[..11] == [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0] && o[11] == 1 && o[12] == 0xff
 }
 
-/// The solicitation in an Ethernet frame, or why the frame is not one to answer.
-pub fn parse_solicitation(frame: &[u8]) -> Result<Solicitation, Ignored> {
+/// A neighbour discovery message of one type, checked (sections 7.1.1 and 7.1.2: hop
+/// limit 255, so not forwarded; code 0; a valid checksum; a unicast target).
+struct Message<'f> {
+    eth_src: Mac,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    target: Ipv6Addr,
+    /// The options after the target.
+    options: &'f [u8],
+}
+
+/// The ICMPv6 message of type `kind` in an Ethernet frame, or why there is none.
+fn parse_message(frame: &[u8], kind: u8) -> Result<Message<'_>, Ignored> {
     if frame.len() < ETH_HEADER + IPV6_HEADER {
         return Err(Ignored::Truncated);
     }
@@ -77,14 +88,13 @@ pub fn parse_solicitation(frame: &[u8]) -> Result<Solicitation, Ignored> {
     let Some(icmp) = ip[IPV6_HEADER..].get(..payload_len) else {
         return Err(Ignored::Truncated);
     };
-    if icmp.first() != Some(&NEIGHBOR_SOLICITATION) {
+    if icmp.first() != Some(&kind) {
         return Err(Ignored::NotRequest);
     }
     if icmp.len() < 24 {
         return Err(Ignored::Truncated);
     }
     let (src, dst) = (ipv6(ip, 8), ipv6(ip, 24));
-    // Section 7.1.1: hop limit 255 (not forwarded), code 0, valid checksum, unicast target.
     if ip[7] != 255 || icmp[1] != 0 || checksum(src, dst, icmp) != 0 {
         return Err(Ignored::Malformed);
     }
@@ -92,29 +102,47 @@ pub fn parse_solicitation(frame: &[u8]) -> Result<Solicitation, Ignored> {
     if target.is_multicast() {
         return Err(Ignored::Malformed);
     }
-    let mut source_ll = None;
-    let mut options = &icmp[24..];
+    let mut eth_src = [0u8; 6];
+    eth_src.copy_from_slice(&frame[6..12]);
+    Ok(Message {
+        eth_src: Mac(eth_src),
+        src,
+        dst,
+        target,
+        options: &icmp[24..],
+    })
+}
+
+/// The link-layer address in the last option of type `kind`, if any; options of length
+/// zero or running past the end are malformed.
+fn link_layer_option(mut options: &[u8], kind: u8) -> Result<Option<Mac>, Ignored> {
+    let mut found = None;
     while !options.is_empty() {
         let len = usize::from(*options.get(1).ok_or(Ignored::Malformed)?) * 8;
         if len == 0 || len > options.len() {
             return Err(Ignored::Malformed);
         }
-        if options[0] == OPT_SOURCE_LL && len >= 8 {
+        if options[0] == kind && len >= 8 {
             let mut m = [0u8; 6];
             m.copy_from_slice(&options[2..8]);
-            source_ll = Some(Mac(m));
+            found = Some(Mac(m));
         }
         options = &options[len..];
     }
-    if src.is_unspecified() && (!is_solicited_node(dst) || source_ll.is_some()) {
+    Ok(found)
+}
+
+/// The solicitation in an Ethernet frame, or why the frame is not one to answer.
+pub fn parse_solicitation(frame: &[u8]) -> Result<Solicitation, Ignored> {
+    let ns = parse_message(frame, NEIGHBOR_SOLICITATION)?;
+    let source_ll = link_layer_option(ns.options, OPT_SOURCE_LL)?;
+    if ns.src.is_unspecified() && (!is_solicited_node(ns.dst) || source_ll.is_some()) {
         return Err(Ignored::Malformed);
     }
-    let mut eth_src = [0u8; 6];
-    eth_src.copy_from_slice(&frame[6..12]);
     Ok(Solicitation {
-        eth_src: Mac(eth_src),
-        src,
-        target,
+        eth_src: ns.eth_src,
+        src: ns.src,
+        target: ns.target,
         source_ll,
     })
 }
@@ -122,54 +150,9 @@ pub fn parse_solicitation(frame: &[u8]) -> Result<Solicitation, Ignored> {
 /// Who claims an address in a neighbour advertisement (section 4.4, validated per 7.1.2):
 /// the target link-layer address option, or the Ethernet source without one.
 pub fn parse_advertisement(frame: &[u8]) -> Result<(Mac, Ipv6Addr), Ignored> {
-    if frame.len() < ETH_HEADER + IPV6_HEADER {
-        return Err(Ignored::Truncated);
-    }
-    if u16::from_be_bytes([frame[12], frame[13]]) != ETHERTYPE_IPV6 {
-        return Err(Ignored::Foreign);
-    }
-    let ip = &frame[ETH_HEADER..];
-    if ip[0] >> 4 != 6 {
-        return Err(Ignored::Malformed);
-    }
-    if ip[6] != ICMPV6 {
-        return Err(Ignored::Foreign);
-    }
-    let payload_len = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-    let Some(icmp) = ip[IPV6_HEADER..].get(..payload_len) else {
-        return Err(Ignored::Truncated);
-    };
-    if icmp.first() != Some(&NEIGHBOR_ADVERTISEMENT) {
-        return Err(Ignored::NotRequest);
-    }
-    if icmp.len() < 24 {
-        return Err(Ignored::Truncated);
-    }
-    let (src, dst) = (ipv6(ip, 8), ipv6(ip, 24));
-    if ip[7] != 255 || icmp[1] != 0 || checksum(src, dst, icmp) != 0 {
-        return Err(Ignored::Malformed);
-    }
-    let target = ipv6(icmp, 8);
-    if target.is_multicast() {
-        return Err(Ignored::Malformed);
-    }
-    let mut eth_src = [0u8; 6];
-    eth_src.copy_from_slice(&frame[6..12]);
-    let mut claimer = Mac(eth_src);
-    let mut options = &icmp[24..];
-    while !options.is_empty() {
-        let len = usize::from(*options.get(1).ok_or(Ignored::Malformed)?) * 8;
-        if len == 0 || len > options.len() {
-            return Err(Ignored::Malformed);
-        }
-        if options[0] == OPT_TARGET_LL && len >= 8 {
-            let mut m = [0u8; 6];
-            m.copy_from_slice(&options[2..8]);
-            claimer = Mac(m);
-        }
-        options = &options[len..];
-    }
-    Ok((claimer, target))
+    let na = parse_message(frame, NEIGHBOR_ADVERTISEMENT)?;
+    let claimer = link_layer_option(na.options, OPT_TARGET_LL)?.unwrap_or(na.eth_src);
+    Ok((claimer, na.target))
 }
 
 fn multicast_mac(a: Ipv6Addr) -> Mac {

@@ -102,7 +102,7 @@ pub fn owners(snapshot: &Snapshot, health: &HealthVerdicts, members: &MemberSet)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{lb, members, snapshot};
+    use crate::testing::{cluster_vips, lb, members, snapshot};
     use dockline_model::MemberState;
 
     fn owner_of(o: &VipOwners, ip: &str) -> Option<String> {
@@ -111,21 +111,6 @@ mod tests {
             .iter()
             .find(|v| v.ip == ip)
             .and_then(|v| v.owner.clone())
-    }
-
-    /// A "Cluster"-policy LoadBalancer service on 192.0.2.`i` for each `i` of `last_octets`.
-    fn cluster_vips(last_octets: std::ops::Range<u8>) -> String {
-        last_octets
-            .map(|i| {
-                lb(
-                    &format!("s{i}"),
-                    &format!("192.0.2.{i}"),
-                    "Cluster",
-                    "n1",
-                    true,
-                )
-            })
-            .collect()
     }
 
     const ALL: [(&str, MemberState); 3] = [

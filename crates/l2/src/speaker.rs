@@ -434,7 +434,9 @@ mod tests {
 
     use super::*;
     use crate::frame::hex;
-    use crate::testing::{ARPING_REQUEST, NDISC6_SOLICITATION, lb, members, snapshot};
+    use crate::testing::{
+        ARPING_REQUEST, NDISC6_SOLICITATION, cluster_vips, lb, members, snapshot,
+    };
 
     const LINK_MACS: [Mac; 2] = [Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2])];
     const VIP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
@@ -634,17 +636,7 @@ mod tests {
 
     /// Twenty LoadBalancer VIPs of the cluster policy, one announcement per takeover.
     fn spread_vips() -> Snapshot {
-        let services: String = (10..30)
-            .map(|i| {
-                lb(
-                    &format!("s{i}"),
-                    &format!("192.0.2.{i}"),
-                    "Cluster",
-                    "n1",
-                    true,
-                )
-            })
-            .collect();
+        let services = cluster_vips(10..30);
         snapshot("n1", &format!("{services}\n[l2]\ngratuitous_count = 1\n"))
     }
 

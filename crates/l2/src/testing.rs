@@ -52,6 +52,21 @@ pub(crate) fn lb(name: &str, ip: &str, policy: &str, endpoint_node: &str, ready:
     )
 }
 
+/// A "Cluster"-policy LoadBalancer service on 192.0.2.`i` for each `i` of `last_octets`.
+pub(crate) fn cluster_vips(last_octets: std::ops::Range<u8>) -> String {
+    last_octets
+        .map(|i| {
+            lb(
+                &format!("s{i}"),
+                &format!("192.0.2.{i}"),
+                "Cluster",
+                "n1",
+                true,
+            )
+        })
+        .collect()
+}
+
 /// A member set of these nodes in these states.
 pub(crate) fn members(names: &[(&str, MemberState)]) -> MemberSet {
     MemberSet::new(
