@@ -101,7 +101,7 @@ conf = ['[node]\nname = "bench"\ninternal_ip = "172.31.0.2"\n',
 for i in range(size):
     ip = f"10.{128 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}"
     conf.append(f'[[services]]\nname = "s{i}"\ntype = "LoadBalancer"\nload_balancer_ip = "{ip}"\n'
-                f'pool = "bench"\nports = [{{ port = 80 }}]\n')
+                f'pool = "bench"\nallocate_load_balancer_node_ports = false\nports = [{{ port = 80 }}]\n')
 open(path, "w").write("".join(conf))
 PY
 }

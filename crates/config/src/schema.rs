@@ -712,6 +712,11 @@ pub struct Service {
     /// Which endpoints NodePort and LoadBalancer traffic goes to.
     #[serde(default)]
     pub external_traffic_policy: TrafficPolicy,
+    /// LoadBalancer services only: `false` gives ports without a `node_port` none
+    /// (Kubernetes' `allocateLoadBalancerNodePorts`), for services reached on their
+    /// LoadBalancer IP alone; the NodePort range then does not bound their number.
+    #[serde(default = "default_true")]
+    pub allocate_load_balancer_node_ports: bool,
     /// ExternalName services only: the CNAME target.
     #[serde(default)]
     pub external_name: Option<String>,

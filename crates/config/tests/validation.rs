@@ -1034,6 +1034,18 @@ fn port_rules() {
 }
 
 #[test]
+fn allocate_load_balancer_node_ports_is_for_load_balancers_only() {
+    assert_only(
+        "[[services]]\nname = \"a\"\ntype = \"NodePort\"\nallocate_load_balancer_node_ports = false\nports = [{ port = 80 }]\n",
+        "services[0].allocate_load_balancer_node_ports",
+        "only for LoadBalancer services",
+    );
+    valid(
+        "[[pools]]\nname = \"p\"\naddresses = [\"192.0.2.0/24\"]\nannounce = [\"l2\"]\n[[services]]\nname = \"a\"\ntype = \"LoadBalancer\"\nallocate_load_balancer_node_ports = false\nports = [{ port = 80 }]\n",
+    );
+}
+
+#[test]
 fn node_port_out_of_range() {
     let err = check(
         r#"

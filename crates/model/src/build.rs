@@ -182,7 +182,12 @@ fn allocate_node_ports(
     let size = u128::from(NODE_PORT_RANGE.end() - first) + 1;
     for &i in order {
         let s = &config.services[i];
-        if !matches!(s.kind, ServiceType::NodePort | ServiceType::LoadBalancer) {
+        let wants_node_ports = match s.kind {
+            ServiceType::NodePort => true,
+            ServiceType::LoadBalancer => s.allocate_load_balancer_node_ports,
+            _ => false,
+        };
+        if !wants_node_ports {
             continue;
         }
         for (j, p) in s.ports.iter().enumerate() {

@@ -192,3 +192,41 @@ fn target_port_defaults_to_port() {
     assert_eq!(s.services[0].ports[0].target_port, 80);
     assert_eq!(s.services[0].ports[1].target_port, 8081);
 }
+
+#[test]
+fn load_balancers_without_node_ports_are_not_bounded_by_the_node_port_range() {
+    let services = |extra: &str| -> String {
+        let mut text = String::from(
+            "[[pools]]\nname = \"big\"\naddresses = [\"10.128.0.0/16\"]\nannounce = [\"l2\"]\n",
+        );
+        for i in 0..2_800 {
+            text += &lb(&format!("s{i}"), extra);
+        }
+        text
+    };
+    let without = snapshot(&services("allocate_load_balancer_node_ports = false"));
+    assert_eq!(without.vips.len(), 2_800);
+    assert!(
+        without
+            .services
+            .iter()
+            .all(|s| s.ports[0].node_port.is_none())
+    );
+
+    let config = parse("test.toml", &services(""), std::iter::empty()).unwrap();
+    let problems = build(config).unwrap_err().to_string();
+    assert!(
+        problems.contains("the NodePort range 30000-32767 has no free port left"),
+        "2,800 services with node ports do not fit 2,768 ports"
+    );
+}
+
+#[test]
+fn an_explicit_node_port_stays_when_allocation_is_off() {
+    let text = format!(
+        "{POOL}{}",
+        lb("web", "allocate_load_balancer_node_ports = false")
+            .replace("port = 80 }", "port = 80, node_port = 30080 }")
+    );
+    assert_eq!(snapshot(&text).services[0].ports[0].node_port, Some(30080));
+}

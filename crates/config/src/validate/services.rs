@@ -96,6 +96,10 @@ fn check_kind(service: &Service, path: &str, problems: &mut Collector) {
             ("load_balancer_ip", service.load_balancer_ip.is_some()),
             ("pool", service.pool.is_some()),
             ("sharing_key", service.sharing_key.is_some()),
+            (
+                "allocate_load_balancer_node_ports",
+                !service.allocate_load_balancer_node_ports,
+            ),
         ] {
             if is_set {
                 problems.add(format!("{path}.{key}"), "only for LoadBalancer services");
