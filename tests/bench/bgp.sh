@@ -93,7 +93,9 @@ write_dockline_config() {
     python3 - "$1" "$WORK/dockline.toml" "${2:-}" <<'PY'
 import sys
 size, path = int(sys.argv[1]), sys.argv[2]
+# A /12 of cluster IPs: the default /16 holds 65,534, short of 100,000 services.
 conf = ['[node]\nname = "bench"\ninternal_ip = "172.31.0.2"\n',
+        '[cluster]\nservice_cidr = "10.32.0.0/12"\n',
         '[dns]\nenabled = false\n[proxy]\nenabled = false\n',
         '[bgp]\nasn = 64513\n[[bgp.peers]]\naddress = "172.31.0.1"\nasn = 64512\n'
         'hold_time = 9\nconnect_retry_s = 1\ngraceful_restart = false\n' + sys.argv[3] + '\n',
