@@ -278,6 +278,28 @@ fn twelve_nodes_started_at_once_agree_and_a_restarted_node_is_agreed_on_again() 
             .unwrap()
     });
     assert!(changed.into_iter().all(|at| at > 0.0));
+    // Gossip's cost is visible: bytes each way in the metrics and per second in /status.
+    for daemon in c.running() {
+        for direction in ["sent", "received"] {
+            let bytes = daemon.metric("dockline_gossip_bytes_total", &[("direction", direction)]);
+            assert!(bytes.unwrap() > 0.0, "{direction}");
+        }
+    }
+    wait_until(Duration::from_secs(3), "gossip rates in /status", || {
+        c.running().all(|d| {
+            let components = d.status()["components"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            components.iter().any(|component| {
+                let status = &component["status"];
+                component["name"] == "cluster"
+                    && status["gossip_bytes_sent_per_s"].as_u64().unwrap_or(0) > 0
+                    && status["gossip_bytes_received_per_s"].as_u64().unwrap_or(0) > 0
+                    && status["live_members"] == COUNT
+            })
+        })
+    });
 }
 
 #[test]

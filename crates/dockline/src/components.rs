@@ -212,7 +212,12 @@ pub static COMPONENTS: &[Component] = &[
                     live.owners,
                 )
                 .await?;
-                Ok(Bound::new(|shutdown| cluster.run(shutdown)))
+                let status = cluster.status();
+                Ok(
+                    Bound::new(|shutdown| cluster.run(shutdown)).with_status(move || {
+                        serde_json::to_value(&*status.borrow()).unwrap_or_default()
+                    }),
+                )
             })
         },
     },

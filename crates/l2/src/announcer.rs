@@ -14,7 +14,6 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::frame::Mac;
 use crate::link::Link;
 use crate::metrics::Metrics;
 use crate::speaker::{Event, Received, Speaker, TransmitKind};
@@ -117,8 +116,9 @@ struct Announcer {
     inputs: Inputs,
     speaker: Speaker,
     metrics: Metrics,
-    /// Each VIP and claiming MAC is logged once.
-    conflicts_logged: BTreeSet<(IpAddr, Mac)>,
+    /// A VIP's first conflict is logged; later ones are counted, with the last MAC in
+    /// `/status`. Keyed by VIP alone, so spoofed MACs cannot make it grow.
+    conflicts_logged: BTreeSet<IpAddr>,
 }
 
 impl Announcer {
@@ -167,7 +167,7 @@ impl Announcer {
             }
             Received::Conflict { vip, mac } => {
                 self.metrics.vip(vip).conflicts.increment(1);
-                if self.conflicts_logged.insert((vip, mac)) {
+                if self.conflicts_logged.insert(vip) {
                     tracing::warn!(%vip, %mac, "l2: another MAC claims a VIP this node answers for");
                 }
                 // The count in the owners tells membership to compare views now.
