@@ -251,7 +251,12 @@ impl Driver {
             self.node.joining(now),
         );
         set.forming = self.node.forming(now);
-        let changes = membership_changes(&self.inputs.members.load(), &set);
+        let before = self.inputs.members.load();
+        // Most events (probes, acks, timers) change nothing: nothing to compare or count.
+        if *before == set {
+            return;
+        }
+        let changes = membership_changes(&before, &set);
         if !changes.is_empty() {
             let at = wall_clock_ms();
             let alive = set.live_names().count();

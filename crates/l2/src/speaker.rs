@@ -198,7 +198,12 @@ impl Speaker {
             }
             // The owner before is another node, gone or down now: nobody else answers,
             // so a failover is not held.
-            let owner_before = previous.vips.iter().find(|v| v.ip == *vip);
+            // Owners are sorted by address.
+            let owner_before = previous
+                .vips
+                .binary_search_by_key(vip, |v| v.ip)
+                .ok()
+                .map(|at| &previous.vips[at]);
             let failover = owner_before
                 .and_then(|v| v.owner.as_deref())
                 .is_some_and(|owner| owner != me && !is_live(members, owner));
