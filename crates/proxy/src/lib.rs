@@ -11,6 +11,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod accept;
 mod balance;
 mod data_plane;
 #[cfg(test)]
@@ -28,6 +29,7 @@ mod udp;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +39,7 @@ use dockline_model::{LiveHealth, Published, Snapshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
+use accept::Acceptor;
 use data_plane::{DataPlane, Limits, Route};
 use frontends::Frontend;
 pub use frontends::ListenAddr;
@@ -56,6 +59,9 @@ pub fn listen_addrs(snapshot: &Snapshot) -> impl Iterator<Item = ListenAddr> {
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
+    /// The set that TCP listeners are served from could not be made.
+    #[error("proxy: cannot make the listener set: {0}")]
+    Acceptor(std::io::Error),
     /// A listening socket could not be opened.
     #[error("proxy: cannot listen on {at}: {source}")]
     Listen {
@@ -67,8 +73,17 @@ pub enum ProxyError {
 }
 
 enum Socket {
-    Tcp(tokio::net::TcpListener),
+    Tcp(socket2::Socket),
     Udp(tokio::net::UdpSocket),
+}
+
+/// How an open listener is served.
+#[derive(Debug)]
+enum Served {
+    /// In the acceptor's set, under this key.
+    Tcp(RawFd),
+    /// By a task of its own (a handful per node), which closes the socket when aborted.
+    Udp(AbortOnDropHandle<()>),
 }
 
 /// The proxy of one node: its listeners, the routing table they read, and the pools that
@@ -85,12 +100,14 @@ pub struct Proxy {
     pools: HashMap<Arc<str>, Arc<Pool>>,
     /// Counters per service port, kept across reloads while the port exists.
     ports: HashMap<(Arc<str>, u16), Arc<metrics::PortCounters>>,
-    /// Open listeners, each the task that serves it; the socket closes when the task is
-    /// aborted, which dropping its handle does. No token per listener: with 10,000
-    /// services, every byte a listener holds counts.
-    listeners: BTreeMap<ListenAddr, AbortOnDropHandle<()>>,
-    /// Bound at start, served once `run` starts.
-    pending: Vec<(ListenAddr, Socket)>,
+    /// Every TCP listener, served by one task.
+    acceptor: Arc<Acceptor>,
+    /// The acceptor's task, from `run` on.
+    accepting: Option<AbortOnDropHandle<()>>,
+    /// Open listeners. With 10,000 services every byte a listener holds counts.
+    listeners: BTreeMap<ListenAddr, Served>,
+    /// UDP sockets bound at start, served once `run` starts.
+    pending: Vec<(ListenAddr, tokio::net::UdpSocket)>,
 }
 
 impl std::fmt::Debug for Socket {
@@ -117,13 +134,18 @@ impl Proxy {
             report: Arc::default(),
             pools: HashMap::new(),
             ports: HashMap::new(),
+            acceptor: Arc::new(Acceptor::new().map_err(ProxyError::Acceptor)?),
+            accepting: None,
             listeners: BTreeMap::new(),
             pending: Vec::new(),
         };
         let desired = frontends::desired(snapshot);
         for at in desired.keys() {
-            let socket = bind(*at)?;
-            proxy.pending.push((*at, socket));
+            match bind(*at)? {
+                // Queued connections wait in the backlog until `run` serves the set.
+                socket @ Socket::Tcp(_) => proxy.serve(*at, socket),
+                Socket::Udp(socket) => proxy.pending.push((*at, socket)),
+            }
         }
         proxy.swap_routes(snapshot, desired, Duration::ZERO);
         Ok(proxy)
@@ -133,8 +155,16 @@ impl Proxy {
     /// this returns, and when this future is dropped unfinished (with the listeners' task
     /// handles); connections already open finish on their own.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), ProxyError> {
+        let acceptor = self.acceptor.clone();
+        let plane = self.plane.clone();
+        let accepting = tokio::spawn(async move {
+            acceptor
+                .serve(|at, accepted| tcp::accepted(&plane, at, accepted))
+                .await;
+        });
+        self.accepting = Some(AbortOnDropHandle::new(accepting));
         for (at, socket) in std::mem::take(&mut self.pending) {
-            self.serve(at, socket);
+            self.serve(at, Socket::Udp(socket));
         }
         loop {
             tokio::select! {
@@ -147,14 +177,9 @@ impl Proxy {
                 }
             }
         }
+        self.acceptor.close_all();
         let listeners = std::mem::take(&mut self.listeners);
-        for task in listeners.values() {
-            task.abort();
-        }
-        for task in listeners.into_values() {
-            // Closed only when the task has dropped the socket.
-            let _ = task.await;
-        }
+        self.close(listeners.into_values()).await;
         tracing::info!("proxy stopped");
         Ok(())
     }
@@ -174,12 +199,10 @@ impl Proxy {
             .into_iter()
             .filter_map(|at| Some((at, self.listeners.remove(&at)?)))
             .collect();
-        for (_, task) in &closing {
-            task.abort();
-        }
-        for (at, task) in closing {
-            // Closed only when the task has dropped the socket.
-            let _ = task.await;
+        let closed: Vec<ListenAddr> = closing.iter().map(|(at, _)| *at).collect();
+        self.close(closing.into_iter().map(|(_, served)| served))
+            .await;
+        for at in closed {
             tracing::info!(listen = %at, "proxy listener closed");
         }
         let grace = Duration::from_secs(snapshot.config.proxy.drain_grace_s);
@@ -200,13 +223,40 @@ impl Proxy {
     }
 
     fn serve(&mut self, at: ListenAddr, socket: Socket) {
-        let plane = self.plane.clone();
-        let task = match socket {
-            Socket::Tcp(listener) => tokio::spawn(tcp::serve(listener, at, plane)),
-            Socket::Udp(socket) => tokio::spawn(udp::serve(socket, at, plane)),
+        let served = match socket {
+            Socket::Tcp(listener) => match self.acceptor.add(listener, at) {
+                Ok(key) => Served::Tcp(key),
+                Err(error) => {
+                    self.plane.metrics.listen_errors.increment(1);
+                    tracing::error!(listen = %at, %error, "proxy listener not served");
+                    return;
+                }
+            },
+            Socket::Udp(socket) => {
+                let task = tokio::spawn(udp::serve(socket, at, self.plane.clone()));
+                Served::Udp(AbortOnDropHandle::new(task))
+            }
         };
-        self.listeners.insert(at, AbortOnDropHandle::new(task));
+        self.listeners.insert(at, served);
         tracing::info!(listen = %at, "proxy listening");
+    }
+
+    /// Closes `listeners`; every socket is closed when this returns.
+    async fn close(&self, listeners: impl IntoIterator<Item = Served>) {
+        let mut tasks = Vec::new();
+        for served in listeners {
+            match served {
+                Served::Tcp(key) => self.acceptor.close(key),
+                Served::Udp(task) => {
+                    task.abort();
+                    tasks.push(task);
+                }
+            }
+        }
+        for task in tasks {
+            // Closed only when the task has dropped the socket.
+            let _ = task.await;
+        }
     }
 
     /// Builds the new routing table (keeping each service's pool), swaps it in and

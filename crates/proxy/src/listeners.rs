@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 
 const BACKLOG: i32 = 4096;
 
@@ -22,7 +22,8 @@ fn socket(addr: SocketAddr, kind: Type, protocol: Protocol) -> io::Result<Socket
     Ok(socket)
 }
 
-pub(crate) fn tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+/// A listening TCP socket, non-blocking, for the [`crate::accept::Acceptor`] to serve.
+pub(crate) fn tcp(addr: SocketAddr) -> io::Result<Socket> {
     let socket = socket(addr, Type::STREAM, Protocol::TCP)?;
     socket.set_reuse_address(true)?;
     // Accepted connections inherit TCP_NODELAY from the listener: set once here, it saves
@@ -30,7 +31,7 @@ pub(crate) fn tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket)
 }
 
 pub(crate) fn udp(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -45,13 +46,13 @@ pub(crate) fn udp(addr: SocketAddr) -> io::Result<UdpSocket> {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn accepted_connections_inherit_tcp_nodelay_from_the_listener() {
+    #[test]
+    fn accepted_connections_inherit_tcp_nodelay_from_the_listener() {
         let listener = tcp("127.0.0.1:0".parse().unwrap()).unwrap();
-        let at = listener.local_addr().unwrap();
-        let client = tokio::net::TcpStream::connect(at).await.unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        assert!(accepted.nodelay().unwrap());
+        let at = listener.local_addr().unwrap().as_socket().unwrap();
+        let client = std::net::TcpStream::connect(at).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.tcp_nodelay().unwrap());
         assert!(!client.nodelay().unwrap());
     }
 }

@@ -8,7 +8,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,50 +17,48 @@ use metrics::Counter;
 use socket2::SockRef;
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
+use crate::accept::Accepted;
 use crate::data_plane::{DataPlane, Route};
 use crate::frontends::ListenAddr;
 use crate::pool::Lease;
 use crate::setup::{Connected, GiveUp, Introduction, Setup};
 use crate::splice::{Pipe, PipePool};
 
-/// Accepts connections on `listener`, each handled on a task of its own, until the task
-/// is aborted.
-pub(crate) async fn serve(listener: TcpListener, at: ListenAddr, plane: Arc<DataPlane>) {
-    // Out of descriptors or memory, the pending connection stays queued and accept fails
-    // again at once: back off, doubling up to a second.
-    let mut backoff = Duration::ZERO;
-    loop {
-        // poll_accept rather than accept(): its waker lives in the listener's registration,
-        // not in the future, which keeps this task (one per listener) small.
-        match std::future::poll_fn(|cx| listener.poll_accept(cx)).await {
-            Ok((client, peer)) => {
-                backoff = Duration::ZERO;
-                let Some(route) = plane.route(&at) else {
-                    reset(client);
-                    continue;
-                };
-                let plane = plane.clone();
-                tokio::spawn(async move { handle(client, peer, route, plane).await });
+/// Takes a connection from the acceptor: starts its task, or resets it at once when its
+/// listener's service port has gone. An accept that failed counts, and logs at most once a
+/// second (running out of descriptors fails in bursts).
+pub(crate) fn accepted(plane: &Arc<DataPlane>, at: ListenAddr, accepted: Accepted) {
+    let (client, peer) = match accepted {
+        Ok(connection) => connection,
+        Err(error) => {
+            plane.metrics.listen_errors.increment(1);
+            if let Some(held_back) = plane.exhausted.admit(std::time::Instant::now()) {
+                tracing::error!(listen = %at, %error, held_back, "cannot accept a connection");
             }
+            return;
+        }
+    };
+    let Some(route) = plane.route(&at) else {
+        reset(client);
+        return;
+    };
+    let plane = plane.clone();
+    tokio::spawn(async move {
+        // Registered by the worker that runs the connection, not by the acceptor's.
+        match TcpStream::from_std(client) {
+            Ok(client) => handle(client, peer, route, plane).await,
             Err(error) => {
                 plane.metrics.listen_errors.increment(1);
-                backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
                 if let Some(held_back) = plane.exhausted.admit(std::time::Instant::now()) {
-                    tracing::error!(listen = %at, %error, held_back, "cannot accept a connection");
+                    tracing::error!(listen = %at, %error, held_back, "cannot register a connection");
                 }
-                // Boxed: a timer held inline would make every listener's task larger, for
-                // a path only taken when the node runs out of descriptors or memory.
-                Box::pin(tokio::time::sleep(backoff)).await;
             }
         }
-    }
+    });
 }
-
-const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 async fn handle(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, plane: Arc<DataPlane>) {
     route.metrics.accepted();
@@ -168,7 +166,7 @@ async fn connect(
 }
 
 /// Closes with a RST instead of a FIN: the client learns at once that nobody is there.
-fn reset(stream: TcpStream) {
+fn reset(stream: impl AsFd) {
     let _ = SockRef::from(&stream).set_linger(Some(Duration::ZERO));
 }
 
@@ -397,29 +395,5 @@ impl Activity {
             }
             tokio::time::sleep_until(deadline).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use dockline_config::Protocol;
-    use dockline_model::LiveHealth;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn a_listener_task_stays_small() {
-        // One per listener, and 10,000 services have over 11,000 listeners. 280 bytes in a
-        // debug build when this was written; a release build's task took 384 bytes with its
-        // header (heaptrack, 10,000 services), against 640 with a stop token and accept().
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let at = ListenAddr {
-            protocol: Protocol::Tcp,
-            addr: listener.local_addr().unwrap(),
-        };
-        let plane = Arc::new(DataPlane::new(Arc::new(LiveHealth::default())));
-        let task = serve(listener, at, plane);
-        let size = std::mem::size_of_val(&task);
-        assert!(size <= 320, "{size} bytes");
     }
 }
