@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics::Counter;
-use socket2::SockRef;
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
 use tokio::net::tcp::{ReadHalf, WriteHalf};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use crate::accept::Accepted;
@@ -142,27 +142,38 @@ async fn introduce(
     backend.write_all(&introduction.header(service)).await
 }
 
-/// A socket to connect to `target` with; small messages go out at once. (The client's side
-/// has TCP_NODELAY from its listener.)
-fn new_socket(target: SocketAddr) -> io::Result<TcpSocket> {
-    let socket = if target.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    let _ = socket.set_nodelay(true);
+/// A non-blocking socket to connect to `target` with; small messages go out at once. (The
+/// client's side has TCP_NODELAY from its listener.)
+fn new_socket(target: SocketAddr) -> io::Result<Socket> {
+    let kind = Type::STREAM.nonblocking().cloexec();
+    let socket = Socket::new(Domain::for_address(target), kind, Some(Protocol::TCP))?;
+    let _ = socket.set_tcp_nodelay(true);
     Ok(socket)
 }
 
-/// Connects, failing with `TimedOut` at `deadline`.
+/// Connects, failing with `TimedOut` at `deadline`. A connect that failed shows as a socket
+/// closed for writing (EPOLLHUP), so the pending error is asked for (getsockopt SO_ERROR)
+/// only then, not on every connection as a generic connect does.
 async fn connect(
-    socket: TcpSocket,
+    socket: Socket,
     target: SocketAddr,
     deadline: std::time::Instant,
 ) -> io::Result<TcpStream> {
-    tokio::time::timeout_at(deadline.into(), socket.connect(target))
+    match socket.connect(&target.into()) {
+        Ok(()) => {}
+        Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(error) => return Err(error),
+    }
+    let stream = TcpStream::from_std(socket.into())?;
+    let ready = tokio::time::timeout_at(deadline.into(), stream.ready(Interest::WRITABLE))
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    if ready.is_write_closed() {
+        return Err(stream
+            .take_error()?
+            .unwrap_or_else(|| io::ErrorKind::ConnectionRefused.into()));
+    }
+    Ok(stream)
 }
 
 /// Closes with a RST instead of a FIN: the client learns at once that nobody is there.
@@ -201,14 +212,26 @@ async fn one_way(
 ) -> io::Result<()> {
     let (from, to) = (from.as_ref(), to.as_ref());
     loop {
-        from.readable().await?;
+        // The peer's FIN (EPOLLRDHUP) seen before a read that empties the socket means the
+        // stream ended with that read: no further read just to be told so.
+        let closed = from.ready(Interest::READABLE).await?.is_read_closed();
         match copy_small(from, to)? {
             Copied::Nothing => continue,
             Copied::End => return activity.end(to),
-            Copied::All(n) => bytes.increment(n as u64),
+            Copied::All(n) => {
+                bytes.increment(n as u64);
+                if closed {
+                    activity.touch();
+                    return activity.end(to);
+                }
+            }
             Copied::Part { read, rest } => {
                 bytes.increment(read as u64);
                 write_rest(to, &rest).await?;
+                if closed && read < SMALL {
+                    activity.touch();
+                    return activity.end(to);
+                }
             }
             Copied::Full => {
                 bytes.increment(SMALL as u64);
@@ -395,5 +418,74 @@ impl Activity {
             }
             tokio::time::sleep_until(deadline).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    fn soon() -> std::time::Instant {
+        std::time::Instant::now() + Duration::from_secs(5)
+    }
+
+    /// A connected pair of TCP streams on 127.0.0.1: (the one that connected, the accepted).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = listener.local_addr().unwrap();
+        let connected = connect(new_socket(at).unwrap(), at, soon()).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        (connected, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_refused_connect_fails_with_the_kernels_error() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = free.local_addr().unwrap();
+        drop(free);
+        let error = connect(new_socket(at).unwrap(), at, soon())
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+    }
+
+    #[tokio::test]
+    async fn both_directions_carry_their_bytes_and_their_end() {
+        let (mut client, mut proxied_client) = pair().await;
+        let (mut proxied_backend, mut backend) = pair().await;
+        let (activity, pipes, counter) = (Activity::new(), PipePool::default(), Counter::noop());
+        // Both sockets close when forwarding returns, as a connection's task does then.
+        let forwarding = async move {
+            forward(
+                &mut proxied_client,
+                &mut proxied_backend,
+                &activity,
+                (&counter, &counter),
+                &pipes,
+            )
+            .await
+        };
+        let peers = async {
+            // The request and the client's FIN may arrive together: both must get through.
+            client.write_all(b"request").await.unwrap();
+            client.shutdown().await.unwrap();
+            let mut request = Vec::new();
+            backend.read_to_end(&mut request).await.unwrap();
+            assert_eq!(request, b"request");
+            backend.write_all(b"response").await.unwrap();
+            drop(backend);
+            let mut response = Vec::new();
+            client.read_to_end(&mut response).await.unwrap();
+            assert_eq!(response, b"response");
+        };
+        let (forwarded, ()) = tokio::time::timeout(Duration::from_secs(5), async {
+            tokio::join!(forwarding, peers)
+        })
+        .await
+        .unwrap();
+        forwarded.unwrap();
     }
 }
