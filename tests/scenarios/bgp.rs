@@ -418,10 +418,17 @@ fn tcp_md5_with_the_right_key_comes_up_and_a_wrong_key_does_not() {
 }
 
 /// A router that completes the OPEN exchange, then sends one bad thing per connection and
-/// prints the NOTIFICATION it gets back: garbage instead of a message, then an UPDATE whose
-/// withdrawn-routes length runs past its end.
+/// prints the NOTIFICATION it gets back: garbage instead of a message, an UPDATE whose
+/// withdrawn-routes length runs past its end, ROUTE-REFRESH after ROUTE-REFRESH, and empty
+/// UPDATEs as fast as it can. With the first, BFD packets with TTL 64: not from the link.
 const BAD_ROUTER: &str = r#"
-import socket, struct
+import socket, struct, sys, threading
+def send_bfd_from_afar():
+    bfd = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    bfd.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 64)
+    packet = bytes([0x20, 0x40, 3, 24]) + struct.pack("!IIIII", 7, 0, 300000, 300000, 0)
+    for _ in range(3):
+        bfd.sendto(packet, (sys.argv[1], 3784))
 def message(kind, body=b""):
     return b"\xff" * 16 + struct.pack("!HB", 19 + len(body), kind) + body
 def read(connection):
@@ -440,8 +447,19 @@ listener = socket.socket()
 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 listener.bind(("172.30.0.5", 179))
 listener.listen(4)
-for mode in ["garbage", "truncated"]:
+def flood(connection):
+    chunk = message(2, b"\x00\x00\x00\x00") * 45000
+    sent = 0
+    try:
+        while True:
+            connection.sendall(chunk)
+            sent += len(chunk)
+    except OSError:
+        print("flood stopped after", sent >> 20, "MiB", flush=True)
+for mode in ["garbage", "truncated", "refresh", "flood"]:
     connection, _ = listener.accept()
+    if mode == "garbage":
+        send_bfd_from_afar()
     read(connection)
     connection.sendall(open_message + message(4))
     while True:
@@ -450,8 +468,12 @@ for mode in ["garbage", "truncated"]:
             break
     if mode == "garbage":
         connection.sendall(b"\x00" * 40)
-    else:
+    elif mode == "truncated":
         connection.sendall(b"\xff" * 16 + struct.pack("!HB", 23, 2) + b"\x00\x0a\x00\x00")
+    elif mode == "refresh":
+        connection.sendall(message(5, b"\x00\x01\x00\x01") * 40)
+    else:
+        threading.Thread(target=flood, args=(connection,), daemon=True).start()
     while True:
         received = read(connection)
         if received is None:
@@ -470,10 +492,12 @@ fn a_bad_peer_gets_the_right_notifications_while_the_other_sessions_carry_on() {
     let bad = fabric.lab.host(&fabric.switch, "bad", &["172.30.0.5/24"]);
     let script = fabric.lab.dir().join("bad_router.py");
     std::fs::write(&script, BAD_ROUTER).unwrap();
-    let router = fabric
-        .lab
-        .spawn(&bad, "python3", &["-u", script.to_str().unwrap()]);
-    let extra = bgp_peer("172.30.0.5", ASN, "");
+    let router = fabric.lab.spawn(
+        &bad,
+        "python3",
+        &["-u", script.to_str().unwrap(), &node_ip(0)],
+    );
+    let extra = bgp_peer("172.30.0.5", ASN, "bfd = true");
     for i in 0..2 {
         let services = if i == 0 {
             services() + &extra
@@ -486,12 +510,34 @@ fn a_bad_peer_gets_the_right_notifications_while_the_other_sessions_carry_on() {
     }
     fabric.wait_established();
     let since = fabric.settled_protocol("n0v4");
-    wait_until(Duration::from_secs(10), "both NOTIFICATIONs", || {
-        router.log().contains("truncated ")
+    let rss = |daemon: &Daemon| {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let rss_before = rss(&fabric.daemons[0]);
+    wait_until(Duration::from_secs(30), "every NOTIFICATION", || {
+        router.log().contains("flood NOTIFICATION")
     });
     let log = router.log();
     assert!(log.contains("garbage NOTIFICATION 1 1"), "{log}");
     assert!(log.contains("truncated NOTIFICATION 3 "), "{log}");
+    // A router that keeps asking for the table, or floods UPDATEs, is reset with a Cease,
+    // Out of Resources, and costs the node no memory to speak of.
+    assert!(log.contains("refresh NOTIFICATION 6 8"), "{log}");
+    assert!(log.contains("flood NOTIFICATION 6 8"), "{log}");
+    let grown_kib = rss(&fabric.daemons[0]).saturating_sub(rss_before);
+    assert!(grown_kib < 16 * 1024, "RSS grew by {grown_kib} KiB");
+    assert!(fabric.daemons[0].log().contains("flooding"));
+    // The BFD packets sent with TTL 64 were dropped as not from the link.
+    assert_eq!(
+        fabric.daemons[0].metric("dockline_bfd_discarded_total", &[("reason", "ttl")]),
+        Some(3.0)
+    );
     // Everything else carries on: n0's BIRD sessions and routes are untouched.
     assert_eq!(fabric.protocol("n0v4"), since);
     assert_eq!(fabric.next_hops(&format!("{VIP4}/32")), both());
@@ -505,7 +551,10 @@ fn a_bad_peer_gets_the_right_notifications_while_the_other_sessions_carry_on() {
             ],
         )
     };
-    assert_eq!((sent("1"), sent("3")), (Some(1.0), Some(1.0)));
+    assert_eq!(
+        (sent("1"), sent("3"), sent("6")),
+        (Some(1.0), Some(1.0), Some(2.0))
+    );
 }
 
 /// GoBGP at 172.30.0.2 (iBGP) and FRR's bgpd at 172.30.0.3 (eBGP, AS 64600), each with an
