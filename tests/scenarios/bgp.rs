@@ -287,6 +287,8 @@ fn bird_gets_both_next_hops_with_attributes_and_follows_health_reloads_and_sigte
     // The IPv6 /128 arrives by MP-BGP on the IPv6 sessions, next hop each node.
     let six = vec![node_ip6(0), node_ip6(1)];
     fabric.wait_next_hops(&format!("{VIP6}/128"), &six, Duration::from_secs(5));
+    let routes6 = fabric.routes(&format!("{VIP6}/128"));
+    println!("BIRD:\n{routes}\n{routes6}");
 
     // Local policy: n0 advertises while its endpoint answers, and only n0; it withdraws
     // when the endpoint stops answering and advertises again when it is back.
@@ -717,7 +719,11 @@ fn gobgp_and_frr_receive_the_same_routes() {
         route.contains("Large Community: 64513:0:100"),
         "large community in:\n{route}"
     );
-    println!("GoBGP:\n{v4}\nFRR:\n{route}");
+    println!(
+        "GoBGP:\n{v4}{v6}\nFRR:\n{route}{route6}",
+        v6 = gobgp_rib("ipv6"),
+        route6 = vtysh(&format!("show bgp ipv6 unicast {VIP6}/128")),
+    );
 }
 
 #[test]
