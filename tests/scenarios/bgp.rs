@@ -155,20 +155,8 @@ impl Fabric {
             ns.sh("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.eth0.accept_dad=0");
             ns.sh("ip -6 addr show dev eth0 | grep -q tentative && sleep 2");
         }
-        let conf = lab.dir().join("bird.conf");
-        std::fs::write(&conf, bird).unwrap();
-        let socket = lab.dir().join("bird.ctl");
-        let bird = lab.spawn(
-            &router,
-            "bird",
-            &[
-                "-f",
-                "-c",
-                conf.to_str().unwrap(),
-                "-s",
-                socket.to_str().unwrap(),
-            ],
-        );
+        std::fs::write(lab.dir().join("bird.conf"), bird).unwrap();
+        let bird = Fabric::spawn_bird(&mut lab, &router);
         Fabric {
             lab,
             switch: sw,
@@ -177,6 +165,29 @@ impl Fabric {
             daemons: Vec::new(),
             bird,
         }
+    }
+
+    fn spawn_bird(lab: &mut Lab, router: &Netns) -> Process {
+        let conf = lab.dir().join("bird.conf");
+        let socket = lab.dir().join("bird.ctl");
+        lab.spawn(
+            router,
+            "bird",
+            &[
+                "-f",
+                "-c",
+                conf.to_str().unwrap(),
+                "-s",
+                socket.to_str().unwrap(),
+            ],
+        )
+    }
+
+    /// BIRD killed and started again, as a router that reboots.
+    fn restart_bird(&mut self) {
+        self.bird.signal("KILL");
+        self.bird.wait_timeout(Duration::from_secs(5));
+        self.bird = Fabric::spawn_bird(&mut self.lab, &self.router);
     }
 
     fn daemon(&mut self, i: usize, config: &str) -> Daemon {
@@ -392,6 +403,30 @@ fn a_frozen_node_is_dropped_at_hold_expiry_and_graceful_restart_keeps_routes_ove
         state.contains("Established") && !state.contains("graceful restart active")
     });
     assert_eq!(fabric.next_hops(&format!("{VIP4}/32")), both());
+}
+
+/// MetalLB's native speaker was seen not to advertise again after a router came back
+/// (metallb#485, #2803): here BIRD is killed and started again, and gets every route back.
+#[test]
+fn a_router_that_restarts_gets_every_route_again() {
+    let configs = [
+        node_config(0, "graceful_restart = false", &services()),
+        node_config(1, "graceful_restart = true", &services()),
+    ];
+    let mut fabric = Fabric::start("bgp-router-restart", &bird_config(None), configs);
+    fabric.wait_established();
+    let six = vec![node_ip6(0), node_ip6(1)];
+    fabric.wait_next_hops(&format!("{VIP4}/32"), &both(), Duration::from_secs(5));
+    fabric.wait_next_hops(&format!("{VIP6}/128"), &six, Duration::from_secs(5));
+    for _ in 0..2 {
+        fabric.restart_bird();
+        wait_until(Duration::from_secs(10), "BIRD answers again", || {
+            fabric.birdc("show status").contains("Daemon is up")
+        });
+        fabric.wait_established();
+        fabric.wait_next_hops(&format!("{VIP4}/32"), &both(), Duration::from_secs(5));
+        fabric.wait_next_hops(&format!("{VIP6}/128"), &six, Duration::from_secs(5));
+    }
 }
 
 #[test]
