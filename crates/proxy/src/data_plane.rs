@@ -35,14 +35,20 @@ impl Limits {
     }
 }
 
-/// What a listener forwards to.
+/// What every route of one routing table shares.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    /// This node's name, for `external_traffic_policy = "Local"`.
+    pub(crate) node: Arc<str>,
+    pub(crate) limits: Limits,
+}
+
+/// What a listener forwards to. One per listener, so what all share is behind one pointer.
 #[derive(Debug)]
 pub(crate) struct Route {
     pub(crate) frontend: Frontend,
     pub(crate) pool: Arc<Pool>,
-    /// This node's name, for `external_traffic_policy = "Local"`.
-    pub(crate) node: Arc<str>,
-    pub(crate) limits: Limits,
+    pub(crate) settings: Arc<Settings>,
     pub(crate) metrics: Arc<metrics::PortCounters>,
 }
 

@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use accept::Acceptor;
-use data_plane::{DataPlane, Limits, Route};
+use data_plane::{DataPlane, Limits, Route, Settings};
 use frontends::Frontend;
 pub use frontends::ListenAddr;
 pub use metrics::describe as describe_metrics;
@@ -284,8 +284,10 @@ impl Proxy {
         // Services removed entirely: every endpoint drains.
         gone.extend(self.pools.drain().map(|(_, pool)| (pool, None)));
         self.pools = pools;
-        let limits = Limits::new(&snapshot.config.proxy);
-        let node: Arc<str> = snapshot.node.name.as_str().into();
+        let settings = Arc::new(Settings {
+            node: snapshot.node.name.as_str().into(),
+            limits: Limits::new(&snapshot.config.proxy),
+        });
         let mut ports = HashMap::new();
         let mut routes = HashMap::with_capacity(desired.len());
         for (at, mut frontend) in desired {
@@ -306,8 +308,7 @@ impl Proxy {
             let route = Route {
                 frontend,
                 pool: pool.clone(),
-                node: node.clone(),
-                limits,
+                settings: settings.clone(),
                 metrics: counters,
             };
             routes.insert(at, Arc::new(route));

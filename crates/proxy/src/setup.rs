@@ -178,7 +178,7 @@ impl<'a, T: Tally> Setup<'a, T> {
             .lease(
                 self.client.ip(),
                 route.frontend.external,
-                &route.node,
+                &route.settings.node,
                 self.health,
                 &self.tried[..self.failures],
             )
@@ -188,7 +188,7 @@ impl<'a, T: Tally> Setup<'a, T> {
             })?;
         Ok(Attempt {
             target: SocketAddr::new(lease.endpoint, route.frontend.target_port),
-            deadline: now + route.limits.connect_timeout,
+            deadline: now + route.settings.limits.connect_timeout,
             lease,
         })
     }
@@ -201,7 +201,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::data_plane::Limits;
+    use crate::data_plane::{Limits, Settings};
     use crate::fixture;
     use crate::frontends::Frontend;
     use crate::pool::Pool;
@@ -242,8 +242,10 @@ mod tests {
                 proxy_protocol: service.proxy_protocol,
             },
             pool: Pool::new(&service),
-            node: "node-1".into(),
-            limits: Limits::new(&config),
+            settings: Arc::new(Settings {
+                node: "node-1".into(),
+                limits: Limits::new(&config),
+            }),
             metrics: Arc::default(),
         }
     }

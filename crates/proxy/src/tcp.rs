@@ -72,7 +72,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, route: Arc<Route>, plan
     };
     route.metrics.opened();
     let activity = Activity::new();
-    let idle = route.limits.idle_timeout;
+    let idle = route.settings.limits.idle_timeout;
     let metrics = &plane.metrics;
     tokio::select! {
         _ = forward(&mut client, &mut backend, &activity, (&metrics.to_backend, &metrics.to_client), &plane.pipes) => {}

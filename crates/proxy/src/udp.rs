@@ -92,7 +92,7 @@ async fn open(
     let lease = match route.pool.lease(
         client.ip(),
         route.frontend.external,
-        &route.node,
+        &route.settings.node,
         &health,
         &[],
     ) {
@@ -160,7 +160,7 @@ impl Relay {
     /// Relays the backend's replies to the client until the flow idles out, its endpoint
     /// is drained or the listener stops; then removes the flow.
     async fn replies(self, flow: Arc<Flow>, lease: Lease) {
-        let idle = self.route.limits.udp_idle_timeout;
+        let idle = self.route.settings.limits.udp_idle_timeout;
         let mut buf = vec![0u8; 65_536];
         loop {
             let last = flow.start + Duration::from_millis(flow.last.load(Ordering::Relaxed));
