@@ -32,7 +32,7 @@ use nix::sys::socket::{setsockopt, sockopt};
 use tokio::sync::mpsc;
 
 use crate::PodNetError;
-use crate::batch::BATCH;
+use crate::batch::{RECEIVE_BATCH, SEND_BATCH};
 use crate::metrics::Counters;
 use crate::offload::virtio;
 use crate::plan;
@@ -138,7 +138,8 @@ impl Overlay {
             mtu = settings.mtu,
             %listen,
             vni = settings.vni,
-            batch = BATCH,
+            receive_batch = RECEIVE_BATCH,
+            send_batch = SEND_BATCH,
             tso = offload,
             udp_gso,
             udp_gro = gro.is_ok(),
@@ -168,7 +169,9 @@ impl Overlay {
             shared.clone(),
         );
         let receiver = receive::Receiver::new(device, offload, receiver, shared);
-        overlay.spawn("dockline-vxlan-tx", failed.clone(), move || transmitter.run())?;
+        overlay.spawn("dockline-vxlan-tx", failed.clone(), move || {
+            transmitter.run()
+        })?;
         overlay.spawn("dockline-vxlan-rx", failed, move || receiver.run())?;
         Ok(overlay)
     }
