@@ -414,9 +414,12 @@ impl<'a> SharedParts<'a> {
 /// SHA-256 of `value`'s JSON, streamed into the hash: the JSON of 10,000 services is
 /// megabytes that need not be held at once.
 fn digest<T: Serialize>(value: &T) -> String {
-    let mut hasher = HashWriter(Sha256::new());
+    // serde_json writes a few bytes at a time; the hash takes them in blocks.
+    let mut hasher = std::io::BufWriter::with_capacity(1 << 16, HashWriter(Sha256::new()));
     // Writing into a hash cannot fail, and our types always serialize.
     let _ = serde_json::to_writer(&mut hasher, value);
+    let _ = std::io::Write::flush(&mut hasher);
+    let (hasher, _) = hasher.into_parts();
     hasher
         .0
         .finalize()
