@@ -748,6 +748,7 @@ fn over_tls_with_etcd_auth_a_reader_node_follows_only_a_writer_pushes_and_bad_cr
     let mut refused = Daemon::builder(DOCKLINE, &node)
         .config_file(&wrong_password)
         .admin("127.0.0.1:9471")
+        .env("DOCKLINE__ADMIN__LISTEN", "127.0.0.1:9471")
         .env("DOCKLINE__DNS__ENABLED", "false")
         .start(&mut lab);
     let log = refused.log();
