@@ -1,5 +1,5 @@
-//! BFD control packet decoding on arbitrary bytes: what decodes encodes back to the same
-//! fields and feeds a session; nothing panics.
+//! BFD control packet decoding on arbitrary bytes and TTLs: only TTL 255 is taken; what
+//! decodes encodes back to the same fields and feeds a session; nothing panics.
 #![no_main]
 
 use std::time::{Duration, Instant};
@@ -7,6 +7,12 @@ use std::time::{Duration, Instant};
 use dockline_bgp::bfd::{BfdSession, ControlPacket};
 
 libfuzzer_sys::fuzz_target!(|bytes: &[u8]| {
+    // The first byte is the TTL the packet arrived with.
+    let Some((&ttl, bytes)) = bytes.split_first() else {
+        return;
+    };
+    let received = ControlPacket::decode_received(bytes, Some(ttl));
+    assert!(received.is_err() || ttl == 255);
     if let Ok(packet) = ControlPacket::decode(bytes) {
         assert_eq!(ControlPacket::decode(&packet.encode()), Ok(packet));
         let now = Instant::now();

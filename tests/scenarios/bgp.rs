@@ -155,20 +155,8 @@ impl Fabric {
             ns.sh("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.eth0.accept_dad=0");
             ns.sh("ip -6 addr show dev eth0 | grep -q tentative && sleep 2");
         }
-        let conf = lab.dir().join("bird.conf");
-        std::fs::write(&conf, bird).unwrap();
-        let socket = lab.dir().join("bird.ctl");
-        let bird = lab.spawn(
-            &router,
-            "bird",
-            &[
-                "-f",
-                "-c",
-                conf.to_str().unwrap(),
-                "-s",
-                socket.to_str().unwrap(),
-            ],
-        );
+        std::fs::write(lab.dir().join("bird.conf"), bird).unwrap();
+        let bird = Fabric::spawn_bird(&mut lab, &router);
         Fabric {
             lab,
             switch: sw,
@@ -177,6 +165,29 @@ impl Fabric {
             daemons: Vec::new(),
             bird,
         }
+    }
+
+    fn spawn_bird(lab: &mut Lab, router: &Netns) -> Process {
+        let conf = lab.dir().join("bird.conf");
+        let socket = lab.dir().join("bird.ctl");
+        lab.spawn(
+            router,
+            "bird",
+            &[
+                "-f",
+                "-c",
+                conf.to_str().unwrap(),
+                "-s",
+                socket.to_str().unwrap(),
+            ],
+        )
+    }
+
+    /// BIRD killed and started again, as a router that reboots.
+    fn restart_bird(&mut self) {
+        self.bird.signal("KILL");
+        self.bird.wait_timeout(Duration::from_secs(5));
+        self.bird = Fabric::spawn_bird(&mut self.lab, &self.router);
     }
 
     fn daemon(&mut self, i: usize, config: &str) -> Daemon {
@@ -287,6 +298,8 @@ fn bird_gets_both_next_hops_with_attributes_and_follows_health_reloads_and_sigte
     // The IPv6 /128 arrives by MP-BGP on the IPv6 sessions, next hop each node.
     let six = vec![node_ip6(0), node_ip6(1)];
     fabric.wait_next_hops(&format!("{VIP6}/128"), &six, Duration::from_secs(5));
+    let routes6 = fabric.routes(&format!("{VIP6}/128"));
+    println!("BIRD:\n{routes}\n{routes6}");
 
     // Local policy: n0 advertises while its endpoint answers, and only n0; it withdraws
     // when the endpoint stops answering and advertises again when it is back.
@@ -392,6 +405,30 @@ fn a_frozen_node_is_dropped_at_hold_expiry_and_graceful_restart_keeps_routes_ove
     assert_eq!(fabric.next_hops(&format!("{VIP4}/32")), both());
 }
 
+/// MetalLB's native speaker was seen not to advertise again after a router came back
+/// (metallb#485, #2803): here BIRD is killed and started again, and gets every route back.
+#[test]
+fn a_router_that_restarts_gets_every_route_again() {
+    let configs = [
+        node_config(0, "graceful_restart = false", &services()),
+        node_config(1, "graceful_restart = true", &services()),
+    ];
+    let mut fabric = Fabric::start("bgp-router-restart", &bird_config(None), configs);
+    fabric.wait_established();
+    let six = vec![node_ip6(0), node_ip6(1)];
+    fabric.wait_next_hops(&format!("{VIP4}/32"), &both(), Duration::from_secs(5));
+    fabric.wait_next_hops(&format!("{VIP6}/128"), &six, Duration::from_secs(5));
+    for _ in 0..2 {
+        fabric.restart_bird();
+        wait_until(Duration::from_secs(10), "BIRD answers again", || {
+            fabric.birdc("show status").contains("Daemon is up")
+        });
+        fabric.wait_established();
+        fabric.wait_next_hops(&format!("{VIP4}/32"), &both(), Duration::from_secs(5));
+        fabric.wait_next_hops(&format!("{VIP6}/128"), &six, Duration::from_secs(5));
+    }
+}
+
 #[test]
 fn tcp_md5_with_the_right_key_comes_up_and_a_wrong_key_does_not() {
     let mut fabric = Fabric::without_daemons("bgp-md5", &bird_config(Some("s3cret")));
@@ -418,10 +455,17 @@ fn tcp_md5_with_the_right_key_comes_up_and_a_wrong_key_does_not() {
 }
 
 /// A router that completes the OPEN exchange, then sends one bad thing per connection and
-/// prints the NOTIFICATION it gets back: garbage instead of a message, then an UPDATE whose
-/// withdrawn-routes length runs past its end.
+/// prints the NOTIFICATION it gets back: garbage instead of a message, an UPDATE whose
+/// withdrawn-routes length runs past its end, ROUTE-REFRESH after ROUTE-REFRESH, and empty
+/// UPDATEs as fast as it can. With the first, BFD packets with TTL 64: not from the link.
 const BAD_ROUTER: &str = r#"
-import socket, struct
+import socket, struct, sys, threading
+def send_bfd_from_afar():
+    bfd = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    bfd.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 64)
+    packet = bytes([0x20, 0x40, 3, 24]) + struct.pack("!IIIII", 7, 0, 300000, 300000, 0)
+    for _ in range(3):
+        bfd.sendto(packet, (sys.argv[1], 3784))
 def message(kind, body=b""):
     return b"\xff" * 16 + struct.pack("!HB", 19 + len(body), kind) + body
 def read(connection):
@@ -440,8 +484,19 @@ listener = socket.socket()
 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 listener.bind(("172.30.0.5", 179))
 listener.listen(4)
-for mode in ["garbage", "truncated"]:
+def flood(connection):
+    chunk = message(2, b"\x00\x00\x00\x00") * 45000
+    sent = 0
+    try:
+        while True:
+            connection.sendall(chunk)
+            sent += len(chunk)
+    except OSError:
+        print("flood stopped after", sent >> 20, "MiB", flush=True)
+for mode in ["garbage", "truncated", "refresh", "flood"]:
     connection, _ = listener.accept()
+    if mode == "garbage":
+        send_bfd_from_afar()
     read(connection)
     connection.sendall(open_message + message(4))
     while True:
@@ -450,8 +505,12 @@ for mode in ["garbage", "truncated"]:
             break
     if mode == "garbage":
         connection.sendall(b"\x00" * 40)
-    else:
+    elif mode == "truncated":
         connection.sendall(b"\xff" * 16 + struct.pack("!HB", 23, 2) + b"\x00\x0a\x00\x00")
+    elif mode == "refresh":
+        connection.sendall(message(5, b"\x00\x01\x00\x01") * 40)
+    else:
+        threading.Thread(target=flood, args=(connection,), daemon=True).start()
     while True:
         received = read(connection)
         if received is None:
@@ -470,10 +529,12 @@ fn a_bad_peer_gets_the_right_notifications_while_the_other_sessions_carry_on() {
     let bad = fabric.lab.host(&fabric.switch, "bad", &["172.30.0.5/24"]);
     let script = fabric.lab.dir().join("bad_router.py");
     std::fs::write(&script, BAD_ROUTER).unwrap();
-    let router = fabric
-        .lab
-        .spawn(&bad, "python3", &["-u", script.to_str().unwrap()]);
-    let extra = bgp_peer("172.30.0.5", ASN, "");
+    let router = fabric.lab.spawn(
+        &bad,
+        "python3",
+        &["-u", script.to_str().unwrap(), &node_ip(0)],
+    );
+    let extra = bgp_peer("172.30.0.5", ASN, "bfd = true");
     for i in 0..2 {
         let services = if i == 0 {
             services() + &extra
@@ -486,12 +547,34 @@ fn a_bad_peer_gets_the_right_notifications_while_the_other_sessions_carry_on() {
     }
     fabric.wait_established();
     let since = fabric.settled_protocol("n0v4");
-    wait_until(Duration::from_secs(10), "both NOTIFICATIONs", || {
-        router.log().contains("truncated ")
+    let rss = |daemon: &Daemon| {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let rss_before = rss(&fabric.daemons[0]);
+    wait_until(Duration::from_secs(30), "every NOTIFICATION", || {
+        router.log().contains("flood NOTIFICATION")
     });
     let log = router.log();
     assert!(log.contains("garbage NOTIFICATION 1 1"), "{log}");
     assert!(log.contains("truncated NOTIFICATION 3 "), "{log}");
+    // A router that keeps asking for the table, or floods UPDATEs, is reset with a Cease,
+    // Out of Resources, and costs the node no memory to speak of.
+    assert!(log.contains("refresh NOTIFICATION 6 8"), "{log}");
+    assert!(log.contains("flood NOTIFICATION 6 8"), "{log}");
+    let grown_kib = rss(&fabric.daemons[0]).saturating_sub(rss_before);
+    assert!(grown_kib < 16 * 1024, "RSS grew by {grown_kib} KiB");
+    assert!(fabric.daemons[0].log().contains("flooding"));
+    // The BFD packets sent with TTL 64 were dropped as not from the link.
+    assert_eq!(
+        fabric.daemons[0].metric("dockline_bfd_discarded_total", &[("reason", "ttl")]),
+        Some(3.0)
+    );
     // Everything else carries on: n0's BIRD sessions and routes are untouched.
     assert_eq!(fabric.protocol("n0v4"), since);
     assert_eq!(fabric.next_hops(&format!("{VIP4}/32")), both());
@@ -505,7 +588,10 @@ fn a_bad_peer_gets_the_right_notifications_while_the_other_sessions_carry_on() {
             ],
         )
     };
-    assert_eq!((sent("1"), sent("3")), (Some(1.0), Some(1.0)));
+    assert_eq!(
+        (sent("1"), sent("3"), sent("6")),
+        (Some(1.0), Some(1.0), Some(2.0))
+    );
 }
 
 /// GoBGP at 172.30.0.2 (iBGP) and FRR's bgpd at 172.30.0.3 (eBGP, AS 64600), each with an
@@ -668,7 +754,11 @@ fn gobgp_and_frr_receive_the_same_routes() {
         route.contains("Large Community: 64513:0:100"),
         "large community in:\n{route}"
     );
-    println!("GoBGP:\n{v4}\nFRR:\n{route}");
+    println!(
+        "GoBGP:\n{v4}{v6}\nFRR:\n{route}{route6}",
+        v6 = gobgp_rib("ipv6"),
+        route6 = vtysh(&format!("show bgp ipv6 unicast {VIP6}/128")),
+    );
 }
 
 #[test]

@@ -81,6 +81,21 @@ pub enum Discarded {
     /// Not version 1, a zero multiplier or discriminator, multipoint, or authenticated.
     #[error("invalid")]
     Invalid,
+    /// Sent with a TTL or hop limit below 255, so not from a router on the link: a
+    /// single-hop session without authentication accepts only 255 (RFC 5881 section 5).
+    #[error("ttl")]
+    NotFromTheLink,
+}
+
+impl Discarded {
+    /// The label the discard counter uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Discarded::Truncated => "truncated",
+            Discarded::Invalid => "invalid",
+            Discarded::NotFromTheLink => "ttl",
+        }
+    }
 }
 
 impl ControlPacket {
@@ -123,6 +138,15 @@ impl ControlPacket {
             return Err(Discarded::Invalid);
         }
         Ok(packet)
+    }
+
+    /// Decodes a packet that arrived with `ttl` (the IPv4 TTL or the IPv6 hop limit;
+    /// `None` when the kernel did not say, which counts as not from the link).
+    pub fn decode_received(bytes: &[u8], ttl: Option<u8>) -> Result<Self, Discarded> {
+        if ttl != Some(255) {
+            return Err(Discarded::NotFromTheLink);
+        }
+        Self::decode(bytes)
     }
 
     /// The 24 bytes of the packet.
@@ -336,6 +360,18 @@ mod tests {
         assert_eq!(ControlPacket::decode(&no_your), Err(Discarded::Invalid));
         no_your[3] = 40;
         assert_eq!(ControlPacket::decode(&no_your), Err(Discarded::Truncated));
+    }
+
+    #[test]
+    fn only_packets_sent_with_ttl_255_are_taken() {
+        let bytes = router(BfdState::Up, 5).encode();
+        assert!(ControlPacket::decode_received(&bytes, Some(255)).is_ok());
+        for ttl in [Some(254), Some(64), Some(1), None] {
+            assert_eq!(
+                ControlPacket::decode_received(&bytes, ttl),
+                Err(Discarded::NotFromTheLink)
+            );
+        }
     }
 
     #[test]

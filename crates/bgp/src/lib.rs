@@ -13,6 +13,7 @@
 
 pub mod advertise;
 pub mod bfd;
+pub mod budget;
 mod error;
 pub mod message;
 mod metrics;

@@ -32,6 +32,8 @@ pub const HEADER_LENGTH: usize = 19;
 pub const MAX_MESSAGE_LENGTH: usize = 4096;
 /// AS_TRANS (RFC 6793): the 2-byte "My AS" of a speaker whose AS number needs 4 bytes.
 pub const AS_TRANS: u16 = 23456;
+/// The type byte of a ROUTE-REFRESH message (RFC 2918).
+pub const ROUTE_REFRESH_TYPE: u8 = 5;
 /// The restart time dockline asks routers to keep its routes for (RFC 4724 section 3).
 pub const RESTART_TIME_S: u16 = 120;
 

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use metrics::{Counter, Gauge};
 
+use crate::bfd::Discarded;
 use crate::session::Direction;
 
 const SESSION_UP: &str = "dockline_bgp_session_up";
@@ -12,6 +13,7 @@ const ANNOUNCED: &str = "dockline_bgp_announced_prefixes";
 const UPDATES_SENT: &str = "dockline_bgp_updates_sent_total";
 const NOTIFICATIONS: &str = "dockline_bgp_notifications_total";
 const BFD_UP: &str = "dockline_bfd_session_up";
+const BFD_DISCARDED: &str = "dockline_bfd_discarded_total";
 
 /// Describes the BGP metrics to the recorder.
 pub fn describe_metrics() {
@@ -26,9 +28,18 @@ pub fn describe_metrics() {
     metrics::describe_counter!(UPDATES_SENT, "BGP UPDATE messages sent to the peer");
     metrics::describe_gauge!(BFD_UP, "1 while the BFD session with the peer is up");
     metrics::describe_counter!(
+        BFD_DISCARDED,
+        "BFD control packets dropped, by reason (truncated, invalid, ttl: not sent with TTL 255)"
+    );
+    metrics::describe_counter!(
         NOTIFICATIONS,
         "BGP NOTIFICATION messages, by peer, direction (sent, received) and error code"
     );
+}
+
+/// Counts a BFD control packet dropped before it reached a session.
+pub(crate) fn bfd_discarded(reason: Discarded) {
+    metrics::counter!(BFD_DISCARDED, "reason" => reason.as_str()).increment(1);
 }
 
 /// One session's metric handles.

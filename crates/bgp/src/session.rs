@@ -24,6 +24,7 @@ use netgauze_bgp_pkt::notification::{
 use netgauze_bgp_pkt::open::BgpOpenMessage;
 use netgauze_iana::address_family::AddressType;
 
+use crate::budget::{self, ReceiveBudget};
 use crate::message;
 
 /// The hold time used until the OPENs have agreed on one (RFC 4271 section 8, "a large
@@ -185,6 +186,9 @@ pub struct Session {
     established_since: Option<Instant>,
     last_error: Option<String>,
     updates_received: u64,
+    /// What the router may still make dockline work; per session, so reconnecting does
+    /// not refill it.
+    budget: Option<ReceiveBudget>,
     actions: VecDeque<Action>,
 }
 
@@ -200,6 +204,7 @@ impl Session {
             established_since: None,
             last_error: None,
             updates_received: 0,
+            budget: None,
             actions: VecDeque::new(),
         }
     }
@@ -554,6 +559,20 @@ impl Session {
             connection.hold_at = Some(now + hold);
         }
         let stage = connection.stage;
+        let route_refresh = bytes.get(18) == Some(&message::ROUTE_REFRESH_TYPE);
+        let budget = self.budget.get_or_insert_with(|| ReceiveBudget::new(now));
+        if !budget.spend(budget::cost(bytes.len(), route_refresh), now) {
+            let notification = BgpNotificationMessage::CeaseError(CeaseError::OutOfResources {
+                value: Box::new([]),
+            });
+            let reason = format!(
+                "flooding: more than {} MiB of messages at once, or {} MiB a second after that",
+                budget::BURST >> 20,
+                budget::REFILL_PER_SECOND >> 20
+            );
+            self.fail(id, now, Some(notification), reason);
+            return;
+        }
         let message = match message::decode(bytes, four_octet_asn) {
             Ok(message) => message,
             Err(malformed) => {

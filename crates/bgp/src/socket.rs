@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, SockRef, Socket, Type};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
 /// The BGP port dockline listens on.
@@ -121,8 +121,105 @@ pub fn bfd_listen(ipv6: bool) -> io::Result<UdpSocket> {
     }
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
+    // Every datagram comes with its TTL or hop limit, which BFD checks (RFC 5881 section 5).
+    let (level, option) = if ipv6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_RECVTTL)
+    };
+    set_int_option(&socket, level, option, 1)?;
     socket.bind(&SocketAddr::new(address, crate::bfd::CONTROL_PORT).into())?;
     UdpSocket::from_std(socket.into())
+}
+
+fn set_int_option(
+    socket: &impl AsFd,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `value`, a live c_int the kernel only reads
+    // during the call; the descriptor is borrowed for that time.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_fd().as_raw_fd(),
+            level,
+            option,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Receives one datagram on a socket from [`bfd_listen`]: its length, its sender, and the
+/// TTL or hop limit it arrived with (`None` if the kernel gave none).
+pub async fn recv_with_ttl(
+    socket: &UdpSocket,
+    buffer: &mut [u8],
+) -> io::Result<(usize, SocketAddr, Option<u8>)> {
+    loop {
+        socket.readable().await?;
+        match socket.try_io(tokio::io::Interest::READABLE, || {
+            recvmsg_with_ttl(socket, buffer)
+        }) {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return result,
+        }
+    }
+}
+
+fn recvmsg_with_ttl(
+    socket: &UdpSocket,
+    buffer: &mut [u8],
+) -> io::Result<(usize, SocketAddr, Option<u8>)> {
+    let mut source = SockAddrStorage::zeroed();
+    // Room for one control message carrying an int, u64-aligned as cmsghdr wants.
+    let mut control = [0u64; 8];
+    let mut vector = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // SAFETY: all zeroes is a valid msghdr.
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_name = (&raw mut source).cast();
+    header.msg_namelen = source.size_of();
+    header.msg_iov = &raw mut vector;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: every pointer in `header` points to a live buffer of the length given with
+    // it, all owned by this frame and outliving the call.
+    let length = unsafe { libc::recvmsg(socket.as_raw_fd(), &raw mut header, 0) };
+    if length < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut ttl = None;
+    // SAFETY: the kernel filled `header`'s control buffer; the CMSG macros walk it within
+    // `msg_controllen`, and each data pointer is read as the int its type says it holds.
+    unsafe {
+        let mut message = libc::CMSG_FIRSTHDR(&raw const header);
+        while !message.is_null() {
+            let kind = ((*message).cmsg_level, (*message).cmsg_type);
+            if kind == (libc::IPPROTO_IP, libc::IP_TTL)
+                || kind == (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT)
+            {
+                let value =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(message).cast::<libc::c_int>());
+                ttl = u8::try_from(value).ok();
+            }
+            message = libc::CMSG_NXTHDR(&raw const header, message);
+        }
+    }
+    // SAFETY: the kernel wrote a sockaddr of `msg_namelen` bytes into `source`.
+    let sender = unsafe { SockAddr::new(source, header.msg_namelen) }
+        .as_socket()
+        .ok_or_else(|| io::Error::other("a datagram without an IP sender"))?;
+    Ok((length as usize, sender, ttl))
 }
 
 /// The socket BFD control packets go to `peer` from: a source port in 49152-65535 and
@@ -175,6 +272,25 @@ pub async fn connect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn datagrams_come_with_the_ttl_they_were_sent_with() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        set_int_option(&socket, libc::IPPROTO_IP, libc::IP_RECVTTL, 1).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let receiver = UdpSocket::from_std(socket).unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut buffer = [0u8; 64];
+        for ttl in [255, 64] {
+            sender.set_ttl(ttl).unwrap();
+            sender
+                .send_to(b"bfd", receiver.local_addr().unwrap())
+                .unwrap();
+            let (length, from, seen) = recv_with_ttl(&receiver, &mut buffer).await.unwrap();
+            assert_eq!((length, from), (3, sender.local_addr().unwrap()));
+            assert_eq!(seen, Some(ttl as u8));
+        }
+    }
 
     #[test]
     fn the_signature_has_the_kernels_layout() {

@@ -206,14 +206,19 @@ pub(crate) async fn run(
         acceptors.spawn(async move {
             let mut buffer = [0u8; 64];
             loop {
-                let Ok((length, from)) = socket.recv_from(&mut buffer).await else {
+                let Ok((length, from, ttl)) = socket::recv_with_ttl(&socket, &mut buffer).await
+                else {
                     continue;
                 };
-                // Malformed packets are dropped here (RFC 5880 section 6.8.6).
-                if let Ok(packet) = ControlPacket::decode(&buffer[..length])
-                    && bfd_received.send((packet, from.ip())).await.is_err()
-                {
-                    return;
+                // Malformed packets, and packets from beyond the link, are dropped here
+                // (RFC 5880 section 6.8.6, RFC 5881 section 5).
+                match ControlPacket::decode_received(&buffer[..length], ttl) {
+                    Ok(packet) => {
+                        if bfd_received.send((packet, from.ip())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(discarded) => crate::metrics::bfd_discarded(discarded),
                 }
             }
         });

@@ -18,6 +18,10 @@ use crate::link::Link;
 use crate::metrics::Metrics;
 use crate::speaker::{Event, Received, Speaker, TransmitKind};
 
+/// Conflicts change the published owners at most this often: a host flooding gratuitous
+/// ARPs for a VIP would otherwise make every frame copy the owners for every reader.
+const CONFLICT_PUBLISH_GAP: Duration = Duration::from_secs(1);
+
 /// The live inputs the announcer reads and the one it writes.
 #[derive(Debug, Clone)]
 pub struct Inputs {
@@ -81,6 +85,8 @@ pub(crate) async fn run(links: Vec<Link>, inputs: Inputs, shutdown: Cancellation
         inputs,
         metrics: Metrics::default(),
         conflicts_logged: BTreeSet::new(),
+        published_at: None,
+        conflicts_unpublished: false,
     };
     announcer.follow_inputs();
     loop {
@@ -94,6 +100,13 @@ pub(crate) async fn run(links: Vec<Link>, inputs: Inputs, shutdown: Cancellation
                 None => std::future::pending().await,
             }
         };
+        let conflicts_due = announcer.conflicts_due();
+        let publish_conflicts = async {
+            match conflicts_due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         // Biased: a stop or an ownership change is seen before any further frame is
         // answered, and frames come last so that a flood of them cannot starve the rest.
         tokio::select! {
@@ -103,6 +116,7 @@ pub(crate) async fn run(links: Vec<Link>, inputs: Inputs, shutdown: Cancellation
             Ok(()) = health.changed() => announcer.follow_inputs(),
             Ok(()) = members.changed() => announcer.follow_inputs(),
             () = repeat => announcer.on_timer(),
+            () = publish_conflicts => announcer.publish_owners(),
             Some((link, frame)) = frames.recv() => announcer.receive(link, &frame),
         }
     }
@@ -119,6 +133,11 @@ struct Announcer {
     /// A VIP's first conflict is logged; later ones are counted, with the last MAC in
     /// `/status`. Keyed by VIP alone, so spoofed MACs cannot make it grow.
     conflicts_logged: BTreeSet<IpAddr>,
+    /// When the owners were last published.
+    published_at: Option<Instant>,
+    /// Conflicts were counted since: the owners are published again once
+    /// [`CONFLICT_PUBLISH_GAP`] has passed.
+    conflicts_unpublished: bool,
 }
 
 impl Announcer {
@@ -156,7 +175,20 @@ impl Announcer {
         }
         let owners = self.speaker.owners();
         self.metrics.follow(owners.vips.iter().map(|v| v.ip));
-        self.inputs.owners.publish(owners.clone());
+        self.publish_owners();
+    }
+
+    fn publish_owners(&mut self) {
+        self.inputs.owners.publish(self.speaker.owners().clone());
+        self.published_at = Some(Instant::now());
+        self.conflicts_unpublished = false;
+    }
+
+    /// When counted conflicts are due to be published, if any are waiting.
+    fn conflicts_due(&self) -> Option<Instant> {
+        self.conflicts_unpublished
+            .then(|| self.published_at.map(|at| at + CONFLICT_PUBLISH_GAP))
+            .flatten()
     }
 
     /// Hands one received frame to the speaker and counts it.
@@ -170,8 +202,16 @@ impl Announcer {
                 if self.conflicts_logged.insert(vip) {
                     tracing::warn!(%vip, %mac, "l2: another MAC claims a VIP this node answers for");
                 }
-                // The count in the owners tells membership to compare views now.
-                self.inputs.owners.publish(self.speaker.owners().clone());
+                // The count in the owners tells membership to compare views now; later
+                // counts follow at most once per CONFLICT_PUBLISH_GAP.
+                let recently = self
+                    .published_at
+                    .is_some_and(|at| at.elapsed() < CONFLICT_PUBLISH_GAP);
+                if recently {
+                    self.conflicts_unpublished = true;
+                } else {
+                    self.publish_owners();
+                }
             }
             Received::Ignored(reason) => self.metrics.ignored(reason),
             Received::NotVip | Received::Looped => {}

@@ -344,6 +344,63 @@ fn a_flood_of_updates_never_grows_the_buffer_beyond_one_message() {
     );
 }
 
+fn empty_update() -> Vec<u8> {
+    message::encode(&BgpMessage::Update(BgpUpdateMessage::new(
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    )))
+}
+
+#[test]
+fn a_router_that_floods_is_reset_with_out_of_resources_and_its_budget_survives_reconnecting() {
+    let (mut session, id, now) = session_in(State::Established);
+    let update = empty_update();
+    let per_message = budget::cost(update.len(), false);
+    let burst = usize::try_from(budget::BURST / per_message).unwrap();
+    let flood: Vec<u8> = update
+        .iter()
+        .copied()
+        .cycle()
+        .take(update.len() * (burst + 1))
+        .collect();
+    session.received(id, &flood, now);
+    let actions = drain(&mut session);
+    assert_eq!(sent_notifications(&actions), vec![(6, 8)]);
+    assert!(is_down(&actions));
+    assert!(session.last_error().unwrap().contains("flooding"));
+    // The OPEN and the KEEPALIVE took a little of the bucket too.
+    assert!((burst as u64 - 3..burst as u64).contains(&session.updates_received()));
+    // A new connection right away gets a bucket that has had no time to refill.
+    let later = now + Duration::from_millis(10);
+    let again = session.accept(later).unwrap();
+    drain(&mut session);
+    session.received(again, &router_open(64512, 90, ROUTER_ID), later);
+    session.received(again, &keepalive(), later);
+    session.received(again, &update.repeat(2_000), later);
+    assert_eq!(sent_notifications(&drain(&mut session)), vec![(6, 8)]);
+}
+
+#[test]
+fn route_refreshes_beyond_the_budget_reset_the_router() {
+    let (mut session, id, now) = session_in(State::Established);
+    let refresh = b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x00\x17\x05\x00\x01\x00\x01";
+    let at_once = budget::BURST / budget::ROUTE_REFRESH;
+    for _ in 0..at_once - 1 {
+        session.received(id, refresh, now);
+    }
+    let actions = drain(&mut session);
+    let refreshes = actions
+        .iter()
+        .filter(|a| **a == Action::RouteRefresh)
+        .count();
+    // The OPEN and the KEEPALIVE took a little of the bucket: one refresh fewer fits.
+    assert_eq!(refreshes as u64, at_once - 1);
+    assert!(sent_notifications(&actions).is_empty());
+    session.received(id, refresh, now);
+    assert_eq!(sent_notifications(&drain(&mut session)), vec![(6, 8)]);
+}
+
 #[test]
 fn stopping_sends_a_cease_and_does_not_retry() {
     let (mut session, id, now) = session_in(State::Established);
