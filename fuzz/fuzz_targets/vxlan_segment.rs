@@ -1,7 +1,7 @@
 //! The send path's offloads on arbitrary reads from the TAP: a virtio-net header, then a
 //! frame. Decoding the header and cutting the frame must never panic; a decoded header
-//! re-encodes to its bytes; every segment cut holds at most the segment size of payload,
-//! and the segments joined again never make more frames than were cut.
+//! re-encodes to its bytes; every segment cut holds the segment size of payload (the last
+//! at most that), and the segments joined again never make more frames than were cut.
 
 #![no_main]
 
@@ -19,18 +19,21 @@ fuzz_target!(|read: &[u8]| {
     };
     assert_eq!(header.encode(), read[..HEADER_LEN]);
     let frame = &read[HEADER_LEN..];
-    let mut out = Vec::new();
-    let Ok(segments) = segment(frame, usize::from(header.gso_size), &PREFIX, &mut out) else {
-        assert!(out.is_empty());
+    let mut headers = Vec::new();
+    let Ok(segments) = segment(frame, usize::from(header.gso_size), &PREFIX, &mut headers)
+    else {
+        assert!(headers.is_empty());
         return;
     };
     assert!(segments.count >= 1);
-    assert!(out.len() <= segments.count * segments.stride);
-    assert!(out.len() > (segments.count - 1) * segments.stride);
+    assert_eq!(headers.len(), segments.count * segments.header_len);
     let mut coalescer = Coalescer::new();
-    for packet in out.chunks(segments.stride) {
-        assert_eq!(packet[..PREFIX.len()], PREFIX);
-        coalescer.push(&packet[PREFIX.len()..]);
+    for index in 0..segments.count {
+        let [head, payload] = segments.parts(index, &headers, frame);
+        assert!(payload.len() <= segments.segment_size);
+        assert!(index + 1 == segments.count || payload.len() == segments.segment_size);
+        assert_eq!(head[..PREFIX.len()], PREFIX);
+        coalescer.push(index, &[&head[PREFIX.len()..], payload].concat());
     }
     coalescer.finish();
     assert!(coalescer.frames().count() <= segments.count);

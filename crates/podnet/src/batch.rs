@@ -1,8 +1,9 @@
 //! Frames and datagrams handled many per wakeup. One recvmmsg(2) takes every datagram
-//! queued on the VXLAN socket (up to [`BATCH`]), each possibly several VXLAN packets that
+//! queued on the VXLAN socket (up to [`RECEIVE_BATCH`]), each possibly several VXLAN packets that
 //! UDP GRO joined (the kernel says their size in a control message). On send, plain
 //! datagrams leave many per sendmmsg(2), and the segments of one TCP super-frame leave in
-//! one sendmsg(2) with UDP GSO: the kernel cuts them apart below the socket.
+//! one sendmsg(2) with UDP GSO, gathered from their headers and the super-frame's payload:
+//! the kernel cuts them apart below the socket.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
@@ -13,8 +14,13 @@ use nix::sys::socket::{
     sendmmsg, sendmsg,
 };
 
-/// Frames or datagrams per batch.
-pub(crate) const BATCH: usize = 64;
+/// Datagrams per receiving batch: each may be a GRO run of up to 64 KiB, and the batch is
+/// read again (checked, then gathered to the device) after it is received, so it is kept
+/// small enough to stay in the CPU's cache (8 x 64 KiB) rather than read back from memory.
+pub(crate) const RECEIVE_BATCH: usize = 8;
+/// Frames per sending batch: small frames (ACKs) gathered for one sendmmsg(2). A TCP
+/// super-frame ends the batch and leaves at once, while it is in the cache.
+pub(crate) const SEND_BATCH: usize = 16;
 /// Room for the largest datagram or frame: a GRO datagram, or a TSO frame (an IP packet
 /// of up to 64 KiB behind an Ethernet and a virtio-net header).
 pub(crate) const BUFFER_LEN: usize = 65_536 + 512;
@@ -23,12 +29,12 @@ pub(crate) const BUFFER_LEN: usize = 65_536 + 512;
 pub(crate) struct Batch {
     pub(crate) buffers: Vec<Vec<u8>>,
     /// Bytes used in each buffer, for the first `filled` buffers.
-    pub(crate) lengths: [usize; BATCH],
+    pub(crate) lengths: Vec<usize>,
     pub(crate) filled: usize,
     /// Received: the source of each datagram (None when it was not IPv4/IPv6).
-    pub(crate) sources: [Option<IpAddr>; BATCH],
+    pub(crate) sources: Vec<Option<IpAddr>>,
     /// Received: the size of the packets UDP GRO joined into each datagram, if it did.
-    pub(crate) segment_sizes: [Option<usize>; BATCH],
+    pub(crate) segment_sizes: Vec<Option<usize>>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -40,27 +46,34 @@ impl std::fmt::Debug for Batch {
 }
 
 impl Batch {
-    pub(crate) fn new() -> Self {
+    /// A batch of `capacity` buffers.
+    pub(crate) fn new(capacity: usize) -> Self {
         Batch {
-            buffers: vec![vec![0; BUFFER_LEN]; BATCH],
-            lengths: [0; BATCH],
+            buffers: vec![vec![0; BUFFER_LEN]; capacity],
+            lengths: vec![0; capacity],
             filled: 0,
-            sources: [None; BATCH],
-            segment_sizes: [None; BATCH],
+            sources: vec![None; capacity],
+            segment_sizes: vec![None; capacity],
         }
+    }
+
+    /// Buffers in the batch.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buffers.len()
     }
 
     /// Takes the datagrams queued on `socket` without waiting; `WouldBlock` when none is.
     pub(crate) fn receive(&mut self, socket: &impl AsRawFd) -> io::Result<()> {
+        let capacity = self.capacity();
         let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
             .buffers
             .iter_mut()
             .map(|buffer| [IoSliceMut::new(buffer)])
             .collect();
-        // The message headers hold raw pointers, so they are not `Send` and cannot live in
-        // the batch across the run loop's awaits: made per call, a few KiB.
+        // Made per call (a few KiB): the message headers hold raw pointers into buffers
+        // that are borrowed anew for each call.
         let space = nix::cmsg_space!(i32);
-        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, Some(space));
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(capacity, Some(space));
         let received = recvmmsg(
             socket.as_raw_fd(),
             &mut headers,
@@ -86,15 +99,16 @@ impl Batch {
     }
 }
 
+/// A datagram to send: its bytes, in two pieces the kernel joins (the second may be
+/// empty), and where it goes.
+pub(crate) type Datagram<'a> = ([&'a [u8]; 2], SocketAddr);
+
 /// Sends `datagrams` to their destinations, as many per system call as the kernel takes,
 /// and returns how many went; `WouldBlock` if the socket is full before the first.
-pub(crate) fn send_many(
-    socket: &impl AsRawFd,
-    datagrams: &[(&[u8], SocketAddr)],
-) -> io::Result<usize> {
-    let slices: Vec<[IoSlice<'_>; 1]> = datagrams
+pub(crate) fn send_many(socket: &impl AsRawFd, datagrams: &[Datagram<'_>]) -> io::Result<usize> {
+    let slices: Vec<[IoSlice<'_>; 2]> = datagrams
         .iter()
-        .map(|(bytes, _)| [IoSlice::new(bytes)])
+        .map(|(pieces, _)| pieces.map(IoSlice::new))
         .collect();
     let destinations: Vec<Option<SockaddrStorage>> = datagrams
         .iter()
@@ -113,11 +127,11 @@ pub(crate) fn send_many(
     .map_err(io::Error::from)
 }
 
-/// Sends `bytes` to `to` in one system call: one datagram, or with `segment_size` one
-/// datagram per that many bytes (UDP GSO; the last may be shorter).
+/// Sends the bytes of `pieces`, joined, to `to` in one system call: one datagram, or with
+/// `segment_size` one datagram per that many bytes (UDP GSO; the last may be shorter).
 pub(crate) fn send_one(
     socket: &impl AsRawFd,
-    bytes: &[u8],
+    pieces: &[IoSlice<'_>],
     segment_size: Option<u16>,
     to: SocketAddr,
 ) -> io::Result<()> {
@@ -131,7 +145,7 @@ pub(crate) fn send_one(
     };
     sendmsg(
         socket.as_raw_fd(),
-        &[IoSlice::new(bytes)],
+        pieces,
         &control,
         MsgFlags::MSG_DONTWAIT,
         Some(&SockaddrStorage::from(to)),

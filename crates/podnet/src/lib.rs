@@ -181,19 +181,10 @@ impl PodNet {
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), PodNetError> {
         let mut resync = tokio::time::interval(RESYNC);
         resync.tick().await;
-        let mut outgoing = batch::Batch::new();
-        let mut incoming = batch::Batch::new();
         let result = loop {
             let event = tokio::select! {
                 _ = shutdown.cancelled() => Event::Stop,
-                read = read_frames(self.overlay.as_ref(), &mut outgoing) => match read {
-                    Ok(()) => Event::Frames,
-                    Err(error) => Event::Failed(error),
-                },
-                read = read_datagrams(self.overlay.as_ref(), &mut incoming) => match read {
-                    Ok(()) => Event::Datagrams,
-                    Err(error) => Event::Failed(error),
-                },
+                error = data_path_failed(self.overlay.as_mut()) => Event::Failed(error),
                 changed = self.config_changes.changed() => match changed {
                     Ok(()) => Event::Changed,
                     Err(_) => Event::Stop,
@@ -208,16 +199,8 @@ impl PodNet {
             match (event, &mut self.overlay) {
                 (Event::Stop, _) => break Ok(()),
                 (Event::Failed(error), _) => break Err(PodNetError::DataPath(error)),
-                (Event::Frames, Some(overlay)) => {
-                    overlay.send_frames(&mut outgoing, now).await;
-                    continue;
-                }
-                (Event::Datagrams, Some(overlay)) => {
-                    overlay.deliver_datagrams(&incoming, now).await;
-                    continue;
-                }
                 (Event::Resync, Some(overlay)) => {
-                    overlay.vtep.fdb().expire(now);
+                    overlay.vtep().fdb().expire(now);
                 }
                 _ => {}
             }
@@ -251,7 +234,7 @@ impl PodNet {
         let cluster_pods = config.cluster.pod_cidr;
         let (desired, unreachable, device) = match &mut self.overlay {
             Some(overlay) => {
-                overlay.vtep.fdb().set_vteps(peers.iter().map(|peer| {
+                overlay.vtep().fdb().set_vteps(peers.iter().map(|peer| {
                     let address = plan::overlay_address(peer.pod_cidr, cluster_pods).addr();
                     (peer.internal_ip, plan::device_mac(address))
                 }));
@@ -313,7 +296,8 @@ impl PodNet {
             ..PodNetStatus::default()
         };
         if let Some(overlay) = &mut self.overlay {
-            let fdb = overlay.vtep.fdb();
+            let mut vtep = overlay.vtep();
+            let fdb = vtep.fdb();
             metrics::fdb_entries(fdb.len());
             status.mode = "VXLAN".into();
             status.device = Some(overlay.settings.device.clone());
@@ -349,27 +333,14 @@ impl PodNet {
 enum Event {
     Stop,
     Failed(std::io::Error),
-    Frames,
-    Datagrams,
     Changed,
     Resync,
 }
 
-/// Frames from the overlay device; never ready in Classic mode.
-async fn read_frames(overlay: Option<&Overlay>, batch: &mut batch::Batch) -> std::io::Result<()> {
+/// Why the overlay's data path stopped on its own; never ready in Classic mode.
+async fn data_path_failed(overlay: Option<&mut Overlay>) -> std::io::Error {
     match overlay {
-        Some(overlay) => overlay.read_frames(batch).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Datagrams from the VXLAN socket; never ready in Classic mode.
-async fn read_datagrams(
-    overlay: Option<&Overlay>,
-    batch: &mut batch::Batch,
-) -> std::io::Result<()> {
-    match overlay {
-        Some(overlay) => overlay.read_datagrams(batch).await,
+        Some(overlay) => overlay.failed().await,
         None => std::future::pending().await,
     }
 }

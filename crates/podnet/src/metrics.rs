@@ -1,6 +1,8 @@
 //! The pod network's metrics, with a handle per series so the data path formats no labels.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics::{Counter, Gauge};
 
@@ -33,7 +35,8 @@ pub fn describe_metrics() {
     metrics::describe_counter!(ROUTE_ERRORS, "Pod route changes the kernel refused");
 }
 
-/// The data path's counters, and the drops also kept as numbers for `/status`.
+/// The data path's counters, and the drops also kept as numbers for `/status`. Clones
+/// count into the same series (each data path thread has one).
 #[derive(Debug, Clone)]
 pub(crate) struct Counters {
     rx_packets: Counter,
@@ -41,7 +44,7 @@ pub(crate) struct Counters {
     tx_packets: Counter,
     tx_bytes: Counter,
     drops: [Counter; DropReason::ALL.len()],
-    pub(crate) drop_counts: [u64; DropReason::ALL.len()],
+    drop_counts: Arc<[AtomicU64; DropReason::ALL.len()]>,
 }
 
 impl Counters {
@@ -53,12 +56,13 @@ impl Counters {
             tx_bytes: metrics::counter!(TX_BYTES),
             drops: DropReason::ALL
                 .map(|reason| metrics::counter!(DROPS, "reason" => reason.name())),
-            drop_counts: [0; DropReason::ALL.len()],
+            drop_counts: Arc::new(DropReason::ALL.map(|_| AtomicU64::new(0))),
         }
     }
 
-    pub(crate) fn received(&self, bytes: usize) {
-        self.rx_packets.increment(1);
+    /// Packets delivered, with their bytes of VXLAN header and frame.
+    pub(crate) fn received(&self, packets: usize, bytes: usize) {
+        self.rx_packets.increment(packets as u64);
         self.rx_bytes.increment(bytes as u64);
     }
 
@@ -68,11 +72,16 @@ impl Counters {
         self.tx_bytes.increment(bytes as u64);
     }
 
-    pub(crate) fn dropped(&mut self, reason: DropReason, from: IpAddr) {
+    pub(crate) fn dropped(&self, reason: DropReason, from: IpAddr) {
         let at = reason as usize;
         self.drops[at].increment(1);
-        self.drop_counts[at] += 1;
+        self.drop_counts[at].fetch_add(1, Ordering::Relaxed);
         tracing::trace!(%from, reason = reason.name(), "VXLAN packet dropped");
+    }
+
+    /// Drops so far, in the order of [`DropReason::ALL`].
+    pub(crate) fn drop_counts(&self) -> [u64; DropReason::ALL.len()] {
+        std::array::from_fn(|at| self.drop_counts[at].load(Ordering::Relaxed))
     }
 }
 

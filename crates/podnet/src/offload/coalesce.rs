@@ -18,12 +18,31 @@ use super::{ETHERNET_LEN, Layout, TCP_CHECKSUM_OFFSET, flags, u32_at};
 /// The largest IP packet a super-frame may grow to (the IPv4 total length is 16 bits).
 const MAX_IP_LEN: usize = 65_535;
 
-/// Frames for the TAP, each behind its virtio-net header, in the order they came.
+/// A piece of a frame for the TAP: bytes the coalescer wrote (a virtio-net header, a
+/// super-frame's headers), or bytes of a frame pushed to it, by the number it was pushed
+/// with. The caller gathers the pieces in one writev(2), so payloads are not copied here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// These bytes of [`Coalescer::written`].
+    Written(Range<usize>),
+    /// These bytes of the pushed frame `frame`.
+    Pushed {
+        /// The number the frame was pushed with.
+        frame: usize,
+        /// Its bytes in this piece.
+        bytes: Range<usize>,
+    },
+}
+
+/// Frames for the TAP, each a virtio-net header and then pieces of the frames pushed, in
+/// the order they came.
 #[derive(Debug, Default)]
 pub struct Coalescer {
-    /// The frames, each with its header in front, back to back.
-    bytes: Vec<u8>,
-    /// Where each frame (with its header) is in `bytes`.
+    /// Virtio-net headers, and the headers of each super-frame (copied from its first
+    /// segment, then changed to describe the whole).
+    written: Vec<u8>,
+    pieces: Vec<Piece>,
+    /// Where each frame's pieces are in `pieces`.
     frames: Vec<Range<usize>>,
     /// The super-frame being built: always the last of `frames`.
     open: Option<Open>,
@@ -33,9 +52,13 @@ pub struct Coalescer {
 #[derive(Debug)]
 struct Open {
     layout: Layout,
+    /// Where its virtio-net header and then its headers are in `written`.
+    header_at: usize,
     segment_size: usize,
     segments: usize,
     next_sequence: u32,
+    /// Bytes of the IP packet so far.
+    ip_len: usize,
 }
 
 impl Coalescer {
@@ -44,18 +67,19 @@ impl Coalescer {
         Coalescer::default()
     }
 
-    /// Adds `frame` (an Ethernet frame from a peer VTEP), joined to the super-frame being
-    /// built if it can be.
-    pub fn push(&mut self, frame: &[u8]) {
+    /// Adds `frame` (an Ethernet frame from a peer VTEP), known to the caller as number
+    /// `id`, joined to the super-frame being built if it can be.
+    pub fn push(&mut self, id: usize, frame: &[u8]) {
         let layout = Layout::of(frame).filter(|layout| joinable(layout, frame));
         if let (Some(layout), Some(open)) = (layout, &self.open) {
             if self.follows(open, &layout, frame) {
-                self.append(&layout, frame);
+                self.append(&layout, id, frame);
                 return;
             }
         }
         self.close();
-        let start = self.bytes.len();
+        let first_piece = self.pieces.len();
+        let header_at = self.written.len();
         match layout {
             Some(layout) => {
                 // Checked already: the kernel need not check it again.
@@ -63,8 +87,15 @@ impl Coalescer {
                     flags: virtio::DATA_VALID,
                     ..VirtioHeader::default()
                 };
-                self.bytes.extend_from_slice(&header.encode());
-                self.bytes.extend_from_slice(frame);
+                self.written.extend_from_slice(&header.encode());
+                // The headers are copied: a super-frame's are changed when it closes.
+                self.written.extend_from_slice(&frame[..layout.payload]);
+                self.pieces
+                    .push(Piece::Written(header_at..self.written.len()));
+                self.pieces.push(Piece::Pushed {
+                    frame: id,
+                    bytes: layout.payload..frame.len(),
+                });
                 let tcp = &frame[layout.transport..];
                 let segment_size = frame.len() - layout.payload;
                 let sequence = u32_at(tcp, 4);
@@ -72,19 +103,26 @@ impl Coalescer {
                 if !ended {
                     self.open = Some(Open {
                         layout,
+                        header_at,
                         segment_size,
                         segments: 1,
                         next_sequence: sequence.wrapping_add(segment_size as u32),
+                        ip_len: frame.len() - ETHERNET_LEN,
                     });
                 }
             }
             None => {
-                self.bytes
+                self.written
                     .extend_from_slice(&VirtioHeader::default().encode());
-                self.bytes.extend_from_slice(frame);
+                self.pieces
+                    .push(Piece::Written(header_at..self.written.len()));
+                self.pieces.push(Piece::Pushed {
+                    frame: id,
+                    bytes: 0..frame.len(),
+                });
             }
         }
-        self.frames.push(start..self.bytes.len());
+        self.frames.push(first_piece..self.pieces.len());
     }
 
     /// Ends the super-frame being built; call before reading [`Coalescer::frames`].
@@ -92,30 +130,34 @@ impl Coalescer {
         self.close();
     }
 
-    /// The frames so far, each with its virtio-net header in front.
-    pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
-        self.frames.iter().map(|range| &self.bytes[range.clone()])
+    /// The frames so far, each as its pieces, a virtio-net header first.
+    pub fn frames(&self) -> impl Iterator<Item = &[Piece]> {
+        self.frames.iter().map(|range| &self.pieces[range.clone()])
+    }
+
+    /// The bytes [`Piece::Written`] points into.
+    pub fn written(&self) -> &[u8] {
+        &self.written
     }
 
     /// Forgets every frame, keeping the memory.
     pub fn clear(&mut self) {
-        self.bytes.clear();
+        self.written.clear();
+        self.pieces.clear();
         self.frames.clear();
         self.open = None;
     }
 
     /// Whether `frame` continues the open super-frame.
     fn follows(&self, open: &Open, layout: &Layout, frame: &[u8]) -> bool {
-        let first_at = self.frames.last().map_or(0, |range| range.start) + virtio::HEADER_LEN;
-        let first = &self.bytes[first_at..];
+        let first = &self.written[open.header_at + virtio::HEADER_LEN..];
         let payload_len = frame.len() - layout.payload;
         let tcp = layout.transport;
         let sequence = u32_at(frame, tcp + 4);
-        let grown = self.bytes.len() - first_at - ETHERNET_LEN + payload_len;
         *layout == open.layout
             && payload_len <= open.segment_size
             && sequence == open.next_sequence
-            && grown <= MAX_IP_LEN
+            && open.ip_len + payload_len <= MAX_IP_LEN
             && frame[..ETHERNET_LEN] == first[..ETHERNET_LEN]
             && same_ip_header(layout, frame, first)
             // Ports; the ACK number and header length; the window; the options. (The flags
@@ -127,21 +169,23 @@ impl Coalescer {
     }
 
     /// Joins `frame` (which [`Coalescer::follows`] accepted) to the open super-frame.
-    fn append(&mut self, layout: &Layout, frame: &[u8]) {
-        let payload = &frame[layout.payload..];
-        self.bytes.extend_from_slice(payload);
+    fn append(&mut self, layout: &Layout, id: usize, frame: &[u8]) {
+        let payload_len = frame.len() - layout.payload;
+        self.pieces.push(Piece::Pushed {
+            frame: id,
+            bytes: layout.payload..frame.len(),
+        });
+        self.frames.last_mut().expect("the open frame").end = self.pieces.len();
         let open = self.open.as_mut().expect("an open super-frame");
         open.segments += 1;
-        open.next_sequence = open.next_sequence.wrapping_add(payload.len() as u32);
-        let ended =
-            frame[layout.transport + 13] & flags::PSH != 0 || payload.len() < open.segment_size;
-        if frame[layout.transport + 13] & flags::PSH != 0 {
-            let first_at = self.frames.last().expect("the open frame").start + virtio::HEADER_LEN;
-            self.bytes[first_at + layout.transport + 13] |= flags::PSH;
+        open.ip_len += payload_len;
+        open.next_sequence = open.next_sequence.wrapping_add(payload_len as u32);
+        let pushed = frame[layout.transport + 13] & flags::PSH != 0;
+        if pushed {
+            let at = open.header_at + virtio::HEADER_LEN + layout.transport + 13;
+            self.written[at] |= flags::PSH;
         }
-        let range = self.frames.last_mut().expect("the open frame");
-        range.end = self.bytes.len();
-        if ended {
+        if pushed || payload_len < open.segment_size {
             self.close();
         }
     }
@@ -155,12 +199,14 @@ impl Coalescer {
         if open.segments == 1 {
             return;
         }
-        let range = self.frames.last().expect("the open frame").clone();
-        let (header, frame) = self.bytes[range].split_at_mut(virtio::HEADER_LEN);
         let layout = open.layout;
-        layout.set_ip_length(frame);
+        let written =
+            &mut self.written[open.header_at..open.header_at + virtio::HEADER_LEN + layout.payload];
+        let (header, frame) = written.split_at_mut(virtio::HEADER_LEN);
+        let length = ETHERNET_LEN + open.ip_len;
+        layout.set_ip_length(frame, length);
         let at = layout.transport + TCP_CHECKSUM_OFFSET;
-        let pseudo = layout.pseudo_header_sum(frame, frame.len() - layout.transport);
+        let pseudo = layout.pseudo_header_sum(frame, length - layout.transport);
         frame[at..at + 2].copy_from_slice(&tun_rs::checksum(&[], pseudo).to_be_bytes());
         let gso = VirtioHeader {
             flags: virtio::NEEDS_CSUM,
@@ -215,11 +261,20 @@ mod tests {
     use crate::offload::captured;
     use crate::offload::segment::segment;
 
-    fn outputs(coalescer: &Coalescer) -> Vec<(VirtioHeader, Vec<u8>)> {
+    /// Each frame out, its pieces gathered from the frames `pushed`, header apart.
+    fn outputs(coalescer: &Coalescer, pushed: &[&[u8]]) -> Vec<(VirtioHeader, Vec<u8>)> {
         coalescer
             .frames()
-            .map(|bytes| {
-                let header = VirtioHeader::decode(bytes).unwrap();
+            .map(|pieces| {
+                let bytes: Vec<u8> = pieces
+                    .iter()
+                    .flat_map(|piece| match piece {
+                        Piece::Written(range) => &coalescer.written()[range.clone()],
+                        Piece::Pushed { frame, bytes } => &pushed[*frame][bytes.clone()],
+                    })
+                    .copied()
+                    .collect();
+                let header = VirtioHeader::decode(&bytes).unwrap();
                 (header, bytes[virtio::HEADER_LEN..].to_vec())
             })
             .collect()
@@ -229,11 +284,11 @@ mod tests {
     fn the_kernels_segments_join_into_one_super_frame_that_cuts_back_to_them() {
         let segments = captured::segments();
         let mut coalescer = Coalescer::new();
-        for segment in &segments {
-            coalescer.push(segment);
+        for (id, segment) in segments.iter().enumerate() {
+            coalescer.push(id, segment);
         }
         coalescer.finish();
-        let out = outputs(&coalescer);
+        let out = outputs(&coalescer, &segments);
         assert_eq!(out.len(), 1);
         let (header, frame) = &out[0];
         assert_eq!(
@@ -251,28 +306,35 @@ mod tests {
         assert_eq!(u16::from_be_bytes([frame[16], frame[17]]), 52 + 6000);
         assert_ne!(frame[47] & flags::PSH, 0, "the last segment's PSH");
         // Cut again as the kernel would: byte for byte the kernel's own segments.
-        let mut cut = Vec::new();
-        let result = segment(frame, 1398, &[], &mut cut).unwrap();
-        let again: Vec<&[u8]> = cut.chunks(result.stride).collect();
+        let mut headers = Vec::new();
+        let result = segment(frame, 1398, &[], &mut headers).unwrap();
+        let again: Vec<Vec<u8>> = (0..result.count)
+            .map(|index| result.parts(index, &headers, frame).concat())
+            .collect();
         assert_eq!(again, segments);
     }
 
     #[test]
     fn other_frames_pass_alone_and_end_the_run() {
         let segments = captured::segments();
-        let mut coalescer = Coalescer::new();
-        coalescer.push(segments[0]);
-        coalescer.push(segments[1]);
-        coalescer.push(captured::ack());
-        // Out of order: the fourth before the third.
-        coalescer.push(segments[3]);
-        coalescer.push(segments[2]);
         let mut corrupt = segments[4].to_vec();
         corrupt[100] ^= 0xff;
-        coalescer.push(&corrupt);
-        coalescer.push(captured::syn());
+        // Out of order: the fourth before the third.
+        let pushed = [
+            segments[0],
+            segments[1],
+            captured::ack(),
+            segments[3],
+            segments[2],
+            &corrupt,
+            captured::syn(),
+        ];
+        let mut coalescer = Coalescer::new();
+        for (id, frame) in pushed.iter().enumerate() {
+            coalescer.push(id, frame);
+        }
         coalescer.finish();
-        let out = outputs(&coalescer);
+        let out = outputs(&coalescer, &pushed);
         let kinds: Vec<(u8, u8, usize)> = out
             .iter()
             .map(|(header, frame)| (header.flags, header.gso_type, frame.len()))

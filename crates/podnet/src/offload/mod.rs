@@ -112,39 +112,45 @@ impl Layout {
         tun_rs::checksum_no_fold(addresses, u64::from(protocol) + length as u64)
     }
 
-    /// Writes the lengths of a frame now `frame.len()` long into its IP header, and the
-    /// IPv4 header checksum.
-    fn set_ip_length(&self, frame: &mut [u8]) {
+    /// Writes the lengths of a frame `length` bytes long (its headers are `frame`) into its
+    /// IP header, and the IPv4 header checksum.
+    fn set_ip_length(&self, frame: &mut [u8], length: usize) {
         let ip = &mut frame[ETHERNET_LEN..];
+        let ip_len = length - ETHERNET_LEN;
         if self.ipv6 {
-            let length = (ip.len() - IPV6_HEADER_LEN) as u16;
+            let length = (ip_len - IPV6_HEADER_LEN) as u16;
             ip[4..6].copy_from_slice(&length.to_be_bytes());
         } else {
             let header_len = self.transport - ETHERNET_LEN;
-            let length = ip.len() as u16;
-            ip[2..4].copy_from_slice(&length.to_be_bytes());
+            ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
             ip[10..12].fill(0);
             let sum = !tun_rs::checksum(&ip[..header_len], 0);
             ip[10..12].copy_from_slice(&sum.to_be_bytes());
         }
     }
 
-    /// Writes the full TCP or UDP checksum of `frame`.
-    fn set_checksum(&self, frame: &mut [u8]) {
+    /// Writes the full TCP or UDP checksum of a frame made of `headers` (up to the payload,
+    /// its lengths already written) and `payload`.
+    fn set_checksum(&self, headers: &mut [u8], payload: &[u8]) {
         let at = self.transport + self.checksum_offset();
-        frame[at..at + 2].fill(0);
-        let pseudo = self.pseudo_header_sum(frame, frame.len() - self.transport);
-        let sum = match !tun_rs::checksum(&frame[self.transport..], pseudo) {
+        headers[at..at + 2].fill(0);
+        let length = headers.len() - self.transport + payload.len();
+        let pseudo = self.pseudo_header_sum(headers, length);
+        // A TCP or UDP header is a whole number of 16-bit words, so the payload's words
+        // line up with the ones it would have in one buffer.
+        let sum = tun_rs::checksum_no_fold(&headers[self.transport..self.payload], pseudo);
+        let sum = match !tun_rs::checksum(payload, sum) {
             // Zero means "no checksum" in UDP (RFC 768): all ones stands for it.
             0 if self.udp => 0xffff,
             sum => sum,
         };
-        frame[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+        headers[at..at + 2].copy_from_slice(&sum.to_be_bytes());
     }
 
-    /// Writes the length of the UDP header and payload into the UDP header.
-    fn set_udp_length(&self, frame: &mut [u8]) {
-        let length = (frame.len() - self.transport) as u16;
+    /// Writes the length of the UDP header and payload of a frame `length` bytes long into
+    /// its UDP header.
+    fn set_udp_length(&self, frame: &mut [u8], length: usize) {
+        let length = (length - self.transport) as u16;
         frame[self.transport + 4..self.transport + 6].copy_from_slice(&length.to_be_bytes());
     }
 

@@ -3,8 +3,12 @@
 //! and lengths, FIN and PSH only on the last, CWR only on the first (RFC 3168 section
 //! 6.1.2, as Linux's GSO does), and full checksums, since a peer VTEP delivers what it
 //! receives without checking anything. A UDP super-frame (a pod's UDP GSO send) becomes
-//! datagrams the same way, each with its own UDP length. The segments are laid out back to back, each behind a copy
-//! of the caller's `prefix` (the VXLAN header), so one UDP GSO send carries them all.
+//! datagrams the same way, each with its own UDP length.
+//!
+//! Only the headers are written: each segment's, behind a copy of the caller's `prefix`
+//! (the VXLAN header), back to back. A segment is its headers followed by its slice of the
+//! super-frame's payload ([`Segments::parts`]), so the payload is never copied here: the
+//! kernel gathers both pieces of every segment in one UDP GSO send.
 
 use super::{Layout, flags, u32_at};
 
@@ -19,30 +23,52 @@ pub enum SegmentError {
     ZeroSize,
 }
 
-/// What [`segment`] wrote: `count` packets, each `stride` bytes but the last (which may be
-/// shorter).
+/// What [`segment`] wrote: the headers of `count` segments, `header_len` bytes each, and
+/// where their payloads are in the super-frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segments {
-    /// Bytes from one packet's start to the next (prefix, headers, `segment_size` payload).
-    pub stride: usize,
-    /// Packets written.
+    /// Bytes of each segment's headers, the prefix included.
+    pub header_len: usize,
+    /// Payload bytes of every segment but the last (which may have fewer).
+    pub segment_size: usize,
+    /// Segments written.
     pub count: usize,
+    /// Where the payload starts in the super-frame.
+    payload_at: usize,
 }
 
-/// Appends to `out` the segments of `frame` (an Ethernet frame carrying TCP or UDP) with at most
-/// `segment_size` bytes of payload each, each behind `prefix`. The checksums of `frame`
-/// need not be right (the TAP leaves them partial); those of every segment are.
+impl Segments {
+    /// Bytes of a whole segment but the last (the size to give UDP GSO).
+    pub fn stride(&self) -> usize {
+        self.header_len + self.segment_size
+    }
+
+    /// Segment `index` as its headers (in `headers`, as [`segment`] wrote them) and its
+    /// payload (in `frame`, the super-frame that was cut).
+    pub fn parts<'a>(&self, index: usize, headers: &'a [u8], frame: &'a [u8]) -> [&'a [u8]; 2] {
+        let payload = &frame[self.payload_at..];
+        let start = (index * self.segment_size).min(payload.len());
+        let end = (start + self.segment_size).min(payload.len());
+        let at = index * self.header_len;
+        [&headers[at..at + self.header_len], &payload[start..end]]
+    }
+}
+
+/// Appends to `headers` the headers of each segment of `frame` (an Ethernet frame carrying
+/// TCP or UDP) with at most `segment_size` bytes of payload each, each behind `prefix`. The
+/// checksums of `frame` need not be right (the TAP leaves them partial); those of every
+/// segment are.
 pub fn segment(
     frame: &[u8],
     segment_size: usize,
     prefix: &[u8],
-    out: &mut Vec<u8>,
+    headers: &mut Vec<u8>,
 ) -> Result<Segments, SegmentError> {
     let layout = Layout::of(frame).ok_or(SegmentError::NotTcp)?;
     if segment_size == 0 {
         return Err(SegmentError::ZeroSize);
     }
-    let headers = &frame[..layout.payload];
+    let original = &frame[..layout.payload];
     let payload = &frame[layout.payload..];
     let ipv4_id = (!layout.ipv6).then(|| u16::from_be_bytes([frame[18], frame[19]]));
     let sequence = u32_at(frame, layout.transport + 4);
@@ -53,42 +79,43 @@ pub fn segment(
         .unwrap_or_default();
     // An empty payload is still one segment: the frame as it is, checksums completed.
     let chunks = payload.chunks(segment_size).count().max(1);
-    out.reserve(chunks * (prefix.len() + headers.len()) + payload.len());
+    headers.reserve(chunks * (prefix.len() + original.len()));
     for index in 0..chunks {
         let chunk = payload
             .get(index * segment_size..)
             .map_or(&[][..], |rest| &rest[..rest.len().min(segment_size)]);
-        out.extend_from_slice(prefix);
-        let start = out.len();
-        out.extend_from_slice(headers);
-        out.extend_from_slice(chunk);
-        let segment = &mut out[start..];
+        headers.extend_from_slice(prefix);
+        let start = headers.len();
+        headers.extend_from_slice(original);
+        let segment = &mut headers[start..];
+        let length = segment.len() + chunk.len();
         if let Some(id) = ipv4_id {
             let id = id.wrapping_add(index as u16);
             segment[18..20].copy_from_slice(&id.to_be_bytes());
         }
-        layout.set_ip_length(segment);
+        layout.set_ip_length(segment, length);
         if layout.udp {
-            layout.set_udp_length(segment);
-            layout.set_checksum(segment);
-            continue;
+            layout.set_udp_length(segment, length);
+        } else {
+            let offset = (index * segment_size) as u32;
+            let tcp = &mut segment[layout.transport..];
+            tcp[4..8].copy_from_slice(&sequence.wrapping_add(offset).to_be_bytes());
+            let mut segment_flags = original_flags;
+            if index + 1 < chunks {
+                segment_flags &= !(flags::FIN | flags::PSH);
+            }
+            if index > 0 {
+                segment_flags &= !flags::CWR;
+            }
+            tcp[13] = segment_flags;
         }
-        let offset = (index * segment_size) as u32;
-        let tcp = &mut segment[layout.transport..];
-        tcp[4..8].copy_from_slice(&sequence.wrapping_add(offset).to_be_bytes());
-        let mut segment_flags = original_flags;
-        if index + 1 < chunks {
-            segment_flags &= !(flags::FIN | flags::PSH);
-        }
-        if index > 0 {
-            segment_flags &= !flags::CWR;
-        }
-        tcp[13] = segment_flags;
-        layout.set_checksum(segment);
+        layout.set_checksum(segment, chunk);
     }
     Ok(Segments {
-        stride: prefix.len() + headers.len() + segment_size,
+        header_len: prefix.len() + original.len(),
+        segment_size,
         count: chunks,
+        payload_at: layout.payload,
     })
 }
 
@@ -100,9 +127,11 @@ mod tests {
     const PREFIX: [u8; 8] = [0x08, 0, 0, 0, 0, 0, 42, 0];
 
     fn cut(frame: &[u8], size: usize) -> (Segments, Vec<Vec<u8>>) {
-        let mut out = Vec::new();
-        let segments = segment(frame, size, &PREFIX, &mut out).unwrap();
-        let packets = out.chunks(segments.stride).map(<[u8]>::to_vec).collect();
+        let mut headers = Vec::new();
+        let segments = segment(frame, size, &PREFIX, &mut headers).unwrap();
+        let packets = (0..segments.count)
+            .map(|index| segments.parts(index, &headers, frame).concat())
+            .collect();
         (segments, packets)
     }
 
@@ -111,7 +140,7 @@ mod tests {
         let frame = captured::super_frame();
         let (segments, packets) = cut(frame, 1398);
         assert_eq!(segments.count, 5);
-        assert_eq!(segments.stride, 8 + 66 + 1398);
+        assert_eq!(segments.stride(), 8 + 66 + 1398);
         assert_eq!(packets.len(), 5);
         let first_seq = u32::from_be_bytes(frame[38..42].try_into().unwrap());
         let first_id = u16::from_be_bytes([frame[18], frame[19]]);
@@ -163,7 +192,7 @@ mod tests {
         let frame = captured::udp_super_frame();
         let (segments, packets) = cut(frame, 1000);
         assert_eq!(segments.count, 3);
-        assert_eq!(segments.stride, 8 + 42 + 1000);
+        assert_eq!(segments.stride(), 8 + 42 + 1000);
         let first_id = u16::from_be_bytes([frame[18], frame[19]]);
         for (index, packet) in packets.iter().enumerate() {
             let datagram = &packet[8..];

@@ -18,6 +18,10 @@ pub type Mac = [u8; 6];
 
 /// How long a learned entry lives without a frame from its MAC (the Linux vxlan default).
 pub const MAX_AGE: Duration = Duration::from_secs(300);
+/// How often a MAC that keeps sending through the same VTEP has its entry refreshed: not
+/// on every frame of a bulk transfer (a lookup each), at the price of an entry aging out up
+/// to this much early.
+const REFRESH: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Origin {
@@ -59,6 +63,9 @@ pub struct Fdb {
     vteps: BTreeSet<IpAddr>,
     entries: HashMap<Mac, Entry>,
     max_age: Duration,
+    /// The last MAC learned, its VTEP and when: frames from it skip the table until
+    /// [`REFRESH`] has passed.
+    last_learned: Option<(Mac, IpAddr, Instant)>,
 }
 
 impl Fdb {
@@ -68,6 +75,7 @@ impl Fdb {
             vteps: BTreeSet::new(),
             entries: HashMap::new(),
             max_age,
+            last_learned: None,
         }
     }
 
@@ -75,6 +83,7 @@ impl Fdb {
     /// known go at once, seeds are (re)written.
     pub fn set_vteps(&mut self, vteps: impl IntoIterator<Item = (IpAddr, Mac)>) {
         let seeds: Vec<(IpAddr, Mac)> = vteps.into_iter().collect();
+        self.last_learned = None;
         self.vteps = seeds.iter().map(|(vtep, _)| *vtep).collect();
         self.entries
             .retain(|_, entry| entry.origin != Origin::Seeded && self.vteps.contains(&entry.vtep));
@@ -100,6 +109,12 @@ impl Fdb {
         if is_group(mac) || !self.knows(vtep) {
             return;
         }
+        if let Some((last_mac, last_vtep, at)) = self.last_learned {
+            if (last_mac, last_vtep) == (mac, vtep) && now.saturating_duration_since(at) < REFRESH {
+                return;
+            }
+        }
+        self.last_learned = Some((mac, vtep, now));
         match self.entries.get_mut(&mac) {
             Some(Entry {
                 origin: Origin::Seeded,
@@ -134,6 +149,7 @@ impl Fdb {
     pub fn expire(&mut self, now: Instant) -> usize {
         let before = self.entries.len();
         let max_age = self.max_age;
+        self.last_learned = None;
         self.entries.retain(|_, entry| match entry.origin {
             Origin::Seeded => true,
             Origin::Learned(seen) => now.saturating_duration_since(seen) < max_age,
@@ -203,6 +219,27 @@ mod tests {
         assert_eq!(to(&fdb, POD, later), [NODE_2, NODE_3]);
         assert_eq!(fdb.expire(later), 1);
         assert_eq!(fdb.len(), 2, "seeded entries do not age");
+    }
+
+    #[test]
+    fn a_mac_sending_through_one_vtep_is_refreshed_once_a_second_and_moves_at_once() {
+        let mut fdb = table();
+        let start = Instant::now();
+        fdb.learn(POD, NODE_2, start);
+        // Frames within the second leave the entry as it was: it ages from the start.
+        fdb.learn(POD, NODE_2, start + Duration::from_millis(900));
+        assert_eq!(to(&fdb, POD, start + MAX_AGE), [NODE_2, NODE_3]);
+        // A frame after the second refreshes it.
+        fdb.learn(POD, NODE_2, start + REFRESH);
+        assert_eq!(to(&fdb, POD, start + MAX_AGE), [NODE_2]);
+        // A move to another VTEP is learned on its first frame.
+        fdb.learn(POD, NODE_3, start + REFRESH);
+        assert_eq!(to(&fdb, POD, start + REFRESH), [NODE_3]);
+        // A VTEP that leaves and comes back is learned again on its first frame.
+        fdb.set_vteps([(NODE_2, MAC_2)]);
+        fdb.set_vteps([(NODE_2, MAC_2), (NODE_3, MAC_3)]);
+        fdb.learn(POD, NODE_3, start + REFRESH);
+        assert_eq!(to(&fdb, POD, start + REFRESH), [NODE_3]);
     }
 
     #[test]
