@@ -736,5 +736,35 @@ fn over_tls_with_etcd_auth_a_reader_node_follows_only_a_writer_pushes_and_bad_cr
         .admin("127.0.0.1:9471")
         .start_expecting_failure(&mut lab);
     assert!(log.contains("authentication failed"), "{log}");
+
+    // With a cache it starts from it, and says etcd refused it, not that etcd is away.
+    let cache = dir.join("wrong-password-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::copy(
+        dir.join("reader-cache/etcd-config.json"),
+        cache.join("etcd-config.json"),
+    )
+    .unwrap();
+    let mut refused = Daemon::builder(DOCKLINE, &node)
+        .config_file(&wrong_password)
+        .admin("127.0.0.1:9471")
+        .env("DOCKLINE__ADMIN__LISTEN", "127.0.0.1:9471")
+        .env("DOCKLINE__DNS__ENABLED", "false")
+        .start(&mut lab);
+    let log = refused.log();
+    assert!(
+        log.contains(
+            "etcd refused this node's credentials; starting from the cached shared config"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("unreachable"), "{log}");
+    let status = refused.status();
+    let source = status["config"]["source"].as_str().unwrap_or_default();
+    assert!(
+        source.contains("(from the local cache: etcd refused this node's credentials)"),
+        "{source}"
+    );
+    refused.stop();
     assert_eq!(revision_of(&daemon), Some(second));
 }

@@ -5,8 +5,9 @@
 //! [`zone`] turns a snapshot and the endpoint health verdicts into an index of precomputed
 //! records; [`answer`](mod@answer) answers one query from it (sans-IO); [`cache`] keeps the
 //! upstreams' answers to outside names (sans-IO, `[dns.cache]`); `server` is the socket I/O
-//! and `forward` the relay to upstreams. The zone is rebuilt and swapped in on every config
-//! or health change, so the next query sees it; listeners are only opened and closed when
+//! and `forward` the relay to upstreams. A new zone is swapped in on every config or health
+//! change, so the next query sees it: patched from the one in force when a reload changed
+//! a few services, built anew otherwise. Listeners are only opened and closed when
 //! `dns.listen` changes.
 //!
 //! Modules depend one way, and none on this file: `server` -> `answer` -> `fast` -> `zone`
@@ -37,7 +38,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use dockline_model::{HealthVerdicts, LiveHealth, Published, Snapshot};
+use dockline_model::{HealthVerdicts, LiveHealth, Published, Snapshot, diff_services};
 use hickory_proto::ProtoError;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -80,6 +81,9 @@ pub struct Dns {
     serial: u32,
     /// What the zone in force took from the health verdicts ([`Zone::health_inputs`]).
     health_inputs: Vec<bool>,
+    /// The snapshot and verdicts the zone in force was made from: a reload patches it
+    /// when only a few services changed.
+    zone_inputs: (Arc<Snapshot>, Arc<HealthVerdicts>),
     /// Called after a rebuild has dropped the old zone, to give its memory back (a zone of
     /// 10,000 services is tens of MB, and health changes can rebuild it often).
     after_rebuild: fn(),
@@ -103,7 +107,7 @@ impl Dns {
     /// `dns.listen` address of it (an error names the address). Later snapshots are
     /// followed from `published`.
     pub async fn bind(
-        snapshot: &Snapshot,
+        snapshot: &Arc<Snapshot>,
         published: Arc<Published>,
         health: Arc<LiveHealth>,
         after_rebuild: fn(),
@@ -136,6 +140,7 @@ impl Dns {
             listeners,
             serial,
             health_inputs,
+            zone_inputs: (snapshot.clone(), verdicts),
             after_rebuild,
         })
     }
@@ -179,10 +184,10 @@ impl Dns {
         Ok(())
     }
 
-    /// Swaps in a zone built from `snapshot` and `health` (whose [`Zone::health_inputs`]
-    /// are `inputs`); on failure the old zone keeps answering. Building (and dropping the
-    /// old zone) takes a while for thousands of services: it runs on a blocking thread,
-    /// never on a runtime worker.
+    /// Swaps in the zone of `snapshot` and `health` (whose [`Zone::health_inputs`] are
+    /// `inputs`); on failure the old zone keeps answering. Building (and dropping the old
+    /// zone) takes a while for thousands of services: it runs on a blocking thread, never
+    /// on a runtime worker.
     async fn rebuild(
         &mut self,
         snapshot: Arc<Snapshot>,
@@ -193,8 +198,27 @@ impl Dns {
         self.health_inputs = inputs;
         let serial = self.serial;
         let cache = snapshot.config.dns.cache.clone();
-        let built =
-            tokio::task::spawn_blocking(move || Zone::build(&snapshot, &health, serial)).await;
+        let (old, old_health) = self.zone_inputs.clone();
+        let inputs_next = (snapshot.clone(), health.clone());
+        let current = self.responder.zone();
+        let built = tokio::task::spawn_blocking(move || {
+            let patched = if *old_health == *health {
+                let diff = diff_services(&old.services, &snapshot.services);
+                // Past a quarter of the services a fresh build is the cheaper one.
+                if diff.len() <= snapshot.services.len() / 4 {
+                    current.patched(&old, &snapshot, &diff, &health, serial)?
+                } else {
+                    None
+                }
+            } else {
+                None
+            };
+            match patched {
+                Some(zone) => Ok(zone),
+                None => Zone::build(&snapshot, &health, serial),
+            }
+        })
+        .await;
         match built {
             Ok(Ok(zone)) => {
                 if zone.skipped() > 0 {
@@ -204,6 +228,7 @@ impl Dns {
                     );
                 }
                 let old = self.responder.replace_zone(zone, &cache);
+                self.zone_inputs = inputs_next;
                 let after_rebuild = self.after_rebuild;
                 // A query in flight may still hold the old zone; the last holder frees it.
                 tokio::task::spawn_blocking(move || {

@@ -15,7 +15,7 @@ use hickory_proto::serialize::binary::BinEncoder;
 use crate::wire::{CLASS_IN, QUESTION_NAME};
 
 /// The record sections of one answer, as bytes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Precomputed {
     turns: Turns,
     answers: u16,
@@ -23,7 +23,7 @@ pub(crate) struct Precomputed {
 }
 
 /// How the answer of a rotating set is laid out for each turn.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Turns {
     /// One order only.
     Fixed(Box<[u8]>),

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dockline_config::{Protocol, ServiceType};
 use dockline_model::{Endpoint, HealthVerdicts, Service, Snapshot};
-use foldhash::HashMap;
+use foldhash::{HashMap, HashSet};
 use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -22,6 +22,8 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use ipnet::IpNet;
 
 use crate::precomputed::Precomputed;
+
+mod patch;
 
 /// The schema version of the Kubernetes DNS specification served at `dns-version.<domain>`.
 pub const SCHEMA_VERSION: &str = "1.1.0";
@@ -38,22 +40,25 @@ const SOA_EXPIRE: i32 = 86400;
 /// dozen bytes where a hickory `Name` takes 80 and more, and what the fast path reads off
 /// the query as it is. The index hashes them with foldhash rather than SipHash: one lookup
 /// per query, and the keys are ours (query names never enter the table), so hash flooding
-/// is no concern.
-pub(crate) type Key = Box<[u8]>;
+/// is no concern. Shared (`Arc`), as are the nodes, so that a reload that changes a few
+/// services copies the index cheaply and rebuilds only their names ([`patch`]).
+pub(crate) type Key = Arc<[u8]>;
 
 /// The records of every name in the cluster domain and its reverse zones, indexed by name;
 /// built once per snapshot or health change and never changed after.
 #[derive(Debug)]
 pub struct Zone {
-    names: HashMap<Key, Node>,
+    names: HashMap<Key, Arc<Node>>,
     apexes: Vec<Apex>,
     ttl: u32,
     forward: Vec<SocketAddr>,
     /// Names that could not be formed (a label too long, say) and were left out.
     skipped: usize,
+    /// While a patch re-adds records: the only names that may take them.
+    only: Option<HashSet<Key>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Apex {
     pub(crate) name: Name,
     key: Key,
@@ -61,7 +66,7 @@ pub(crate) struct Apex {
 }
 
 /// One owner name and what it holds.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Node {
     apex: usize,
     pub(crate) sets: Vec<RecordSet>,
@@ -162,6 +167,19 @@ impl Data {
     }
 }
 
+/// A copy starts its rotation over, as a rebuilt set does.
+impl Clone for RecordSet {
+    fn clone(&self) -> Self {
+        RecordSet {
+            rtype: self.rtype,
+            data: self.data.clone(),
+            rotates: self.rotates,
+            turn: AtomicUsize::new(0),
+            precomputed: self.precomputed.clone(),
+        }
+    }
+}
+
 impl RecordSet {
     fn new(rtype: RecordType, rotates: bool) -> Self {
         RecordSet {
@@ -247,6 +265,7 @@ impl Zone {
             ttl,
             forward: config.dns.forward.iter().map(|u| u.0).collect(),
             skipped: 0,
+            only: None,
         };
         let internal_ip = snapshot.node.internal_ip;
         for index in 0..zone.apexes.len() {
@@ -263,17 +282,21 @@ impl Zone {
         let version = Name::from_ascii("dns-version")?.append_domain(&domain)?;
         let txt = RData::TXT(TXT::new(vec![SCHEMA_VERSION.to_owned()]));
         zone.add(&version, Data::Other(Box::new(txt)), false);
-        let svc_domain = Name::from_ascii("svc")?.append_domain(&domain)?;
-        let pod_domain = Name::from_ascii("pod")?.append_domain(&domain)?;
+        let domains = Domains::of(&domain)?;
         for service in &snapshot.services {
-            if let Err(_unrepresentable) = zone.add_service(service, health, &svc_domain) {
-                zone.skipped += 1;
-            }
-            zone.add_pods(service, &pod_domain);
+            zone.add_whole_service(service, health, &domains);
         }
         zone.add_empty_non_terminals();
         zone.precompute();
         Ok(zone)
+    }
+
+    /// Every name `service` gives, under the service and the pod domain.
+    fn add_whole_service(&mut self, service: &Service, health: &HealthVerdicts, domains: &Domains) {
+        if let Err(_unrepresentable) = self.add_service(service, health, &domains.svc) {
+            self.skipped += 1;
+        }
+        self.add_pods(service, &domains.pod);
     }
 
     /// What the zone of `snapshot` takes from `health`: the readiness of the endpoints of
@@ -306,7 +329,7 @@ impl Zone {
 
     /// The node of a lowercase wire-format name: the fast path's lookup.
     pub(crate) fn node_by_key(&self, key: &[u8]) -> Option<&Node> {
-        self.names.get(key)
+        self.names.get(key).map(Arc::as_ref)
     }
 
     /// Whether a lowercase wire-format name lies outside all of our zones: the cache's
@@ -326,7 +349,7 @@ impl Zone {
 
     pub(crate) fn lookup(&self, name: &Name) -> Lookup<'_> {
         if let Some(node) = self.names.get(&key(name)) {
-            return Lookup::Found(node, &self.apexes[node.apex]);
+            return Lookup::Found(node.as_ref(), &self.apexes[node.apex]);
         }
         match self.apex_of(name) {
             Some(index) => Lookup::Missing(&self.apexes[index]),
@@ -486,7 +509,12 @@ impl Zone {
     /// The node of `owner`, created on first use, if `owner` is inside one of our zones.
     fn node(&mut self, owner: &Name) -> Option<&mut Node> {
         let apex = self.apex_of(owner)?;
-        let node = self.names.entry(key(owner)).or_default();
+        let key = key(owner);
+        if self.only.as_ref().is_some_and(|only| !only.contains(&key)) {
+            return None;
+        }
+        // Unshared while a zone is built; a patch copies the nodes it changes.
+        let node = Arc::make_mut(self.names.entry(key).or_default());
         node.apex = apex;
         Some(node)
     }
@@ -497,43 +525,7 @@ impl Zone {
     fn precompute(&mut self) {
         let ttl = self.ttl;
         for (key, node) in &mut self.names {
-            node.sets.shrink_to_fit();
-            if node.cname.is_some() {
-                continue;
-            }
-            let mut owner = None;
-            for set in &mut node.sets {
-                set.data.shrink_to_fit();
-                if set.data.len() > MAX_PRECOMPUTED {
-                    continue;
-                }
-                let rotates = set.rotates && set.data.len() > 1;
-                let addresses: Option<Vec<IpAddr>> = set
-                    .data
-                    .iter()
-                    .map(|d| match d {
-                        Data::A(v4) => Some(IpAddr::V4(*v4)),
-                        Data::Aaaa(v6) => Some(IpAddr::V6(*v6)),
-                        _ => None,
-                    })
-                    .collect();
-                if let Some(addresses) = addresses {
-                    // Most sets: written directly, without making records to encode.
-                    set.precomputed = Some(Precomputed::addresses(&addresses, ttl, rotates));
-                    continue;
-                }
-                if owner.is_none() {
-                    owner = Name::read(&mut BinDecoder::new(key)).ok();
-                }
-                let Some(owner) = &owner else {
-                    continue;
-                };
-                let records: Vec<Record> = set.data.iter().map(|d| d.record(owner, ttl)).collect();
-                let additionals: Vec<Record> =
-                    set.data.iter().filter_map(|d| d.additional(ttl)).collect();
-                set.precomputed =
-                    Precomputed::encode(owner, set.rtype, &records, &additionals, rotates);
-            }
+            precompute_node(key, Arc::make_mut(node), ttl);
         }
         self.names.shrink_to_fit();
     }
@@ -553,8 +545,62 @@ impl Zone {
             }
         }
         for (name, apex) in missing {
-            self.names.entry(name).or_default().apex = apex;
+            Arc::make_mut(self.names.entry(name).or_default()).apex = apex;
         }
+    }
+}
+
+/// See [`Zone::precompute`]; for one name.
+fn precompute_node(key: &[u8], node: &mut Node, ttl: u32) {
+    node.sets.shrink_to_fit();
+    if node.cname.is_some() {
+        return;
+    }
+    let mut owner = None;
+    for set in &mut node.sets {
+        set.data.shrink_to_fit();
+        if set.data.len() > MAX_PRECOMPUTED {
+            continue;
+        }
+        let rotates = set.rotates && set.data.len() > 1;
+        let addresses: Option<Vec<IpAddr>> = set
+            .data
+            .iter()
+            .map(|d| match d {
+                Data::A(v4) => Some(IpAddr::V4(*v4)),
+                Data::Aaaa(v6) => Some(IpAddr::V6(*v6)),
+                _ => None,
+            })
+            .collect();
+        if let Some(addresses) = addresses {
+            // Most sets: written directly, without making records to encode.
+            set.precomputed = Some(Precomputed::addresses(&addresses, ttl, rotates));
+            continue;
+        }
+        if owner.is_none() {
+            owner = Name::read(&mut BinDecoder::new(key)).ok();
+        }
+        let Some(owner) = &owner else {
+            continue;
+        };
+        let records: Vec<Record> = set.data.iter().map(|d| d.record(owner, ttl)).collect();
+        let additionals: Vec<Record> = set.data.iter().filter_map(|d| d.additional(ttl)).collect();
+        set.precomputed = Precomputed::encode(owner, set.rtype, &records, &additionals, rotates);
+    }
+}
+
+/// The parents of the names of services: `svc.<domain>` and `pod.<domain>`.
+struct Domains {
+    svc: Name,
+    pod: Name,
+}
+
+impl Domains {
+    fn of(domain: &Name) -> Result<Domains, ProtoError> {
+        Ok(Domains {
+            svc: Name::from_ascii("svc")?.append_domain(domain)?,
+            pod: Name::from_ascii("pod")?.append_domain(domain)?,
+        })
     }
 }
 
@@ -566,7 +612,7 @@ pub(crate) fn key(name: &Name) -> Key {
         key.extend(label.iter().map(u8::to_ascii_lowercase));
     }
     key.push(0);
-    key.into_boxed_slice()
+    key.into()
 }
 
 /// The wire form of a name's parent: the first label cut off (the root is its own parent).

@@ -93,8 +93,36 @@ pub enum Origin {
         local: Source,
         settings: Box<ConfigSource>,
         document: Document,
-        from_cache: bool,
+        /// Why the document came from the local cache, if it did.
+        from_cache: Option<CacheReason>,
     },
+}
+
+/// Why a node started from its cached shared document instead of etcd's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheReason {
+    /// No member answered.
+    Unreachable,
+    /// A member answered and refused the node's credentials (or their permissions): a
+    /// wrong password or certificate, which waiting will not fix.
+    Refused,
+}
+
+impl CacheReason {
+    fn of(error: &anyhow::Error) -> CacheReason {
+        match error.downcast_ref::<etcd_client::Error>() {
+            Some(error) if etcd::refused(error) => CacheReason::Refused,
+            _ => CacheReason::Unreachable,
+        }
+    }
+
+    /// How logs and `/status` say it.
+    fn describe(self) -> &'static str {
+        match self {
+            CacheReason::Unreachable => "etcd is unreachable",
+            CacheReason::Refused => "etcd refused this node's credentials",
+        }
+    }
 }
 
 impl Origin {
@@ -111,16 +139,15 @@ impl Origin {
     }
 }
 
-fn etcd_name(settings: &ConfigSource, from_cache: bool) -> String {
+fn etcd_name(settings: &ConfigSource, from_cache: Option<CacheReason>) -> String {
     let name = format!(
         "etcd {} {}",
         settings.endpoints.join(","),
         settings.document_key()
     );
-    if from_cache {
-        format!("{name} (from the local cache: etcd unreachable)")
-    } else {
-        name
+    match from_cache {
+        Some(reason) => format!("{name} (from the local cache: {})", reason.describe()),
+        None => name,
     }
 }
 
@@ -142,8 +169,9 @@ pub async fn first_load(source: Source) -> anyhow::Result<(Origin, Snapshot)> {
     let key = settings.document_key();
     let cache = Cache::new(&settings);
     let (document, from_cache) = match read_document(&settings).await {
-        Ok(document) => (document, false),
+        Ok(document) => (document, None),
         Err(error) => {
+            let reason = CacheReason::of(&error);
             let cached = cache.load(&key)?.ok_or_else(|| {
                 anyhow!(
                     "{error:#}; and there is no cached document at {}, so there is no config to start with",
@@ -155,9 +183,10 @@ pub async fn first_load(source: Source) -> anyhow::Result<(Origin, Snapshot)> {
                 error = format!("{error:#}"),
                 cache = %cache.path().display(),
                 revision = cached.revision,
-                "etcd is unreachable; starting from the cached shared config"
+                "{}; starting from the cached shared config",
+                reason.describe()
             );
-            (cached, true)
+            (cached, Some(reason))
         }
     };
     let mut snapshot =
@@ -168,7 +197,7 @@ pub async fn first_load(source: Source) -> anyhow::Result<(Origin, Snapshot)> {
             )
         })?;
     snapshot.config_revision = Some(document.revision);
-    if !from_cache {
+    if from_cache.is_none() {
         store_cache(&cache, &key, &document);
     }
     Ok((
@@ -365,7 +394,7 @@ fn start_etcd(
     local: Source,
     settings: ConfigSource,
     document: Document,
-    from_cache: bool,
+    from_cache: Option<CacheReason>,
     target: Target,
     mut hangup: Signal,
     shutdown: CancellationToken,
@@ -377,7 +406,7 @@ fn start_etcd(
         .set_source(etcd_name(&settings, from_cache), Some(document.revision));
     metrics::gauge!(telemetry::CONFIG_REVISION).set(document.revision as f64);
     let (loads, load_requests) = std::sync::mpsc::channel::<EtcdLoad>();
-    let name = etcd_name(&settings, false);
+    let name = etcd_name(&settings, None);
     let started_with = settings.clone();
     let mut in_force = document.clone();
     loader_thread(load_requests, move |request| {
@@ -434,7 +463,7 @@ fn start_etcd(
             in_force = candidate;
         }
     })?;
-    let seen = (!from_cache).then_some(document.revision);
+    let seen = from_cache.is_none().then_some(document.revision);
     let follow = etcd::follow(settings, seen, loads.clone(), shutdown.clone());
     Ok(Box::pin(async move {
         tokio::pin!(follow);

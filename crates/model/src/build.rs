@@ -3,7 +3,7 @@
 //! Order matters for determinism: explicit addresses and ports are taken first, then the
 //! rest are allocated walking services sorted by `namespace/name`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use dockline_config::{
@@ -143,7 +143,13 @@ fn allocate_cluster_ips(
                 .then(|| range.nth(index))
                 .flatten()
         };
-        match probe(&key(s), range.size(), &used, MAX_PROBES, slot) {
+        match probe(
+            &key(s),
+            range.size(),
+            |ip| used.contains(ip),
+            MAX_PROBES,
+            slot,
+        ) {
             Some(ip) => {
                 used.insert(ip);
                 result[i] = Some(ip);
@@ -197,7 +203,7 @@ fn allocate_node_ports(
             let taken = used.entry(p.protocol).or_default();
             let id = format!("{}/{}/{}", key(s), p.port, p.protocol);
             let slot = |index: u128| u16::try_from(index).ok().map(|n| first + n);
-            match probe(&id, size, taken, size, slot) {
+            match probe(&id, size, |port| taken.contains(port), size, slot) {
                 Some(np) => {
                     taken.insert(np);
                     result[i][j] = Some(np);
@@ -215,7 +221,6 @@ fn allocate_node_ports(
 /// An allocated LoadBalancer IP and who may share it.
 struct Shared {
     pool: String,
-    sharing_key: Option<String>,
     policy: TrafficPolicy,
     ports: HashSet<(Protocol, u16)>,
 }
@@ -228,6 +233,9 @@ fn allocate_load_balancer_ips(
 ) -> Vec<Option<(IpAddr, String)>> {
     let mut result: Vec<Option<(IpAddr, String)>> = vec![None; config.services.len()];
     let mut taken: BTreeMap<IpAddr, Shared> = BTreeMap::new();
+    // The addresses of each sharing key, so that a service finds the ones it may join
+    // without walking every address taken.
+    let mut by_sharing_key: HashMap<String, BTreeSet<IpAddr>> = HashMap::new();
     let pool_of = |ip: IpAddr| {
         config
             .pools
@@ -240,11 +248,15 @@ fn allocate_load_balancer_ips(
             continue;
         };
         let Some(pool) = pool_of(ip) else { continue };
-        let entry = taken.entry(ip).or_insert_with(|| Shared {
-            pool: pool.name.clone(),
-            sharing_key: s.sharing_key.clone(),
-            policy: s.external_traffic_policy,
-            ports: HashSet::new(),
+        let entry = taken.entry(ip).or_insert_with(|| {
+            if let Some(key) = &s.sharing_key {
+                by_sharing_key.entry(key.clone()).or_default().insert(ip);
+            }
+            Shared {
+                pool: pool.name.clone(),
+                policy: s.external_traffic_policy,
+                ports: HashSet::new(),
+            }
         });
         entry
             .ports
@@ -264,21 +276,26 @@ fn allocate_load_balancer_ips(
         };
         // A service joins an IP of its sharing key when the ports fit beside the others.
         if let Some(key) = &s.sharing_key {
-            let joinable = taken.iter_mut().find(|(_, sh)| {
-                sh.sharing_key.as_ref() == Some(key)
-                    && candidates.iter().any(|p| p.name == sh.pool)
-                    && sh.policy == s.external_traffic_policy
-                    && sh.ports.is_disjoint(&ports)
-            });
-            if let Some((ip, sh)) = joinable {
+            let joinable = by_sharing_key
+                .get(key)
+                .into_iter()
+                .flatten()
+                .copied()
+                .find(|ip| {
+                    taken.get(ip).is_some_and(|sh| {
+                        candidates.iter().any(|p| p.name == sh.pool)
+                            && sh.policy == s.external_traffic_policy
+                            && sh.ports.is_disjoint(&ports)
+                    })
+                });
+            if let Some((ip, sh)) = joinable.and_then(|ip| Some((ip, taken.get_mut(&ip)?))) {
                 sh.ports.extend(ports);
-                result[i] = Some((*ip, sh.pool.clone()));
+                result[i] = Some((ip, sh.pool.clone()));
                 continue;
             }
         }
         // Prefer the family of the service's cluster IP; pools may hold both.
         let want_v4 = cluster_ips[i].is_none_or(|ip| ip.is_ipv4());
-        let used: HashSet<IpAddr> = taken.keys().copied().collect();
         let hash_key = s.sharing_key.clone().unwrap_or_else(|| key(s));
         let found = candidates.iter().find_map(|pool| {
             let ranges: Vec<&AddressRange> = pool
@@ -295,18 +312,21 @@ fn allocate_load_balancer_ips(
                 .iter()
                 .map(|r| r.size())
                 .fold(0, u128::saturating_add);
-            probe(&hash_key, size, &used, MAX_PROBES, |index| {
+            let used = |ip: &IpAddr| taken.contains_key(ip);
+            probe(&hash_key, size, used, MAX_PROBES, |index| {
                 nth_in(&ranges, index)
             })
             .map(|ip| (ip, pool.name.clone()))
         });
         match found {
             Some((ip, pool)) => {
+                if let Some(key) = &s.sharing_key {
+                    by_sharing_key.entry(key.clone()).or_default().insert(ip);
+                }
                 taken.insert(
                     ip,
                     Shared {
                         pool: pool.clone(),
-                        sharing_key: s.sharing_key.clone(),
                         policy: s.external_traffic_policy,
                         ports,
                     },
@@ -391,10 +411,32 @@ impl<'a> SharedParts<'a> {
     }
 }
 
+/// SHA-256 of `value`'s JSON, streamed into the hash: the JSON of 10,000 services is
+/// megabytes that need not be held at once.
 fn digest<T: Serialize>(value: &T) -> String {
-    let bytes = serde_json::to_vec(value).unwrap_or_default();
-    Sha256::digest(&bytes)
+    // serde_json writes a few bytes at a time; the hash takes them in blocks.
+    let mut hasher = std::io::BufWriter::with_capacity(1 << 16, HashWriter(Sha256::new()));
+    // Writing into a hash cannot fail, and our types always serialize.
+    let _ = serde_json::to_writer(&mut hasher, value);
+    let _ = std::io::Write::flush(&mut hasher);
+    let (hasher, _) = hasher.into_parts();
+    hasher
+        .0
+        .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

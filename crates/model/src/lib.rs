@@ -8,6 +8,7 @@
 
 mod allocate;
 mod build;
+mod diff;
 mod health;
 mod members;
 mod published;
@@ -24,6 +25,7 @@ use serde::Serialize;
 
 pub use allocate::stable_hash;
 pub use build::build;
+pub use diff::{ServiceDiff, diff_services};
 pub use health::{HealthVerdicts, LiveHealth};
 pub use members::{
     Live, LiveMembers, LiveOwners, Member, MemberSet, MemberState, VipOwner, VipOwners,
@@ -66,7 +68,7 @@ pub struct NodeInfo {
 }
 
 /// A service with every address and port resolved.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Service {
     /// The service's namespace.
     pub namespace: String,

@@ -67,6 +67,11 @@ impl Responder {
         responder
     }
 
+    /// The zone in force.
+    pub(crate) fn zone(&self) -> Arc<Zone> {
+        self.zone.load_full()
+    }
+
     /// Puts `zone` in force for the next query, with the cache as `settings` say; the old
     /// zone, which queries in flight may still hold. A new `dns.forward` list empties the
     /// cache: what the old upstreams said is not what the new ones would.
