@@ -25,7 +25,7 @@ pub(super) struct Receiver {
     device: Arc<SyncDevice>,
     /// The device takes a virtio-net header in front of each frame.
     offload: bool,
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     shared: Arc<Shared>,
     counters: Counters,
     batch: Batch,
@@ -45,7 +45,7 @@ impl Receiver {
         Receiver {
             device,
             offload,
-            socket,
+            socket: Arc::new(socket),
             counters: shared.counters.clone(),
             shared,
             batch: Batch::new(RECEIVE_BATCH),
@@ -56,20 +56,12 @@ impl Receiver {
 
     /// Carries datagrams until told to stop, or until reading the socket fails.
     pub(super) fn run(mut self) -> io::Result<()> {
-        while !self.shared.stop.stopped() {
-            match self.batch.receive(&self.socket) {
-                Ok(()) => self.deliver(Instant::now()),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    let stop = &self.shared.stop;
-                    if !stop.wait(self.socket.as_fd(), PollFlags::POLLIN)? {
-                        break;
-                    }
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(())
+        let (shared, socket) = (Arc::clone(&self.shared), Arc::clone(&self.socket));
+        shared.stop.run_reads(socket.as_fd(), || {
+            self.batch.receive(&self.socket)?;
+            self.deliver(Instant::now());
+            Ok(())
+        })
     }
 
     /// Decapsulates the batch and writes its frames to the device, joined where they can

@@ -34,6 +34,29 @@ impl Stop {
         self.stopped.load(Ordering::Acquire)
     }
 
+    /// Runs `step` (one non-blocking read and what follows it) until told to stop, waiting
+    /// for `fd` to turn readable whenever `step` would block. Ends with the first error
+    /// other than "would block" or "interrupted".
+    pub(crate) fn run_reads(
+        &self,
+        fd: BorrowedFd<'_>,
+        mut step: impl FnMut() -> io::Result<()>,
+    ) -> io::Result<()> {
+        while !self.stopped() {
+            match step() {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.wait(fd, PollFlags::POLLIN)? {
+                        break;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
     /// Waits until `fd` is ready for `events`: true then, false when told to stop.
     pub(crate) fn wait(&self, fd: BorrowedFd<'_>, events: PollFlags) -> io::Result<bool> {
         loop {

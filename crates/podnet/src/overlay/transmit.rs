@@ -84,20 +84,12 @@ impl Transmitter {
 
     /// Carries frames until told to stop, or until reading the device fails.
     pub(super) fn run(mut self) -> io::Result<()> {
-        while !self.shared.stop.stopped() {
-            match self.read_frames() {
-                Ok(()) => self.send_frames(Instant::now()),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    let stop = &self.shared.stop;
-                    if !stop.wait(self.device.as_fd(), PollFlags::POLLIN)? {
-                        break;
-                    }
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(())
+        let (shared, device) = (Arc::clone(&self.shared), Arc::clone(&self.device));
+        shared.stop.run_reads(device.as_fd(), || {
+            self.read_frames()?;
+            self.send_frames(Instant::now());
+            Ok(())
+        })
     }
 
     /// Takes the frames queued on the device (up to [`SEND_BATCH`], and up to the first
