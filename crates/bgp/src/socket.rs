@@ -61,23 +61,7 @@ pub fn set_md5_key(socket: &impl AsFd, peer: IpAddr, key: Option<&[u8]>) -> io::
         key: [0; MAX_KEY_LENGTH],
     };
     signature.key[..key.len()].copy_from_slice(key);
-    // SAFETY: the pointer and length describe `signature`, a live, fully initialised
-    // `struct tcp_md5sig` with the kernel's layout; the kernel only reads it during the
-    // call, and the descriptor is borrowed for that time.
-    let result = unsafe {
-        libc::setsockopt(
-            socket.as_fd().as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_MD5SIG,
-            (&raw const signature).cast(),
-            std::mem::size_of::<Md5Signature>() as libc::socklen_t,
-        )
-    };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    set_option(socket, libc::IPPROTO_TCP, libc::TCP_MD5SIG, &signature)
 }
 
 /// Sets the TTL (IPv4) or hop limit (IPv6) of the segments sent on `socket`.
@@ -127,26 +111,28 @@ pub fn bfd_listen(ipv6: bool) -> io::Result<UdpSocket> {
     } else {
         (libc::IPPROTO_IP, libc::IP_RECVTTL)
     };
-    set_int_option(&socket, level, option, 1)?;
+    set_option(&socket, level, option, &1 as &libc::c_int)?;
     socket.bind(&SocketAddr::new(address, crate::bfd::CONTROL_PORT).into())?;
     UdpSocket::from_std(socket.into())
 }
 
-fn set_int_option(
+/// Sets a socket option neither tokio nor socket2 offers. `value` is the C value the
+/// option takes (an int, or a struct with the kernel's layout such as `tcp_md5sig`).
+fn set_option<T>(
     socket: &impl AsFd,
     level: libc::c_int,
     option: libc::c_int,
-    value: libc::c_int,
+    value: &T,
 ) -> io::Result<()> {
-    // SAFETY: the pointer and length describe `value`, a live c_int the kernel only reads
-    // during the call; the descriptor is borrowed for that time.
+    // SAFETY: the pointer and length describe `value`, live and fully initialised for the
+    // call; the kernel only reads it, and the descriptor is borrowed for that time.
     let result = unsafe {
         libc::setsockopt(
             socket.as_fd().as_raw_fd(),
             level,
             option,
-            (&raw const value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            std::ptr::from_ref(value).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if result == 0 {
@@ -276,7 +262,13 @@ mod tests {
     #[tokio::test]
     async fn datagrams_come_with_the_ttl_they_were_sent_with() {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        set_int_option(&socket, libc::IPPROTO_IP, libc::IP_RECVTTL, 1).unwrap();
+        set_option(
+            &socket,
+            libc::IPPROTO_IP,
+            libc::IP_RECVTTL,
+            &1 as &libc::c_int,
+        )
+        .unwrap();
         socket.set_nonblocking(true).unwrap();
         let receiver = UdpSocket::from_std(socket).unwrap();
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
