@@ -17,10 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::link::Link;
 use crate::metrics::Metrics;
 use crate::speaker::{Event, Received, Speaker, TransmitKind};
-
-/// Conflicts change the published owners at most this often: a host flooding gratuitous
-/// ARPs for a VIP would otherwise make every frame copy the owners for every reader.
-const CONFLICT_PUBLISH_GAP: Duration = Duration::from_secs(1);
+use crate::throttle::ConflictThrottle;
 
 /// The live inputs the announcer reads and the one it writes.
 #[derive(Debug, Clone)]
@@ -85,8 +82,7 @@ pub(crate) async fn run(links: Vec<Link>, inputs: Inputs, shutdown: Cancellation
         inputs,
         metrics: Metrics::default(),
         conflicts_logged: BTreeSet::new(),
-        published_at: None,
-        conflicts_unpublished: false,
+        conflict_throttle: ConflictThrottle::default(),
     };
     announcer.follow_inputs();
     loop {
@@ -100,7 +96,7 @@ pub(crate) async fn run(links: Vec<Link>, inputs: Inputs, shutdown: Cancellation
                 None => std::future::pending().await,
             }
         };
-        let conflicts_due = announcer.conflicts_due();
+        let conflicts_due = announcer.conflict_throttle.due().map(Instant::from_std);
         let publish_conflicts = async {
             match conflicts_due {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -133,11 +129,8 @@ struct Announcer {
     /// A VIP's first conflict is logged; later ones are counted, with the last MAC in
     /// `/status`. Keyed by VIP alone, so spoofed MACs cannot make it grow.
     conflicts_logged: BTreeSet<IpAddr>,
-    /// When the owners were last published.
-    published_at: Option<Instant>,
-    /// Conflicts were counted since: the owners are published again once
-    /// [`CONFLICT_PUBLISH_GAP`] has passed.
-    conflicts_unpublished: bool,
+    /// Holds back the owners' republishing for conflicts during a flood.
+    conflict_throttle: ConflictThrottle,
 }
 
 impl Announcer {
@@ -180,15 +173,7 @@ impl Announcer {
 
     fn publish_owners(&mut self) {
         self.inputs.owners.publish(self.speaker.owners().clone());
-        self.published_at = Some(Instant::now());
-        self.conflicts_unpublished = false;
-    }
-
-    /// When counted conflicts are due to be published, if any are waiting.
-    fn conflicts_due(&self) -> Option<Instant> {
-        self.conflicts_unpublished
-            .then(|| self.published_at.map(|at| at + CONFLICT_PUBLISH_GAP))
-            .flatten()
+        self.conflict_throttle.published(now());
     }
 
     /// Hands one received frame to the speaker and counts it.
@@ -202,14 +187,9 @@ impl Announcer {
                 if self.conflicts_logged.insert(vip) {
                     tracing::warn!(%vip, %mac, "l2: another MAC claims a VIP this node answers for");
                 }
-                // The count in the owners tells membership to compare views now; later
-                // counts follow at most once per CONFLICT_PUBLISH_GAP.
-                let recently = self
-                    .published_at
-                    .is_some_and(|at| at.elapsed() < CONFLICT_PUBLISH_GAP);
-                if recently {
-                    self.conflicts_unpublished = true;
-                } else {
+                // The count in the owners tells membership to compare views now; during
+                // a flood, later counts follow once a period (see `throttle`).
+                if self.conflict_throttle.conflict(now()) {
                     self.publish_owners();
                 }
             }

@@ -24,6 +24,7 @@ mod speaker;
 mod sysctl;
 #[cfg(test)]
 mod testing;
+mod throttle;
 
 use dockline_config::{Announce, Config};
 use dockline_model::Snapshot;
