@@ -10,6 +10,7 @@
 
 mod load;
 mod range;
+mod reuse;
 mod schema;
 mod validate;
 
@@ -20,6 +21,7 @@ pub use load::{
     parse_split,
 };
 pub use range::AddressRange;
+pub use reuse::{ServiceBlocks, parse_reusing, parse_split_reusing};
 pub use schema::*;
 pub use validate::{NODE_PORT_RANGE, validate};
 

@@ -123,7 +123,9 @@ fn has_overrides(env: &[(String, String)]) -> bool {
 }
 
 /// The document's sections, keyed by name.
-fn owned_keys(table: DeTable<'_>) -> impl Iterator<Item = (String, Spanned<DeValue<'_>>)> {
+pub(crate) fn owned_keys(
+    table: DeTable<'_>,
+) -> impl Iterator<Item = (String, Spanned<DeValue<'_>>)> {
     table
         .into_iter()
         .map(|(key, value)| (key.into_inner().into_owned(), value))
@@ -300,7 +302,7 @@ fn parse_table(
 
 /// A parsed value tree that typed sections are deserialized from: the TOML file alone, or
 /// the `config` crate's merge of file and environment.
-trait Tree: Sized {
+pub(crate) trait Tree: Sized {
     /// The typed value, or the path inside `self` and the reason it failed.
     fn into_typed<T: DeserializeOwned>(self) -> Result<T, (String, String)>;
     /// The elements if `self` is an array.

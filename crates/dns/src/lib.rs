@@ -213,6 +213,7 @@ impl Dns {
             } else {
                 None
             };
+            tracing::debug!(patched = patched.is_some(), "dns: zone rebuilt");
             match patched {
                 Some(zone) => Ok(zone),
                 None => Zone::build(&snapshot, &health, serial),

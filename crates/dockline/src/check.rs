@@ -10,7 +10,7 @@ use crate::reload::load_snapshot;
 pub fn check(file: &Path) -> ExitCode {
     let source = Source::File(file.to_owned());
     match load_snapshot(&source) {
-        Ok((_, snapshot)) => {
+        Ok((_, snapshot, _)) => {
             println!(
                 "{}: ok ({} services, {} LoadBalancer IPs)",
                 source.name(),

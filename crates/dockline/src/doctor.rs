@@ -30,7 +30,7 @@ pub fn doctor(config: Option<PathBuf>) -> ExitCode {
         None => Source::Embedded,
     };
     let snapshot = match crate::reload::load_snapshot(&source) {
-        Ok((_, snapshot)) => snapshot,
+        Ok((_, snapshot, _)) => snapshot,
         Err(problems) => {
             println!("fail  config {}:\n{problems}", source.name());
             println!(

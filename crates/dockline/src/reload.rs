@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use dockline_admin::Runtime;
 use dockline_config::{
-    Config, ConfigSource, Problem, Problems, Source, SourceKind, parse, parse_source, parse_split,
+    Config, ConfigSource, Problem, Problems, ServiceBlocks, Source, SourceKind, parse_reusing,
+    parse_source, parse_split_reusing,
 };
 use dockline_model::{Published, Snapshot, build};
 use notify::{EventKind, RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
 use tokio::signal::unix::Signal;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -36,23 +38,32 @@ pub struct Apply {
     pub reply: oneshot::Sender<Result<Arc<Snapshot>, Problem>>,
 }
 
-/// Reads, parses, validates and builds; environment overrides from the process.
-pub fn load_snapshot(source: &Source) -> Result<(String, Snapshot), Problems> {
+/// Reads, parses, validates and builds; environment overrides from the process. Also
+/// returns the SHA-256 of the text and the services a reload can reuse.
+pub fn load_snapshot(source: &Source) -> Result<(TextDigest, Snapshot, ServiceBlocks), Problems> {
     let text = source.read()?;
-    let snapshot = snapshot_of(|| parse(&source.name(), &text, std::env::vars()))?;
-    Ok((text, snapshot))
+    let (snapshot, blocks) = snapshot_with(|| {
+        parse_reusing(
+            &ServiceBlocks::default(),
+            &source.name(),
+            &text,
+            std::env::vars(),
+        )
+    })?;
+    Ok((Sha256::digest(&text), snapshot, blocks))
 }
 
 /// Builds the snapshot of a node's local file and the shared document at `key`, as a start,
-/// a reload and `dockline config push` all do.
+/// a reload and `dockline config push` all do; also returns the services a reload can reuse.
 pub fn split_snapshot(
     local: &Source,
     local_text: &str,
     key: &str,
     shared_text: &str,
-) -> Result<Snapshot, Problems> {
-    snapshot_of(|| {
-        parse_split(
+) -> Result<(Snapshot, ServiceBlocks), Problems> {
+    snapshot_with(|| {
+        parse_split_reusing(
+            &ServiceBlocks::default(),
             (&local.name(), local_text),
             (key, shared_text),
             std::env::vars(),
@@ -60,12 +71,19 @@ pub fn split_snapshot(
     })
 }
 
-/// Parsing 10,000 services allocates about eight times what the snapshot keeps. The work
-/// runs on a scratch thread, so its garbage (and the first snapshot) land in that thread's
-/// malloc arena; the copy made here is compact in the caller's arena, and once the original
-/// is dropped the scratch arena is empty and goes back to the system whole.
-fn snapshot_of(parse: impl Fn() -> Result<Config, Problems> + Sync) -> Result<Snapshot, Problems> {
-    let parse_and_build = || parse().and_then(build);
+/// The SHA-256 of a config file's text: what tells a file event that changed nothing.
+pub type TextDigest = sha2::digest::Output<Sha256>;
+
+/// The snapshot of what `parse` gives, with what the parse keeps for the next one (the
+/// services it parsed). Parsing 10,000 services allocates several times what the snapshot
+/// keeps. The work runs on a scratch thread, so its garbage (and the first snapshot) land
+/// in that thread's malloc arena; the copies made here are compact in the caller's arena,
+/// and once the originals are dropped the scratch arena is empty and goes back to the
+/// system whole.
+fn snapshot_with<T: Clone + Send>(
+    parse: impl Fn() -> Result<(Config, T), Problems> + Sync,
+) -> Result<(Snapshot, T), Problems> {
+    let parse_and_build = || parse().and_then(|(config, kept)| Ok((build(config)?, kept)));
     let built = std::thread::scope(|scope| {
         match std::thread::Builder::new()
             .name("dockline-parse".into())
@@ -87,7 +105,11 @@ fn snapshot_of(parse: impl Fn() -> Result<Config, Problems> + Sync) -> Result<Sn
 #[derive(Debug)]
 pub enum Origin {
     /// One file (or the embedded default) holds everything.
-    File { source: Source, text: String },
+    File {
+        source: Source,
+        digest: TextDigest,
+        blocks: ServiceBlocks,
+    },
     /// The local file holds `[node]` and `[source]`; etcd holds the shared document.
     Etcd {
         local: Source,
@@ -95,6 +117,7 @@ pub enum Origin {
         document: Document,
         /// Why the document came from the local cache, if it did.
         from_cache: Option<CacheReason>,
+        blocks: ServiceBlocks,
     },
 }
 
@@ -162,9 +185,14 @@ pub async fn first_load(source: Source) -> anyhow::Result<(Origin, Snapshot)> {
     let settings = parse_source(&source.name(), &text, std::env::vars())
         .map_err(|problems| invalid(&source.name(), problems))?;
     if settings.kind == SourceKind::File {
-        let (text, snapshot) =
+        let (digest, snapshot, blocks) =
             load_snapshot(&source).map_err(|problems| invalid(&source.name(), problems))?;
-        return Ok((Origin::File { source, text }, snapshot));
+        let origin = Origin::File {
+            source,
+            digest,
+            blocks,
+        };
+        return Ok((origin, snapshot));
     }
     let key = settings.document_key();
     let cache = Cache::new(&settings);
@@ -189,7 +217,7 @@ pub async fn first_load(source: Source) -> anyhow::Result<(Origin, Snapshot)> {
             (cached, Some(reason))
         }
     };
-    let mut snapshot =
+    let (mut snapshot, blocks) =
         split_snapshot(&source, &text, &key, &document.text).map_err(|problems| {
             invalid(
                 &format!("{key} at revision {}", document.revision),
@@ -206,6 +234,7 @@ pub async fn first_load(source: Source) -> anyhow::Result<(Origin, Snapshot)> {
             settings: Box::new(settings),
             document,
             from_cache,
+            blocks,
         },
         snapshot,
     ))
@@ -249,15 +278,21 @@ pub fn start(
         applies,
     };
     match origin {
-        Origin::File { source, text } => start_file(source, text, target, hangup, shutdown),
+        Origin::File {
+            source,
+            digest,
+            blocks,
+        } => start_file(source, (digest, blocks), target, hangup, shutdown),
         Origin::Etcd {
             local,
             settings,
             document,
             from_cache,
-        } => start_etcd(
-            local, *settings, document, from_cache, target, hangup, shutdown,
-        ),
+            blocks,
+        } => {
+            let loaded = (document, from_cache, blocks);
+            start_etcd(local, *settings, loaded, target, hangup, shutdown)
+        }
     }
 }
 
@@ -289,7 +324,7 @@ fn loader_thread<T: Send + 'static>(
 /// Reloads on SIGHUP (always) and on file events (when the text changed).
 fn start_file(
     source: Source,
-    mut last_text: String,
+    (mut last_digest, mut blocks): (TextDigest, ServiceBlocks),
     target: Target,
     mut hangup: Signal,
     shutdown: CancellationToken,
@@ -309,18 +344,21 @@ fn start_file(
             &source.name(),
             || {
                 let text = source.read()?;
-                if !forced && text == last_text {
+                let digest = Sha256::digest(&text);
+                if !forced && digest == last_digest {
                     return Ok(None);
                 }
                 if !forced {
                     tracing::info!(trigger = "file change", "reloading config");
                 }
-                last_text = text;
-                snapshot_of(|| {
-                    parse(&source.name(), &last_text, std::env::vars())
-                        .and_then(unchanged_source(&ConfigSource::default()))
-                })
-                .map(Some)
+                last_digest = digest;
+                let (snapshot, kept) = snapshot_with(|| {
+                    let (config, kept) =
+                        parse_reusing(&blocks, &source.name(), &text, std::env::vars())?;
+                    Ok((unchanged_source(&ConfigSource::default())(config)?, kept))
+                })?;
+                blocks = kept;
+                Ok(Some(snapshot))
             },
             || {},
         );
@@ -393,8 +431,7 @@ impl From<Change> for EtcdLoad {
 fn start_etcd(
     local: Source,
     settings: ConfigSource,
-    document: Document,
-    from_cache: Option<CacheReason>,
+    (document, from_cache, mut blocks): (Document, Option<CacheReason>, ServiceBlocks),
     target: Target,
     mut hangup: Signal,
     shutdown: CancellationToken,
@@ -437,18 +474,18 @@ fn start_etcd(
             &name,
             || {
                 let local_text = local.read()?;
-                snapshot_of(|| {
-                    parse_split(
+                let (mut snapshot, kept) = snapshot_with(|| {
+                    let (config, kept) = parse_split_reusing(
+                        &blocks,
                         (&local.name(), &local_text),
                         (&key, &candidate.text),
                         std::env::vars(),
-                    )
-                    .and_then(unchanged_source(&started_with))
-                })
-                .map(|mut snapshot| {
-                    snapshot.config_revision = Some(candidate.revision);
-                    Some(snapshot)
-                })
+                    )?;
+                    Ok((unchanged_source(&started_with)(config)?, kept))
+                })?;
+                blocks = kept;
+                snapshot.config_revision = Some(candidate.revision);
+                Ok(Some(snapshot))
             },
             || {
                 target
