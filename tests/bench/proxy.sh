@@ -7,7 +7,10 @@
 # TCP throughput; and for each, the CPU time each proxy spent on it (utime + stime from
 # /proc/PID/stat around the run) per request or per GiB, the figure that does not depend on
 # what else runs on the machine. $RUNS rounds, each proxy's turn alternating first; prints
-# every round and the medians with ratios (dockline / HAProxy); asserts nothing. Runs as
+# every round and the medians with ratios (dockline / HAProxy), then where the CPU goes:
+# dockline's user and kernel time per unit, the whole machine's busy time per unit during
+# each proxy's runs, and the ceiling (the rate ratio with dockline's user time at zero);
+# asserts nothing. Runs as
 # root, everything inside network namespaces this script creates:
 # client -- node (dockline, HAProxy) -- backend.
 set -euo pipefail
@@ -139,6 +142,9 @@ sleep 0.5
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+sys_ticks() { awk '{print $15}' "/proc/$1/stat"; }
+# Busy ticks of the whole machine (every process, the kernel's softirq work included).
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 threads() { awk '/^Threads/{print $2}' "/proc/$1/status"; }
 # A size as wrk prints it ("1.23GB") in bytes.
 bytes() {
@@ -148,10 +154,11 @@ bytes() {
 
 # One figure against one proxy (pid $2), from the client: prints the figure and the proxy's
 # CPU time per unit of work ("requests/s us/request", or "MiB/s ms/GiB", or
-# "Gbit/s ms/GiB").
+# "Gbit/s ms/GiB"), then the proxy's kernel time and the whole machine's busy time per
+# unit, in the same unit.
 measure() {
-    local kind=$1 pid=$2 url=$3 cpu0 cpu1 out cpu_s
-    cpu0=$(cpu_ticks "$pid")
+    local kind=$1 pid=$2 url=$3 cpu0 cpu1 out cpu_s sys0 machine0 sys_s machine_s
+    cpu0=$(cpu_ticks "$pid") sys0=$(sys_ticks "$pid") machine0=$(machine_ticks)
     case $kind in
         keepalive) out=$(ip netns exec "$CLIENT" wrk -t2 -c"$CONNS" -d"${DURATION}s" "$url/") ;;
         close) out=$(ip netns exec "$CLIENT" wrk -t2 -c"$CONNS" -d"${DURATION}s" -H 'Connection: close' "$url/") ;;
@@ -160,19 +167,25 @@ measure() {
     esac
     cpu1=$(cpu_ticks "$pid")
     cpu_s=$(awk -v c=$((cpu1 - cpu0)) -v t="$ticks" 'BEGIN {print c / t}')
+    sys_s=$(awk -v c=$(($(sys_ticks "$pid") - sys0)) -v t="$ticks" 'BEGIN {print c / t}')
+    machine_s=$(awk -v c=$(($(machine_ticks) - machine0)) -v t="$ticks" 'BEGIN {print c / t}')
     case $kind in
         keepalive | close)
-            awk -v cpu="$cpu_s" '/^Requests\/sec/ {rps = $2} / requests in / {n = $1}
-                END {printf "%.0f %.2f\n", rps, cpu / n * 1e6}' <<<"$out" ;;
+            awk -v cpu="$cpu_s" -v sys="$sys_s" -v all="$machine_s" \
+                '/^Requests\/sec/ {rps = $2} / requests in / {n = $1}
+                END {printf "%.0f %.2f %.2f %.2f %.2f\n", rps, cpu / n * 1e6, sys / n * 1e6, all / n * 1e6, all / '"$DURATION"'}' <<<"$out" ;;
         mib)
             local read
             read=$(bytes "$(awk '/ requests in / {print $NF == "read" ? $(NF-1) : $NF}' <<<"$out")")
-            awk -v cpu="$cpu_s" -v b="$read" -v d="$DURATION" \
-                'BEGIN {printf "%.0f %.1f\n", b / 2^20 / d, cpu * 1000 / (b / 2^30)}' ;;
+            awk -v cpu="$cpu_s" -v sys="$sys_s" -v all="$machine_s" -v b="$read" -v d="$DURATION" \
+                'BEGIN {g = b / 2^30; printf "%.0f %.1f %.1f %.1f %.2f\n", b / 2^20 / d, cpu * 1000 / g, sys * 1000 / g, all * 1000 / g, all / d}' ;;
         iperf)
             python3 -c 'import json, sys
 r = json.load(sys.stdin)["end"]["sum_received"]
-print("%.2f %.1f" % (r["bits_per_second"] / 1e9, float(sys.argv[1]) * 1000 / (r["bytes"] / 2**30)))' "$cpu_s" <<<"$out" ;;
+g = r["bytes"] / 2**30
+cpu, sys_, all_ = (float(a) * 1000 / g for a in sys.argv[1:4])
+busy = float(sys.argv[3]) / float(sys.argv[4])
+print("%.2f %.1f %.1f %.1f %.2f" % (r["bits_per_second"] / 1e9, cpu, sys_, all_, busy))' "$cpu_s" "$sys_s" "$machine_s" "$DURATION" <<<"$out" ;;
     esac
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
@@ -192,7 +205,7 @@ declare -A label=(
     [mib]="1 MiB transfer MiB/s" [iperf]="iperf3 Gbit/s"
 )
 declare -A unit=([keepalive]="us/req" [close]="us/req" [mib]="ms/GiB" [iperf]="ms/GiB")
-declare -A value cpu
+declare -A value cpu kernel machine busy
 
 printf '\n== L4 proxy: dockline (%s runtime workers; %s threads in all) vs HAProxy (nbthread %s; %s threads in all)\n' \
     "$DOCKLINE_WORKERS" "$(threads "$dockline_pid")" "$HAPROXY_THREADS" "$(threads "$haproxy_pid")"
@@ -205,9 +218,12 @@ for round in $(seq 1 "$RUNS"); do
     [ $((round % 2)) -eq 0 ] && order=(haproxy dockline)
     for figure in "${figures[@]}"; do
         for proxy in "${order[@]}"; do
-            read -r v c < <(measure "$figure" "${pid[$proxy]}" "${url[$proxy $figure]}")
+            read -r v c k m b < <(measure "$figure" "${pid[$proxy]}" "${url[$proxy $figure]}")
+            busy[$proxy $figure $round]=$b
             value[$proxy $figure $round]=$v
             cpu[$proxy $figure $round]=$c
+            kernel[$proxy $figure $round]=$k
+            machine[$proxy $figure $round]=$m
         done
         printf '%-5s %-26s %10s %10s %10s %10s %7s\n' "$round" "${label[$figure]}" \
             "${value[dockline $figure $round]}" "${value[haproxy $figure $round]}" \
@@ -236,3 +252,29 @@ for figure in "${figures[@]}"; do
         "$dc" "$hc" "$(ratio "$dc" "$hc")" "${unit[$figure]}"
 done
 printf '%-26s %10s %10s\n' "RSS KiB" "$rss" "$h_rss"
+
+# Where the time goes: on a machine that the client and the backend share with the proxy,
+# a rate is about (busy cores) / (the whole machine's CPU per unit); busy is the cores the
+# machine kept busy during the run (2 = saturated). The ceiling is the rate
+# ratio dockline would reach if its own user-space time were zero and everything else
+# (its kernel time, the client's, the backend's) stayed as measured.
+printf '\n== CPU per unit, medians (machine = every process and the kernel while that proxy ran)\n'
+printf '%-26s %9s %9s %9s %10s %11s %7s %7s %7s\n' figure "dl user" "dl kernel" "hap all" "machine dl" "machine hap" "busy dl" "busy hap" ceiling
+for figure in "${figures[@]}"; do
+    for proxy in dockline haproxy; do
+        ks=() ms=() bs=()
+        for round in $(seq 1 "$RUNS"); do
+            ks+=("${kernel[$proxy $figure $round]}")
+            ms+=("${machine[$proxy $figure $round]}")
+            bs+=("${busy[$proxy $figure $round]}")
+        done
+        kernel[$proxy $figure]=$(median "${ks[@]}")
+        machine[$proxy $figure]=$(median "${ms[@]}")
+        busy[$proxy $figure]=$(median "${bs[@]}")
+    done
+    dk=${kernel[dockline $figure]} dm=${machine[dockline $figure]} hm=${machine[haproxy $figure]}
+    du=$(python3 -c "print('%.2f' % (${cpu[dockline $figure]} - $dk))")
+    printf '%-26s %9s %9s %9s %10s %11s %7s %7s %7s\n' "${label[$figure]}" "$du" "$dk" \
+        "${cpu[haproxy $figure]}" "$dm" "$hm" "${busy[dockline $figure]}" "${busy[haproxy $figure]}" \
+        "$(python3 -c "print('%.2f' % ($hm / ($dm - $du)))")"
+done
