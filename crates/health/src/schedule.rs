@@ -6,7 +6,7 @@
 //! Sans-IO: the caller passes `now`, runs the probes [`Checks::due`] hands out and reports
 //! each result with [`Checks::record`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -36,11 +36,19 @@ struct Entry {
     verdict: Option<bool>,
 }
 
+/// Which endpoint: its service (`namespace/name`) and address.
+type Key = (String, IpAddr);
+
 /// The schedule and the rise/fall state of every endpoint to check, keyed by service and
 /// address.
 #[derive(Debug, Default)]
 pub struct Checks {
-    entries: BTreeMap<(String, IpAddr), Entry>,
+    entries: BTreeMap<Key, Entry>,
+    /// The endpoints not in flight, by when they are due: the next ones are found without
+    /// a look at every endpoint (a thousand probes a second each looked at all of them).
+    /// An element whose entry has since gone, changed its time or started is stale and
+    /// skipped.
+    waiting: BTreeSet<(Instant, Key)>,
 }
 
 impl Checks {
@@ -64,39 +72,50 @@ impl Checks {
             next.insert(key, entry);
         }
         self.entries = next;
+        self.waiting = (self.entries.iter())
+            .filter(|(_, entry)| !entry.in_flight)
+            .map(|(key, entry)| (entry.next_due, key.clone()))
+            .collect();
     }
 
     /// The probes to start now; each is due again one interval later.
     pub fn due(&mut self, now: Instant) -> Vec<Probe> {
-        self.entries
-            .values_mut()
-            .filter(|e| !e.in_flight && e.next_due <= now)
-            .map(|e| {
-                e.in_flight = true;
-                e.next_due = now + Duration::from_millis(e.probe.check.interval_ms);
-                e.probe.clone()
-            })
-            .collect()
+        let mut due = Vec::new();
+        while let Some((at, _)) = self.waiting.first()
+            && *at <= now
+        {
+            let Some((at, key)) = self.waiting.pop_first() else {
+                break;
+            };
+            let Some(e) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            if e.in_flight || e.next_due != at {
+                continue;
+            }
+            e.in_flight = true;
+            e.next_due = now + Duration::from_millis(e.probe.check.interval_ms);
+            due.push(e.probe.clone());
+        }
+        due
     }
 
     /// When [`Checks::due`] has something next.
     pub fn next_due(&self) -> Option<Instant> {
-        self.entries
-            .values()
-            .filter(|e| !e.in_flight)
-            .map(|e| e.next_due)
-            .min()
+        self.waiting.first().map(|(at, _)| *at)
     }
 
     /// Counts a result; returns the new verdict when it changed. Results of probes that a
     /// reload removed or changed meanwhile are ignored.
     pub fn record(&mut self, probe: &Probe, passed: bool, now: Instant) -> Option<bool> {
-        let entry = self.entries.get_mut(&(probe.service.clone(), probe.ip))?;
+        let key = (probe.service.clone(), probe.ip);
+        let entry = self.entries.get_mut(&key)?;
         if entry.probe != *probe {
             return None;
         }
         entry.in_flight = false;
         entry.next_due = entry.next_due.max(now);
+        self.waiting.insert((entry.next_due, key));
         let check = &entry.probe.check;
         let flip = if passed {
             entry.failures = 0;
@@ -193,6 +212,33 @@ mod tests {
         assert_eq!(checks.next_due(), Some(t0 + ms(500)));
         assert!(checks.due(t0 + ms(499)).is_empty());
         assert_eq!(checks.due(t0 + ms(500)).len(), 1);
+    }
+
+    #[test]
+    fn an_endpoint_is_handed_out_once_however_often_its_results_came() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut checks = Checks::default();
+        let probes: Vec<Probe> = (1..=200)
+            .map(|i| probe(&format!("10.0.1.{i}"), 1000))
+            .collect();
+        checks.sync(probes.clone(), t0);
+        assert_eq!(checks.due(t0).len(), 200);
+        // Results at different times leave earlier schedule marks behind; they are stale.
+        checks.record(&probes[0], true, t0 + ms(10));
+        checks.record(&probes[0], true, t0 + ms(1200));
+        for p in &probes[1..] {
+            checks.record(p, true, t0 + ms(10));
+        }
+        assert_eq!(checks.next_due(), Some(t0 + ms(1000)));
+        let due = checks.due(t0 + ms(1100));
+        assert_eq!(due.len(), 199);
+        assert!(
+            !due.contains(&probes[0]),
+            "due again at 1200 ms, not at 1000"
+        );
+        assert_eq!(checks.due(t0 + ms(1300)), std::slice::from_ref(&probes[0]));
+        assert!(checks.due(t0 + ms(1300)).is_empty());
     }
 
     #[test]
