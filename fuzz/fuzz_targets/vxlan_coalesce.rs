@@ -5,7 +5,7 @@
 
 #![no_main]
 
-use dockline_podnet::offload::coalesce::{Coalescer, Piece};
+use dockline_podnet::offload::coalesce::Coalescer;
 use dockline_podnet::offload::split_datagram;
 use dockline_podnet::offload::virtio::{self, VirtioHeader};
 use dockline_podnet::vxlan::HEADER_LEN;
@@ -28,10 +28,7 @@ fuzz_target!(|input: &[u8]| {
     for pieces in coalescer.frames() {
         let frame: Vec<u8> = pieces
             .iter()
-            .flat_map(|piece| match piece {
-                Piece::Written(range) => &coalescer.written()[range.clone()],
-                Piece::Pushed { frame, bytes } => &frames[*frame][bytes.clone()],
-            })
+            .flat_map(|piece| coalescer.bytes(piece, |frame| frames[frame]))
             .copied()
             .collect();
         let header = VirtioHeader::decode(&frame).expect("every frame has a header");

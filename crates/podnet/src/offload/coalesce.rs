@@ -140,6 +140,14 @@ impl Coalescer {
         &self.written
     }
 
+    /// The bytes of `piece`; `pushed` gives the frame pushed with each number.
+    pub fn bytes<'a>(&'a self, piece: &Piece, pushed: impl Fn(usize) -> &'a [u8]) -> &'a [u8] {
+        match piece {
+            Piece::Written(range) => &self.written[range.clone()],
+            Piece::Pushed { frame, bytes } => &pushed(*frame)[bytes.clone()],
+        }
+    }
+
     /// Forgets every frame, keeping the memory.
     pub fn clear(&mut self) {
         self.written.clear();
@@ -268,10 +276,7 @@ mod tests {
             .map(|pieces| {
                 let bytes: Vec<u8> = pieces
                     .iter()
-                    .flat_map(|piece| match piece {
-                        Piece::Written(range) => &coalescer.written()[range.clone()],
-                        Piece::Pushed { frame, bytes } => &pushed[*frame][bytes.clone()],
-                    })
+                    .flat_map(|piece| coalescer.bytes(piece, |frame| pushed[frame]))
                     .copied()
                     .collect();
                 let header = VirtioHeader::decode(&bytes).unwrap();

@@ -11,13 +11,12 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use nix::poll::PollFlags;
 use tun_rs::SyncDevice;
 
 use super::Shared;
 use crate::batch::{Batch, RECEIVE_BATCH};
 use crate::metrics::Counters;
-use crate::offload::coalesce::{Coalescer, Piece};
+use crate::offload::coalesce::Coalescer;
 use crate::offload::split_datagram;
 
 /// The socket-to-device direction, run on a thread of its own.
@@ -85,12 +84,11 @@ impl Receiver {
         let mut slices = Vec::new();
         for pieces in self.coalescer.frames() {
             slices.clear();
-            slices.extend(pieces.iter().map(|piece| {
-                IoSlice::new(match piece {
-                    Piece::Written(range) => &self.coalescer.written()[range.clone()],
-                    Piece::Pushed { frame: id, bytes } => &frame(*id)[bytes.clone()],
-                })
-            }));
+            slices.extend(
+                pieces
+                    .iter()
+                    .map(|piece| IoSlice::new(self.coalescer.bytes(piece, frame))),
+            );
             write(&self.device, &slices, &self.shared);
         }
         self.coalescer.clear();
@@ -129,22 +127,10 @@ impl Receiver {
 /// Writes one frame, gathered from `pieces`, to the device, waiting while it is full; a
 /// frame the device refuses is dropped (and logged at debug).
 fn write(device: &SyncDevice, pieces: &[IoSlice<'_>], shared: &Shared) {
-    loop {
-        match device.send_vectored(pieces) {
-            Ok(_) => return,
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                if !matches!(
-                    shared.stop.wait(device.as_fd(), PollFlags::POLLOUT),
-                    Ok(true)
-                ) {
-                    return;
-                }
-            }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => {
-                tracing::debug!(%error, "frame not written to the device");
-                return;
-            }
-        }
+    let written = shared
+        .stop
+        .retry_write(device.as_fd(), || device.send_vectored(pieces));
+    if let Some(Err(error)) = written {
+        tracing::debug!(%error, "frame not written to the device");
     }
 }

@@ -57,6 +57,27 @@ impl Stop {
         Ok(())
     }
 
+    /// Runs `attempt` (one non-blocking write) until it does not block, waiting for `fd`
+    /// to turn writable in between and trying again when interrupted. `None`: told to stop
+    /// meanwhile (or the wait itself failed).
+    pub(crate) fn retry_write<T>(
+        &self,
+        fd: BorrowedFd<'_>,
+        mut attempt: impl FnMut() -> io::Result<T>,
+    ) -> Option<io::Result<T>> {
+        loop {
+            match attempt() {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if !matches!(self.wait(fd, PollFlags::POLLOUT), Ok(true)) {
+                        return None;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                done => return Some(done),
+            }
+        }
+    }
+
     /// Waits until `fd` is ready for `events`: true then, false when told to stop.
     pub(crate) fn wait(&self, fd: BorrowedFd<'_>, events: PollFlags) -> io::Result<bool> {
         loop {

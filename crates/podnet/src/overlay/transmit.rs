@@ -271,8 +271,12 @@ impl Transmitter {
 fn send_all(socket: &UdpSocket, datagrams: &[Datagram<'_>], counters: &Counters, shared: &Shared) {
     let mut rest = datagrams;
     while !rest.is_empty() {
-        match batch::send_many(socket, rest) {
-            Ok(sent) => {
+        let sent = shared
+            .stop
+            .retry_write(socket.as_fd(), || batch::send_many(socket, rest));
+        match sent {
+            None => return,
+            Some(Ok(sent)) => {
                 counters.transmitted(
                     sent,
                     rest[..sent]
@@ -282,16 +286,7 @@ fn send_all(socket: &UdpSocket, datagrams: &[Datagram<'_>], counters: &Counters,
                 );
                 rest = &rest[sent.max(1)..];
             }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                if !matches!(
-                    shared.stop.wait(socket.as_fd(), PollFlags::POLLOUT),
-                    Ok(true)
-                ) {
-                    return;
-                }
-            }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => {
+            Some(Err(error)) => {
                 tracing::debug!(to = %rest[0].1, %error, "VXLAN send failed");
                 rest = &rest[1..];
             }
