@@ -47,21 +47,13 @@ impl ServiceBlocks {
         self.encoded.get(start..end)
     }
 
-    /// Remembers `service`, given as a value or already encoded.
-    fn keep(&mut self, digest: [u8; 32], service: Result<&Service, &[u8]>) -> Option<()> {
-        if self.at.contains_key(&digest) {
-            return Some(());
+    /// Remembers a service by its encoding (the first one of a digest counts).
+    fn keep(&mut self, digest: [u8; 32], encoded: &[u8]) {
+        if !self.at.contains_key(&digest) {
+            let start = self.encoded.len();
+            self.encoded.extend_from_slice(encoded);
+            self.at.insert(digest, (start, self.encoded.len()));
         }
-        let start = self.encoded.len();
-        match service {
-            Ok(service) => {
-                self.encoded =
-                    postcard::to_extend(service, std::mem::take(&mut self.encoded)).ok()?
-            }
-            Err(bytes) => self.encoded.extend_from_slice(bytes),
-        }
-        self.at.insert(digest, (start, self.encoded.len()));
-        Some(())
     }
 }
 
@@ -124,25 +116,29 @@ fn reuse(
         at: HashMap::with_capacity(blocks.len()),
         encoded: Vec::with_capacity(previous.encoded.len()),
     };
-    let digests: Vec<[u8; 32]> = blocks
+    // Each block's digest and, when the last parse had it, its service's encoding.
+    let known: Vec<([u8; 32], Option<&[u8]>)> = blocks
         .iter()
-        .map(|block| Sha256::digest(block.as_bytes()).into())
+        .map(|block| {
+            let digest = Sha256::digest(block.as_bytes()).into();
+            (digest, previous.encoded(&digest))
+        })
         .collect();
-    let new: Vec<&str> = (blocks.iter().zip(&digests))
-        .filter(|(_, digest)| previous.encoded(digest).is_none())
+    let new: Vec<&str> = (blocks.iter().zip(&known))
+        .filter(|(_, (_, encoded))| encoded.is_none())
         .map(|(block, _)| *block)
         .collect();
     let mut parsed = parse_blocks(&new).into_iter();
     let mut services = Vec::with_capacity(blocks.len());
-    for digest in digests {
-        let service = match previous.encoded(&digest) {
+    for (digest, encoded) in known {
+        let service = match encoded {
             Some(bytes) => {
-                found.keep(digest, Err(bytes))?;
+                found.keep(digest, bytes);
                 postcard::from_bytes(bytes).ok()?
             }
             None => {
                 let service = parsed.next()??;
-                found.keep(digest, Ok(&service))?;
+                found.keep(digest, &postcard::to_allocvec(&service).ok()?);
                 service
             }
         };
@@ -326,7 +322,7 @@ hostname = "db-0"
             let mut service: Service = postcard::from_bytes(&blocks.encoded[start..end]).unwrap();
             assert!(config.services.contains(&service));
             service.namespace = "remembered".into();
-            marked.keep(*digest, Ok(&service)).unwrap();
+            marked.keep(*digest, &postcard::to_allocvec(&service).unwrap());
         }
         let blocks = marked;
         let changed = DOCUMENT.replace("port = 5432", "port = 5433");
@@ -408,7 +404,7 @@ ready = false
 "#;
         let service = whole(text).unwrap().services.remove(0);
         let mut blocks = ServiceBlocks::default();
-        blocks.keep([0; 32], Ok(&service)).unwrap();
+        blocks.keep([0; 32], &postcard::to_allocvec(&service).unwrap());
         let decoded: Service = postcard::from_bytes(blocks.encoded(&[0; 32]).unwrap()).unwrap();
         assert_eq!(decoded, service);
         let (config, _) = reused(&blocks, text).unwrap();
